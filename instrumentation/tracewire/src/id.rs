@@ -1,0 +1,264 @@
+//! Trace and span identifiers, their hex forms and their generation.
+
+use std::fmt;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes `bytes` as lowercase hex into `out`, which must be twice as long.
+pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+    }
+}
+
+/// The value of one lowercase hex digit, or `None`.
+#[inline]
+pub(crate) const fn lower_hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes lowercase hex from `input` into `out` (`input` is twice as long).
+/// Returns `false` on any character that is not a lowercase hex digit.
+#[inline]
+pub(crate) fn decode_lower_hex(input: &[u8], out: &mut [u8]) -> bool {
+    if input.len() != out.len() * 2 {
+        return false;
+    }
+    for (i, pair) in input.chunks_exact(2).enumerate() {
+        match (lower_hex_value(pair[0]), lower_hex_value(pair[1])) {
+            (Some(hi), Some(lo)) => out[i] = (hi << 4) | lo,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A 16-byte W3C trace id. The all-zero id is invalid and means "no trace".
+///
+/// ```
+/// use tracewire::TraceId;
+///
+/// let id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+/// assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert!(id.is_valid());
+/// assert!(!TraceId::INVALID.is_valid());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TraceId([u8; 16]);
+
+impl TraceId {
+    /// The all-zero, invalid trace id.
+    pub const INVALID: TraceId = TraceId([0; 16]);
+
+    /// A trace id from its 16 bytes, most significant first.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        TraceId(bytes)
+    }
+
+    /// The 16 bytes of this id, most significant first.
+    pub const fn to_bytes(self) -> [u8; 16] {
+        self.0
+    }
+
+    /// A trace id from a 128-bit integer (big-endian byte order).
+    pub const fn from_u128(value: u128) -> Self {
+        TraceId(value.to_be_bytes())
+    }
+
+    /// This id as a 128-bit integer (big-endian byte order).
+    pub const fn to_u128(self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
+    /// Whether this id is not all zeros.
+    pub const fn is_valid(self) -> bool {
+        self.to_u128() != 0
+    }
+
+    /// A new random trace id: all 128 bits come from a fast thread-local
+    /// generator, so the W3C "random" flag applies to it.
+    pub fn random() -> Self {
+        loop {
+            let v = fastrand::u128(..);
+            if v != 0 {
+                return Self::from_u128(v);
+            }
+        }
+    }
+
+    /// Parses 32 lowercase hex digits. Uppercase or any other character is an
+    /// error, as W3C Trace Context requires. The all-zero id parses (check
+    /// [`is_valid`](Self::is_valid)).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let mut bytes = [0u8; 16];
+        decode_lower_hex(hex.as_bytes(), &mut bytes).then_some(TraceId(bytes))
+    }
+
+    /// Writes the 32 lowercase hex digits of this id into a stack buffer.
+    pub fn to_hex(self) -> HexBuf<32> {
+        let mut out = [0u8; 32];
+        encode_hex(&self.0, &mut out);
+        HexBuf(out)
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.to_hex().as_str())
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+/// An 8-byte W3C span id (the `parent-id` of `traceparent`). The all-zero
+/// id is invalid.
+///
+/// ```
+/// use tracewire::SpanId;
+///
+/// let id = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+/// assert_eq!(id.to_u64(), 0x00f0_67aa_0ba9_02b7);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SpanId([u8; 8]);
+
+impl SpanId {
+    /// The all-zero, invalid span id.
+    pub const INVALID: SpanId = SpanId([0; 8]);
+
+    /// A span id from its 8 bytes, most significant first.
+    pub const fn from_bytes(bytes: [u8; 8]) -> Self {
+        SpanId(bytes)
+    }
+
+    /// The 8 bytes of this id, most significant first.
+    pub const fn to_bytes(self) -> [u8; 8] {
+        self.0
+    }
+
+    /// A span id from a 64-bit integer (big-endian byte order).
+    pub const fn from_u64(value: u64) -> Self {
+        SpanId(value.to_be_bytes())
+    }
+
+    /// This id as a 64-bit integer (big-endian byte order).
+    pub const fn to_u64(self) -> u64 {
+        u64::from_be_bytes(self.0)
+    }
+
+    /// Whether this id is not all zeros.
+    pub const fn is_valid(self) -> bool {
+        self.to_u64() != 0
+    }
+
+    /// A new random, valid span id from a fast thread-local generator.
+    pub fn random() -> Self {
+        loop {
+            let v = fastrand::u64(..);
+            if v != 0 {
+                return Self::from_u64(v);
+            }
+        }
+    }
+
+    /// Parses 16 lowercase hex digits (see [`TraceId::from_hex`]).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let mut bytes = [0u8; 8];
+        decode_lower_hex(hex.as_bytes(), &mut bytes).then_some(SpanId(bytes))
+    }
+
+    /// Writes the 16 lowercase hex digits of this id into a stack buffer.
+    pub fn to_hex(self) -> HexBuf<16> {
+        let mut out = [0u8; 16];
+        encode_hex(&self.0, &mut out);
+        HexBuf(out)
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.to_hex().as_str())
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({self})")
+    }
+}
+
+/// Lowercase hex digits on the stack, returned by `to_hex` so that ids can be
+/// written without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexBuf<const N: usize>([u8; N]);
+
+impl<const N: usize> HexBuf<N> {
+    pub(crate) const fn from_raw(digits: [u8; N]) -> Self {
+        HexBuf(digits)
+    }
+
+    /// The digits as a string slice.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written into the buffer.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> fmt::Debug for HexBuf<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> fmt::Display for HexBuf<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> AsRef<str> for HexBuf<N> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let t = TraceId::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        assert_eq!(t.to_string(), "0123456789abcdeffedcba9876543210");
+        assert_eq!(TraceId::from_hex(t.to_hex().as_str()), Some(t));
+        let s = SpanId::from_u64(0xdead_beef_0000_0001);
+        assert_eq!(s.to_string(), "deadbeef00000001");
+        assert_eq!(SpanId::from_hex("deadbeef00000001"), Some(s));
+    }
+
+    #[test]
+    fn rejects_uppercase_and_wrong_length() {
+        assert_eq!(SpanId::from_hex("DEADBEEF00000001"), None);
+        assert_eq!(SpanId::from_hex("deadbeef0000001"), None);
+        assert_eq!(TraceId::from_hex("0123456789abcdeffedcba987654321g"), None);
+        assert_eq!(TraceId::from_hex(""), None);
+    }
+
+    #[test]
+    fn random_ids_are_valid_and_differ() {
+        let a = TraceId::random();
+        let b = TraceId::random();
+        assert!(a.is_valid() && b.is_valid());
+        assert_ne!(a, b);
+        assert!(SpanId::random().is_valid());
+    }
+}

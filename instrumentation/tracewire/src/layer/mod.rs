@@ -1,0 +1,365 @@
+//! The `tracing-subscriber` layer that turns `tracing` spans into W3C spans.
+
+mod clock;
+mod fields;
+mod remote;
+mod state;
+
+use std::fmt;
+use std::sync::Arc;
+
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::layer::Context as LayerContext;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+pub use remote::{
+    SetParentError, SpanExt, current_context, current_span_context, with_remote_parent,
+};
+pub(crate) use state::SpanState;
+
+use crate::processor::{NoopProcessor, SpanProcessor};
+use crate::sampling::{ParentBased, Sampler, SamplingInput, SamplingResult};
+use crate::{Baggage, Context, SpanContext, SpanId, TraceFlags, TraceId};
+use fields::{EventVisitor, SpanVisitor};
+use state::Recording;
+
+/// Most attributes, events and links a span keeps (OpenTelemetry's default
+/// span limits); more are counted as dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanLimits {
+    /// Most attributes per span.
+    pub max_attributes: u32,
+    /// Most events per span.
+    pub max_events: u32,
+    /// Most links per span.
+    pub max_links: u32,
+    /// Most attributes per event or link.
+    pub max_attributes_per_event: u32,
+}
+
+impl Default for SpanLimits {
+    fn default() -> Self {
+        SpanLimits {
+            max_attributes: 128,
+            max_events: 128,
+            max_links: 128,
+            max_attributes_per_event: 128,
+        }
+    }
+}
+
+/// A `tracing-subscriber` layer that gives every span a W3C trace id and
+/// span id, applies head sampling, records sampled spans and hands them to a
+/// [`SpanProcessor`] when they close.
+///
+/// - A child inherits its parent's trace id and flags; a span created in
+///   [`with_remote_parent`] continues a trace from another process.
+/// - `otel.name`, `otel.kind`, `otel.status_code` and `otel.status_message`
+///   fields mean what they mean in `tracing-opentelemetry`.
+/// - Only sampled spans record fields and events; unsampled spans still have
+///   ids, so they propagate and their log lines correlate.
+/// - An error field (`error = %e`, or any `&dyn Error` value) sets the status
+///   to Error and adds an `exception` event.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use tracewire::sampling::{ParentBased, TraceIdRatio};
+/// use tracewire::testing::InMemoryExporter;
+/// use tracewire::TracewireLayer;
+///
+/// let exporter = InMemoryExporter::new();
+/// let layer = TracewireLayer::builder()
+///     .sampler(ParentBased::new(TraceIdRatio::new(1.0)))
+///     .processor(exporter.clone())
+///     .build();
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     let span = tracing::info_span!("checkout", otel.kind = "server", items = 3);
+///     span.in_scope(|| tracing::info!("reserving stock"));
+/// });
+/// let span = exporter.span("checkout");
+/// assert_eq!(span.kind, tracewire::SpanKind::Server);
+/// assert_eq!(span.events[0].name, "reserving stock");
+/// ```
+#[derive(Clone)]
+pub struct TracewireLayer {
+    sampler: Arc<dyn Sampler>,
+    processor: Arc<dyn SpanProcessor>,
+    limits: SpanLimits,
+    error_events_set_status: bool,
+}
+
+impl fmt::Debug for TracewireLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracewireLayer")
+            .field("sampler", &self.sampler)
+            .field("processor", &self.processor)
+            .field("limits", &self.limits)
+            .field("error_events_set_status", &self.error_events_set_status)
+            .finish()
+    }
+}
+
+/// Configures a [`TracewireLayer`].
+#[derive(Debug, Clone)]
+pub struct TracewireLayerBuilder {
+    layer: TracewireLayer,
+}
+
+impl TracewireLayerBuilder {
+    /// The head sampler (default: `ParentBased(AlwaysOn)`).
+    pub fn sampler(mut self, sampler: impl Sampler) -> Self {
+        self.layer.sampler = Arc::new(sampler);
+        self
+    }
+
+    /// The head sampler, shared.
+    pub fn shared_sampler(mut self, sampler: Arc<dyn Sampler>) -> Self {
+        self.layer.sampler = sampler;
+        self
+    }
+
+    /// Where finished sampled spans go (default: dropped).
+    pub fn processor(mut self, processor: impl SpanProcessor) -> Self {
+        self.layer.processor = Arc::new(processor);
+        self
+    }
+
+    /// Where finished sampled spans go, shared.
+    pub fn shared_processor(mut self, processor: Arc<dyn SpanProcessor>) -> Self {
+        self.layer.processor = processor;
+        self
+    }
+
+    /// Span limits (default: 128 attributes, events and links).
+    pub fn limits(mut self, limits: SpanLimits) -> Self {
+        self.layer.limits = limits;
+        self
+    }
+
+    /// Whether an `ERROR`-level event inside a span sets its status to Error,
+    /// as `tracing-opentelemetry` does (default: true). Events that carry an
+    /// error value always do.
+    pub fn error_events_set_status(mut self, enabled: bool) -> Self {
+        self.layer.error_events_set_status = enabled;
+        self
+    }
+
+    /// The layer.
+    pub fn build(self) -> TracewireLayer {
+        self.layer
+    }
+}
+
+impl Default for TracewireLayer {
+    fn default() -> Self {
+        TracewireLayer {
+            sampler: Arc::new(ParentBased::default()),
+            processor: Arc::new(NoopProcessor),
+            limits: SpanLimits::default(),
+            error_events_set_status: true,
+        }
+    }
+}
+
+impl TracewireLayer {
+    /// A layer with the default sampler sending spans to `processor`.
+    pub fn new(processor: impl SpanProcessor) -> Self {
+        Self::builder().processor(processor).build()
+    }
+
+    /// A builder starting from the defaults.
+    pub fn builder() -> TracewireLayerBuilder {
+        TracewireLayerBuilder {
+            layer: Self::default(),
+        }
+    }
+
+    /// The processor finished spans go to.
+    pub fn processor(&self) -> &Arc<dyn SpanProcessor> {
+        &self.processor
+    }
+
+    /// The state of a new span under `parent` (`None`: a new trace).
+    pub(crate) fn start_state(
+        &self,
+        parent: Option<&SpanContext>,
+        sampling_hint: Option<bool>,
+        baggage: Baggage,
+        attrs: Option<&Attributes<'_>>,
+        metadata: &'static tracing_core::Metadata<'static>,
+    ) -> SpanState {
+        let trace_id = parent.map_or_else(TraceId::random, SpanContext::trace_id);
+        let result = match (parent, sampling_hint) {
+            (None, Some(true)) => SamplingResult::SAMPLE,
+            (None, Some(false)) => SamplingResult::DROP,
+            _ => self.sampler.should_sample(&SamplingInput {
+                trace_id,
+                parent,
+                metadata,
+                attributes: attrs,
+            }),
+        };
+        let sampled = result.is_sampled();
+        let base_flags = parent.map_or(TraceFlags::RANDOM, |p| p.flags().known());
+        let trace_state = match result.trace_state {
+            Some(state) => state,
+            None => parent.map(|p| p.trace_state().clone()).unwrap_or_default(),
+        };
+        let cx = SpanContext::new(
+            trace_id,
+            SpanId::random(),
+            base_flags.with_sampled(sampled),
+            false,
+            trace_state,
+        );
+        let recording = sampled.then(|| {
+            let mut rec = Recording::start(metadata, parent, attrs.map_or(0, |a| a.fields().len()));
+            if let Some(attrs) = attrs {
+                attrs.record(&mut SpanVisitor::new(&mut rec, &self.limits, false));
+            }
+            rec
+        });
+        SpanState::new(cx, baggage, recording)
+    }
+}
+
+/// The context of `span` or of its nearest ancestor that has one.
+fn nearest_context<S>(span: Option<SpanRef<'_, S>>) -> Option<(SpanContext, Baggage)>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    span?.scope().find_map(|s| {
+        s.extensions().get::<SpanState>().map(|state| {
+            state.note_child();
+            (state.cx.clone(), state.baggage.clone())
+        })
+    })
+}
+
+impl<S> tracing_subscriber::Layer<S> for TracewireLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let remote = if attrs.is_contextual() {
+            remote::pending_parent(span.parent().map(|p| p.id()))
+        } else {
+            None
+        };
+        let (parent, hint, baggage) = match remote {
+            Some(cx) => {
+                let hint = cx.sampling_hint();
+                let (parent, baggage) = cx.into_parts();
+                (parent, hint, baggage)
+            }
+            None => match nearest_context(span.parent()) {
+                Some((cx, baggage)) => (Some(cx), None, baggage),
+                None => (None, None, Baggage::new()),
+            },
+        };
+        let state = self.start_state(
+            parent.as_ref(),
+            hint,
+            baggage,
+            Some(attrs),
+            attrs.metadata(),
+        );
+        span.extensions_mut().insert(state);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(rec) = ext
+            .get_mut::<SpanState>()
+            .and_then(|s| s.recording.as_mut())
+        {
+            values.record(&mut SpanVisitor::new(rec, &self.limits, true));
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let Some(target) = ctx.span(follows) else {
+            return;
+        };
+        let Some(cx) = target.extensions().get::<SpanState>().map(|s| s.cx.clone()) else {
+            return;
+        };
+        if let Some(rec) = span
+            .extensions_mut()
+            .get_mut::<SpanState>()
+            .and_then(|s| s.recording.as_mut())
+        {
+            rec.add_link(cx, &self.limits);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut ext = span.extensions_mut();
+        let Some(rec) = ext
+            .get_mut::<SpanState>()
+            .and_then(|s| s.recording.as_mut())
+        else {
+            return;
+        };
+        let mut visitor = EventVisitor::new(event.metadata(), &self.limits);
+        event.record(&mut visitor);
+        let error_level = *event.metadata().level() == tracing_core::Level::ERROR;
+        rec.add_event(
+            visitor,
+            error_level && self.error_events_set_status,
+            &self.limits,
+        );
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let finished = {
+            let mut ext = span.extensions_mut();
+            ext.get_mut::<SpanState>().and_then(|state| {
+                let cx = state.cx.clone();
+                state.recording.take().map(|rec| rec.finish(cx))
+            })
+        };
+        if let Some(data) = finished {
+            self.processor.on_end(data);
+        }
+    }
+}
+
+/// Re-parents the span `id` under `cx`, as [`SpanExt::set_parent`] does.
+pub(crate) fn reparent<S>(
+    layer: &TracewireLayer,
+    span: &SpanRef<'_, S>,
+    cx: &Context,
+) -> Result<(), SetParentError>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut ext = span.extensions_mut();
+    let Some(old) = ext.get_mut::<SpanState>() else {
+        return Err(SetParentError::NotTraced);
+    };
+    if old.has_children() {
+        return Err(SetParentError::HasChildren);
+    }
+    let mut state = layer.start_state(
+        cx.span_context(),
+        cx.sampling_hint(),
+        cx.baggage().clone(),
+        None,
+        span.metadata(),
+    );
+    if let (Some(new), Some(previous)) = (state.recording.as_mut(), old.recording.take()) {
+        new.adopt(previous);
+    }
+    *old = state;
+    Ok(())
+}

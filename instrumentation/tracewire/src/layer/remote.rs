@@ -1,0 +1,200 @@
+//! The small API instrumentation uses to read and set context: the context
+//! of a span, and creating a span under a remote parent.
+
+use std::cell::RefCell;
+
+use tracing::Span;
+use tracing_core::span::Id;
+use tracing_subscriber::Registry;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::{SpanState, TracewireLayer};
+use crate::{Context, SpanContext};
+
+/// A remote parent waiting for the next span created under the span that
+/// was current when [`with_remote_parent`] was called.
+struct Pending {
+    cx: Context,
+    current: Option<Id>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous pending parent when `with_remote_parent` returns
+/// or unwinds.
+struct Restore(Option<Pending>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        let _ = PENDING.try_with(|p| *p.borrow_mut() = previous);
+    }
+}
+
+/// Runs `make_span` so that the spans it creates continue the trace in `cx`
+/// (typically extracted from an incoming request or message) instead of
+/// the current span's trace. An empty `cx` (nothing extracted, or invalid
+/// input) makes them roots of new traces. The baggage of `cx` is attached
+/// to them.
+///
+/// Only spans created directly under the span that was current at the call
+/// take `cx` as parent; spans created inside them (if `make_span` enters
+/// one) are their ordinary children.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use tracewire::propagation::{Propagator, TraceContextPropagator};
+/// use tracewire::{testing::InMemoryExporter, with_remote_parent, TracewireLayer};
+///
+/// let exporter = InMemoryExporter::new();
+/// let subscriber = tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone()));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let mut headers = http::HeaderMap::new();
+///     headers.insert(
+///         "traceparent",
+///         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap(),
+///     );
+///     let cx = TraceContextPropagator::new().extract(&headers);
+///     let span = with_remote_parent(&cx, || tracing::info_span!("GET /users/{id}"));
+///     drop(span);
+/// });
+/// let span = exporter.span("GET /users/{id}");
+/// assert_eq!(span.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(span.parent_span_id.to_string(), "00f067aa0ba902b7");
+/// assert!(span.parent_is_remote);
+/// ```
+pub fn with_remote_parent<R>(cx: &Context, make_span: impl FnOnce() -> R) -> R {
+    let pending = Pending {
+        cx: cx.clone(),
+        current: Span::current().id(),
+    };
+    let previous = PENDING.with(|p| p.borrow_mut().replace(pending));
+    let _restore = Restore(previous);
+    make_span()
+}
+
+/// The remote parent for a contextual span whose `tracing` parent is
+/// `parent`, if one is pending for it.
+pub(super) fn pending_parent(parent: Option<Id>) -> Option<Context> {
+    PENDING
+        .try_with(|p| match &*p.borrow() {
+            Some(pending) if pending.current == parent => Some(pending.cx.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// Why [`SpanExt::set_parent`] did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SetParentError {
+    /// The span is disabled, or no [`TracewireLayer`] over a
+    /// `tracing_subscriber::Registry` is installed.
+    #[error("the span is not traced by a tracewire layer")]
+    NotTraced,
+    /// Children already took the span's old context.
+    #[error("the span already has children; set the parent before creating any")]
+    HasChildren,
+}
+
+/// Reads the state tracewire keeps for `span`.
+fn with_state<R>(span: &Span, f: impl FnOnce(&SpanState) -> R) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let span = registry.span(id)?;
+        let ext = span.extensions();
+        ext.get::<SpanState>().map(f)
+    })
+    .flatten()
+}
+
+/// Trace context for `tracing` spans.
+pub trait SpanExt {
+    /// The span's W3C context (ids, flags, trace state), or `None` when the
+    /// span is disabled or no tracewire layer is installed.
+    fn span_context(&self) -> Option<SpanContext>;
+
+    /// The span's context and baggage, ready to inject into an outgoing
+    /// request. Empty when the span has no context.
+    fn context(&self) -> Context;
+
+    /// Makes `cx` the parent of this span: its trace id, parent and sampling
+    /// decision are taken again from `cx` (an empty `cx` makes it a new
+    /// root). Call it before the span has children and before it is entered,
+    /// or log lines already written keep the old ids. Fields given when the
+    /// span was created are kept only if it was sampled then;
+    /// [`with_remote_parent`] has no such limits.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// use tracewire::{Context, SpanContext, SpanExt, SpanId, TraceFlags, TraceId, TraceState};
+    ///
+    /// let subscriber = tracing_subscriber::registry().with(tracewire::TracewireLayer::default());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let remote = SpanContext::new(
+    ///         TraceId::from_u128(42),
+    ///         SpanId::from_u64(7),
+    ///         TraceFlags::SAMPLED,
+    ///         true,
+    ///         TraceState::default(),
+    ///     );
+    ///     let span = tracing::info_span!("consume");
+    ///     span.set_parent(&Context::from_span_context(remote)).unwrap();
+    ///     assert_eq!(span.span_context().unwrap().trace_id(), TraceId::from_u128(42));
+    /// });
+    /// ```
+    fn set_parent(&self, cx: &Context) -> Result<(), SetParentError>;
+
+    /// Adds a link from this span to `cx` (recorded when the span is
+    /// sampled).
+    fn add_link(&self, cx: &SpanContext);
+}
+
+impl SpanExt for Span {
+    fn span_context(&self) -> Option<SpanContext> {
+        with_state(self, |s| s.cx.clone())
+    }
+
+    fn context(&self) -> Context {
+        with_state(self, |s| {
+            Context::from_span_context(s.cx.clone()).with_baggage(s.baggage.clone())
+        })
+        .unwrap_or_default()
+    }
+
+    fn set_parent(&self, cx: &Context) -> Result<(), SetParentError> {
+        self.with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            let layer = dispatch.downcast_ref::<TracewireLayer>()?;
+            let span = registry.span(id)?;
+            Some(super::reparent(layer, &span, cx))
+        })
+        .flatten()
+        .unwrap_or(Err(SetParentError::NotTraced))
+    }
+
+    fn add_link(&self, cx: &SpanContext) {
+        self.with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            let layer = dispatch.downcast_ref::<TracewireLayer>()?;
+            let span = registry.span(id)?;
+            let mut ext = span.extensions_mut();
+            let rec = ext.get_mut::<SpanState>()?.recording.as_mut()?;
+            rec.add_link(cx.clone(), &layer.limits);
+            Some(())
+        });
+    }
+}
+
+/// The context of the current span (see [`SpanExt::context`]): what a
+/// client injects into an outgoing request.
+pub fn current_context() -> Context {
+    Span::current().context()
+}
+
+/// The W3C context of the current span, if any.
+pub fn current_span_context() -> Option<SpanContext> {
+    Span::current().span_context()
+}

@@ -1,0 +1,226 @@
+//! Carriers: where propagators read and write their fields.
+
+use std::collections::HashMap;
+
+/// Read access to a carrier (HTTP headers, message headers, a map).
+///
+/// Keys are compared case-insensitively where the carrier allows it;
+/// propagators always ask for lowercase names.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use tracewire::propagation::Extractor;
+///
+/// let map = HashMap::from([("Traceparent".to_owned(), "00-abc".to_owned())]);
+/// assert_eq!(map.get_value("traceparent"), Some(&b"00-abc"[..]));
+/// assert_eq!(map.count("traceparent"), 1);
+/// ```
+pub trait Extractor {
+    /// The first value of `key`, if any.
+    fn get_value(&self, key: &str) -> Option<&[u8]>;
+
+    /// Calls `f` with every value of `key`, in order, and returns how many
+    /// there were. Carriers that hold one value per key need not override it.
+    fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
+        match self.get_value(key) {
+            Some(value) => {
+                f(value);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// How many values `key` has.
+    fn count(&self, key: &str) -> usize {
+        self.for_each_value(key, &mut |_| {})
+    }
+}
+
+/// Write access to a carrier.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use tracewire::propagation::Injector;
+///
+/// let mut map = HashMap::new();
+/// map.set_value("baggage", "user=alice");
+/// assert_eq!(map["baggage"], "user=alice");
+/// ```
+pub trait Injector {
+    /// Sets `key` to `value`, replacing every earlier value of `key`.
+    /// Propagators only pass lowercase ASCII names and visible-ASCII values.
+    fn set_value(&mut self, key: &'static str, value: &str);
+}
+
+#[cfg(feature = "http")]
+impl Extractor for http::HeaderMap {
+    fn get_value(&self, key: &str) -> Option<&[u8]> {
+        self.get(key).map(http::HeaderValue::as_bytes)
+    }
+
+    fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        for value in self.get_all(key) {
+            f(value.as_bytes());
+            n += 1;
+        }
+        n
+    }
+}
+
+#[cfg(feature = "http")]
+impl Injector for http::HeaderMap {
+    fn set_value(&mut self, key: &'static str, value: &str) {
+        // Our values are visible ASCII; anything else is skipped rather than
+        // breaking the request.
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            self.insert(http::HeaderName::from_static(key), value);
+        }
+    }
+}
+
+/// Looks `key` up exactly, then case-insensitively.
+impl<S: std::hash::BuildHasher> Extractor for HashMap<String, String, S> {
+    fn get_value(&self, key: &str) -> Option<&[u8]> {
+        self.get(key)
+            .or_else(|| {
+                self.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v)
+            })
+            .map(String::as_bytes)
+    }
+}
+
+impl<S: std::hash::BuildHasher> Injector for HashMap<String, String, S> {
+    fn set_value(&mut self, key: &'static str, value: &str) {
+        self.retain(|k, _| !k.eq_ignore_ascii_case(key));
+        self.insert(key.to_owned(), value.to_owned());
+    }
+}
+
+/// A list of `(name, value)` headers, as Kafka and AMQP messages carry them;
+/// names compare case-insensitively and may repeat.
+impl<K: AsRef<str>, V: AsRef<[u8]>> Extractor for [(K, V)] {
+    fn get_value(&self, key: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_ref())
+    }
+
+    fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        for (_, v) in self
+            .iter()
+            .filter(|(k, _)| k.as_ref().eq_ignore_ascii_case(key))
+        {
+            f(v.as_ref());
+            n += 1;
+        }
+        n
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<[u8]>> Extractor for Vec<(K, V)> {
+    fn get_value(&self, key: &str) -> Option<&[u8]> {
+        self.as_slice().get_value(key)
+    }
+
+    fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
+        self.as_slice().for_each_value(key, f)
+    }
+}
+
+/// Replaces every header named `key` (case-insensitively) with one at the end.
+impl Injector for Vec<(String, Vec<u8>)> {
+    fn set_value(&mut self, key: &'static str, value: &str) {
+        self.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        self.push((key.to_owned(), value.as_bytes().to_vec()));
+    }
+}
+
+/// Replaces every header named `key` (case-insensitively) with one at the end.
+impl Injector for Vec<(String, String)> {
+    fn set_value(&mut self, key: &'static str, value: &str) {
+        self.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        self.push((key.to_owned(), value.to_owned()));
+    }
+}
+
+/// Joins every value of `key` with `,` (the HTTP rule for list headers).
+/// `None` when there is none or one is not UTF-8.
+pub(crate) fn joined_value(extractor: &dyn Extractor, key: &str) -> Option<String> {
+    let mut joined = String::new();
+    let mut utf8 = true;
+    let n = extractor.for_each_value(key, &mut |v| match std::str::from_utf8(v) {
+        Ok(v) => {
+            if !joined.is_empty() {
+                joined.push(',');
+            }
+            joined.push_str(v);
+        }
+        Err(_) => utf8 = false,
+    });
+    (n > 0 && utf8).then_some(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_list_is_case_insensitive_and_keeps_duplicates() {
+        let headers = vec![
+            ("TraceParent".to_owned(), b"a".to_vec()),
+            ("other".to_owned(), b"b".to_vec()),
+            ("traceparent".to_owned(), b"c".to_vec()),
+        ];
+        assert_eq!(headers.get_value("traceparent"), Some(&b"a"[..]));
+        assert_eq!(headers.count("traceparent"), 2);
+        assert_eq!(
+            joined_value(&headers, "traceparent").as_deref(),
+            Some("a,c")
+        );
+    }
+
+    #[test]
+    fn header_list_injection_replaces_stale_values() {
+        let mut headers = vec![
+            ("Traceparent".to_owned(), b"old".to_vec()),
+            ("user".to_owned(), b"kept".to_vec()),
+        ];
+        headers.set_value("traceparent", "new");
+        assert_eq!(
+            headers,
+            vec![
+                ("user".to_owned(), b"kept".to_vec()),
+                ("traceparent".to_owned(), b"new".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn hashmap_falls_back_to_case_insensitive_lookup() {
+        let map = HashMap::from([("X-B3-TraceId".to_owned(), "abc".to_owned())]);
+        assert_eq!(map.get_value("x-b3-traceid"), Some(&b"abc"[..]));
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn header_map_joins_lines_in_order() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("tracestate", "a=1".parse().unwrap());
+        headers.append("tracestate", "b=2".parse().unwrap());
+        assert_eq!(
+            joined_value(&headers, "tracestate").as_deref(),
+            Some("a=1,b=2")
+        );
+    }
+
+    #[test]
+    fn non_utf8_values_are_no_value() {
+        let headers = vec![("baggage".to_owned(), vec![0xff, 0xfe])];
+        assert_eq!(joined_value(&headers, "baggage"), None);
+    }
+}
