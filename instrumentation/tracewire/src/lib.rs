@@ -49,6 +49,8 @@ mod context;
 pub mod export;
 pub mod fmt;
 mod id;
+#[cfg(feature = "otlp")]
+mod init;
 mod layer;
 pub mod processor;
 pub mod propagation;
@@ -60,6 +62,8 @@ pub mod trace_state;
 pub use baggage::Baggage;
 pub use context::{Context, SpanContext, TraceFlags};
 pub use id::{HexBuf, SpanId, TraceId};
+#[cfg(feature = "otlp")]
+pub use init::{InitError, LogFormat, TracesExporter, Tracewire, TracingGuard, init};
 pub use layer::{
     SetParentError, SpanExt, SpanLimits, TracewireLayer, TracewireLayerBuilder, current_context,
     current_span_context, with_remote_parent,

@@ -190,6 +190,8 @@ impl BatchSpanProcessor {
             batch: Vec::with_capacity(config.max_export_batch_size),
             warned_drops: 0,
             last_warning: None,
+            unreported_failures: 0,
+            last_failure_warning: None,
         };
         let spawned = thread::Builder::new()
             .name("tracewire-export".into())
@@ -271,6 +273,9 @@ struct Worker {
     batch: Vec<SpanData>,
     warned_drops: u64,
     last_warning: Option<Instant>,
+    /// Spans failed since the last failure warning.
+    unreported_failures: u64,
+    last_failure_warning: Option<Instant>,
 }
 
 impl Worker {
@@ -372,7 +377,22 @@ impl Worker {
             }
             Err(e) => {
                 self.stats.failed.fetch_add(count, Ordering::Relaxed);
-                tracing::warn!(target: "tracewire::export", error = %e, spans = count, "span export failed; the spans are dropped");
+                self.unreported_failures += count;
+                let now = Instant::now();
+                let quiet = self
+                    .last_failure_warning
+                    .is_some_and(|t| now.duration_since(t) < self.config.warning_interval);
+                if !quiet {
+                    tracing::warn!(
+                        target: "tracewire::export",
+                        error = %e,
+                        failed = self.unreported_failures,
+                        total_failed = self.stats.failed(),
+                        "span export failed; the spans are dropped"
+                    );
+                    self.unreported_failures = 0;
+                    self.last_failure_warning = Some(now);
+                }
             }
         }
         result

@@ -8,10 +8,15 @@
 
 mod batch;
 mod console;
+mod file;
+#[cfg(feature = "otlp")]
+pub mod otlp;
+mod proto;
 mod resource;
 
 pub use batch::{BatchConfig, BatchSpanProcessor, PipelineStats};
 pub use console::ConsoleExporter;
+pub use file::JsonLinesExporter;
 pub use resource::Resource;
 
 use std::fmt;

@@ -1,0 +1,409 @@
+//! OTLP exporters: HTTP/protobuf (the default), HTTP/JSON and gRPC.
+//!
+//! [`OtlpExporter`] sends each batch as one `ExportTraceServiceRequest` to an
+//! OpenTelemetry Collector, Jaeger, Grafana Tempo or any OTLP receiver, as
+//! the OpenTelemetry SDKs do: the resource, instrumentation scopes, span
+//! kinds, status, events, links, dropped counts and attribute types are all
+//! kept. Retryable failures (HTTP 429, 502, 503, 504, connection errors,
+//! gRPC `UNAVAILABLE` and the like) are retried with exponential back-off and
+//! jitter, honouring `Retry-After`, within the export timeout; other
+//! failures are not retried. It runs on the batch processor's thread, so
+//! none of this ever slows the code that produced the spans.
+//!
+//! ```no_run
+//! use tracewire::export::otlp::{OtlpConfig, OtlpExporter, Protocol};
+//! use tracewire::export::{BatchConfig, BatchSpanProcessor, Resource};
+//!
+//! let config = OtlpConfig::new(Protocol::HttpProtobuf, "http://collector:4318/v1/traces");
+//! let exporter = OtlpExporter::new(Resource::new("checkout"), config).unwrap();
+//! let processor = BatchSpanProcessor::new(exporter, BatchConfig::default());
+//! let layer = tracewire::TracewireLayer::new(processor);
+//! ```
+
+mod config;
+#[cfg(feature = "grpc")]
+mod grpc;
+mod http_client;
+
+pub use config::{Compression, OtlpConfig, Protocol, RetryPolicy};
+pub use http_client::{HttpClient, HttpError, HttpFuture, HyperClient};
+
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message as _;
+
+use super::{ExportError, ExportFuture, Resource, SpanExporter, proto};
+use crate::SpanData;
+
+/// Why an exporter could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    /// The endpoint is not an absolute `http://` or `https://` URL.
+    #[error("invalid OTLP endpoint {0:?}: expected an absolute http:// or https:// URL")]
+    InvalidEndpoint(String),
+    /// A configured header name or value is not valid in HTTP.
+    #[error("invalid OTLP header {0:?}")]
+    InvalidHeader(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(HttpError),
+    /// gRPC was asked for, but the crate was built without the `grpc` feature.
+    #[error("OTLP over gRPC needs tracewire's `grpc` feature")]
+    GrpcDisabled,
+}
+
+/// What one attempt to send a batch came to.
+#[derive(Debug)]
+enum Attempt {
+    Delivered,
+    /// Worth retrying, after `after` if the receiver said so.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    Rejected(String),
+}
+
+/// Sends with retries until delivered, rejected, out of attempts or past
+/// `deadline`.
+async fn with_retries<F, Fut>(
+    policy: RetryPolicy,
+    deadline: Instant,
+    mut attempt: F,
+) -> Result<(), ExportError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Attempt>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let outcome = tokio::time::timeout(remaining, attempt())
+            .await
+            .map_err(|_| ExportError::Timeout)?;
+        match outcome {
+            Attempt::Delivered => return Ok(()),
+            Attempt::Rejected(reason) => return Err(ExportError::Rejected(reason)),
+            Attempt::Retry { reason, after } => {
+                if attempts >= policy.max_attempts.max(1) {
+                    return Err(ExportError::Unavailable(format!(
+                        "{reason} (after {attempts} attempts)"
+                    )));
+                }
+                let delay = after.unwrap_or_else(|| policy.backoff(attempts));
+                if Instant::now() + delay >= deadline {
+                    return Err(ExportError::Unavailable(format!(
+                        "{reason} (no time left for a retry within the export timeout)"
+                    )));
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// The delay a `Retry-After` header asks for: seconds or an HTTP date.
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+/// Warns when the receiver accepted only part of a batch.
+fn note_partial_success(response: &ExportTraceServiceResponse) {
+    if let Some(partial) = &response.partial_success
+        && (partial.rejected_spans > 0 || !partial.error_message.is_empty())
+    {
+        tracing::warn!(
+            target: "tracewire::export",
+            rejected_spans = partial.rejected_spans,
+            message = %partial.error_message,
+            "the OTLP receiver rejected part of a batch"
+        );
+    }
+}
+
+enum Transport {
+    Http {
+        client: Arc<dyn HttpClient>,
+        uri: http::Uri,
+        headers: http::HeaderMap,
+    },
+    #[cfg(feature = "grpc")]
+    Grpc(Box<grpc::GrpcTransport>),
+}
+
+/// Exports spans over OTLP. See the [module docs](self).
+pub struct OtlpExporter {
+    resource: Resource,
+    config: OtlpConfig,
+    transport: Transport,
+    shut_down: bool,
+}
+
+impl std::fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("service", &self.resource.service_name())
+            .field("protocol", &self.config.protocol)
+            .field("endpoint", &self.config.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpExporter {
+    /// An exporter for `resource` with `config`, using the default
+    /// [`HyperClient`] for HTTP.
+    ///
+    /// # Errors
+    /// When the endpoint or a header is invalid, or gRPC is asked for
+    /// without the `grpc` feature.
+    pub fn new(resource: Resource, config: OtlpConfig) -> Result<Self, OtlpError> {
+        let client: Option<Arc<dyn HttpClient>> = match config.protocol {
+            Protocol::Grpc => None,
+            _ => Some(Arc::new(HyperClient::new().map_err(OtlpError::Client)?)),
+        };
+        Self::build(resource, config, client)
+    }
+
+    /// An HTTP exporter sending through `client` (ignored for gRPC).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_http_client(
+        resource: Resource,
+        config: OtlpConfig,
+        client: impl HttpClient,
+    ) -> Result<Self, OtlpError> {
+        Self::build(resource, config, Some(Arc::new(client)))
+    }
+
+    fn build(
+        resource: Resource,
+        config: OtlpConfig,
+        client: Option<Arc<dyn HttpClient>>,
+    ) -> Result<Self, OtlpError> {
+        let uri: http::Uri = config
+            .endpoint
+            .parse()
+            .ok()
+            .filter(|u: &http::Uri| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            })
+            .ok_or_else(|| OtlpError::InvalidEndpoint(config.endpoint.clone()))?;
+        let transport = match (config.protocol, client) {
+            (Protocol::Grpc, _) => Self::grpc_transport(&config, uri)?,
+            (_, client) => {
+                let mut headers = http::HeaderMap::new();
+                for (k, v) in &config.headers {
+                    let name = http::HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|_| OtlpError::InvalidHeader(k.clone()))?;
+                    let value = http::HeaderValue::from_str(v)
+                        .map_err(|_| OtlpError::InvalidHeader(k.clone()))?;
+                    headers.append(name, value);
+                }
+                let client = match client {
+                    Some(c) => c,
+                    None => Arc::new(HyperClient::new().map_err(OtlpError::Client)?),
+                };
+                Transport::Http {
+                    client,
+                    uri,
+                    headers,
+                }
+            }
+        };
+        Ok(OtlpExporter {
+            resource,
+            config,
+            transport,
+            shut_down: false,
+        })
+    }
+
+    #[cfg(feature = "grpc")]
+    fn grpc_transport(config: &OtlpConfig, uri: http::Uri) -> Result<Transport, OtlpError> {
+        grpc::GrpcTransport::new(config, uri).map(|t| Transport::Grpc(Box::new(t)))
+    }
+
+    #[cfg(not(feature = "grpc"))]
+    fn grpc_transport(_: &OtlpConfig, _: http::Uri) -> Result<Transport, OtlpError> {
+        Err(OtlpError::GrpcDisabled)
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &OtlpConfig {
+        &self.config
+    }
+
+    /// The HTTP request body for `request`, encoded and compressed.
+    fn http_body(&self, request: &ExportTraceServiceRequest) -> Result<Bytes, ExportError> {
+        let encoded = match self.config.protocol {
+            Protocol::HttpJson => {
+                serde_json::to_vec(request).map_err(|e| ExportError::Rejected(e.to_string()))?
+            }
+            _ => request.encode_to_vec(),
+        };
+        match self.config.compression {
+            Compression::None => Ok(Bytes::from(encoded)),
+            Compression::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(encoded.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                gz.write_all(&encoded)
+                    .and_then(|()| gz.finish())
+                    .map(Bytes::from)
+                    .map_err(|e| ExportError::Io(e.to_string()))
+            }
+        }
+    }
+
+    async fn send_http(
+        &self,
+        client: &dyn HttpClient,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: Bytes,
+    ) -> Attempt {
+        let json = self.config.protocol == Protocol::HttpJson;
+        let mut request = http::Request::post(uri.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                if json {
+                    "application/json"
+                } else {
+                    "application/x-protobuf"
+                },
+            )
+            .header(
+                http::header::USER_AGENT,
+                concat!("tracewire/", env!("CARGO_PKG_VERSION")),
+            );
+        if self.config.compression == Compression::Gzip {
+            request = request.header(http::header::CONTENT_ENCODING, "gzip");
+        }
+        let Ok(mut request) = request.body(body) else {
+            return Attempt::Rejected("cannot build the request".into());
+        };
+        request.headers_mut().extend(headers.clone());
+        let response = match client.send(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Attempt::Retry {
+                    reason: format!("cannot reach {uri}: {e}"),
+                    after: None,
+                };
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            let decoded = if json {
+                serde_json::from_slice(response.body()).ok()
+            } else {
+                ExportTraceServiceResponse::decode(response.body().as_ref()).ok()
+            };
+            if let Some(decoded) = decoded {
+                note_partial_success(&decoded);
+            }
+            return Attempt::Delivered;
+        }
+        let detail = String::from_utf8_lossy(&response.body()[..response.body().len().min(256)])
+            .trim()
+            .to_owned();
+        let reason = format!("{uri} answered {status} {detail}");
+        match status.as_u16() {
+            429 | 502 | 503 | 504 => Attempt::Retry {
+                reason,
+                after: retry_after(response.headers()),
+            },
+            _ => Attempt::Rejected(reason),
+        }
+    }
+}
+
+impl SpanExporter for OtlpExporter {
+    fn export(&mut self, batch: Vec<SpanData>) -> ExportFuture<'_> {
+        if self.shut_down {
+            return Box::pin(async { Err(ExportError::Shutdown) });
+        }
+        let request = proto::export_request(&self.resource, &batch);
+        drop(batch);
+        let deadline = Instant::now() + self.config.timeout;
+        let policy = self.config.retry;
+        Box::pin(async move {
+            match &self.transport {
+                Transport::Http {
+                    client,
+                    uri,
+                    headers,
+                } => {
+                    let body = self.http_body(&request)?;
+                    drop(request);
+                    let this = &*self;
+                    with_retries(policy, deadline, || {
+                        this.send_http(client.as_ref(), uri, headers, body.clone())
+                    })
+                    .await
+                }
+                #[cfg(feature = "grpc")]
+                Transport::Grpc(grpc) => {
+                    let grpc = grpc.as_ref().clone();
+                    with_retries(policy, deadline, || grpc.send(request.clone())).await
+                }
+            }
+        })
+    }
+
+    fn shutdown(&mut self) -> ExportFuture<'_> {
+        self.shut_down = true;
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        h.insert(http::header::RETRY_AFTER, later.parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        h.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn invalid_endpoints_are_errors() {
+        for bad in ["collector:4318", "ftp://c/v1/traces", "/v1/traces"] {
+            let config = OtlpConfig::new(Protocol::HttpProtobuf, bad);
+            assert!(matches!(
+                OtlpExporter::new(Resource::new("t"), config),
+                Err(OtlpError::InvalidEndpoint(_))
+            ));
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! One way to start: [`init`] reads the standard `OTEL_*` variables and
+//! installs everything; [`Tracewire`] does the same from code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+use crate::TracewireLayer;
+use crate::export::otlp::{OtlpConfig, OtlpError, OtlpExporter};
+use crate::export::{
+    BatchConfig, BatchSpanProcessor, ConsoleExporter, JsonLinesExporter, PipelineStats, Resource,
+    SpanExporter,
+};
+use crate::processor::{MultiProcessor, NoopProcessor, SpanProcessor};
+use crate::propagation::CompositePropagator;
+use crate::sampling::{ConfigWarning, Sampler, sampler_from_otel};
+
+/// Where finished spans go (`OTEL_TRACES_EXPORTER`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TracesExporter {
+    /// OTLP, as configured by [`Tracewire::otlp`] (`otlp`, the default).
+    Otlp,
+    /// A tree per trace on standard output (`console`).
+    Console,
+    /// OTLP/JSON lines appended to a file (`file`; the path comes from
+    /// `TRACEWIRE_TRACES_FILE`, default `traces.jsonl`).
+    File(PathBuf),
+    /// An exporter of the caller's.
+    Custom(Box<dyn SpanExporter>),
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text with ` trace_id=… span_id=… trace_flags=…`
+    /// appended (the default).
+    #[default]
+    Text,
+    /// One JSON object per line with top-level `trace_id`, `span_id`,
+    /// `trace_flags`.
+    Json,
+    /// No log output (spans only).
+    None,
+}
+
+/// Why start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The OTLP exporter could not be created.
+    #[error(transparent)]
+    Otlp(#[from] OtlpError),
+    /// The trace file could not be opened.
+    #[error("cannot open the trace file {path}: {source}")]
+    File {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Another global subscriber was installed first.
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Flushes and shuts down the span pipeline when dropped (within a
+/// timeout, default 5 s), so the last spans of a program are delivered.
+/// Keep it alive in `main`.
+#[must_use = "dropping the guard shuts the span pipeline down"]
+#[derive(Debug)]
+pub struct TracingGuard {
+    processor: Arc<dyn SpanProcessor>,
+    stats: Vec<Arc<PipelineStats>>,
+    shutdown_timeout: Duration,
+}
+
+impl TracingGuard {
+    /// Counters of each export pipeline (one per exporter).
+    pub fn stats(&self) -> &[Arc<PipelineStats>] {
+        &self.stats
+    }
+
+    /// Delivers every span ended so far, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// When delivery did not finish in time or failed.
+    pub fn force_flush(&self, timeout: Duration) -> Result<(), crate::processor::ProcessorError> {
+        self.processor.force_flush(timeout)
+    }
+}
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        let _ = self.processor.shutdown(self.shutdown_timeout);
+    }
+}
+
+/// Reads the `OTEL_*` variables, installs a global subscriber with the
+/// tracewire layer, an `EnvFilter` from `RUST_LOG` (default `info`) and log
+/// output with trace correlation, and sets the global propagator.
+///
+/// The variables: `OTEL_SDK_DISABLED`, `OTEL_SERVICE_NAME`,
+/// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
+/// `OTEL_PROPAGATORS`, `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`,
+/// `OTEL_BSP_*`, plus `TRACEWIRE_LOG_FORMAT` (`text` or `json`) and
+/// `TRACEWIRE_TRACES_FILE`. Invalid values are logged as warnings naming the
+/// variable, and their defaults used.
+///
+/// ```no_run
+/// fn main() -> Result<(), tracewire::InitError> {
+///     let _guard = tracewire::init()?;
+///     tracing::info_span!("work").in_scope(|| tracing::info!("traced"));
+///     Ok(())
+/// }
+/// ```
+///
+/// # Errors
+/// When an exporter cannot be created or a subscriber is already installed.
+pub fn init() -> Result<TracingGuard, InitError> {
+    Tracewire::from_env().install()
+}
+
+/// Start-up from code: the settings [`init`] reads from the environment,
+/// each overridable.
+///
+/// ```
+/// use tracewire::{LogFormat, TracesExporter, Tracewire};
+/// use tracewire::sampling::TraceIdRatio;
+///
+/// let (layer, guard) = Tracewire::from_otel(|_| None)
+///     .service_name("checkout")
+///     .sampler(TraceIdRatio::new(0.1))
+///     .exporter(TracesExporter::Console)
+///     .log_format(LogFormat::Json)
+///     .build_layer()
+///     .unwrap();
+/// # drop((layer, guard));
+/// ```
+#[derive(Debug)]
+pub struct Tracewire {
+    resource: Resource,
+    sampler: Arc<dyn Sampler>,
+    propagator: CompositePropagator,
+    exporters: Vec<TracesExporter>,
+    otlp: OtlpConfig,
+    batch: BatchConfig,
+    disabled: bool,
+    log_format: LogFormat,
+    filter: Option<String>,
+    shutdown_timeout: Duration,
+    warnings: Vec<ConfigWarning>,
+}
+
+impl Tracewire {
+    /// Settings from this process's environment.
+    pub fn from_env() -> Self {
+        Self::from_otel(|name| std::env::var(name).ok())
+    }
+
+    /// Settings from the variables `var` returns (empty counts as unset).
+    pub fn from_otel(var: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let mut warnings = Vec::new();
+        let (resource, w) = Resource::from_otel(
+            var("OTEL_SERVICE_NAME").as_deref(),
+            var("OTEL_RESOURCE_ATTRIBUTES").as_deref(),
+        );
+        warnings.extend(w);
+        let (sampler, w) = sampler_from_otel(
+            var("OTEL_TRACES_SAMPLER").as_deref(),
+            var("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+        );
+        warnings.extend(w);
+        let (propagator, errors) =
+            CompositePropagator::from_otel_propagators(var("OTEL_PROPAGATORS").as_deref());
+        warnings.extend(errors.into_iter().map(|e| ConfigWarning {
+            variable: "OTEL_PROPAGATORS",
+            value: e.name,
+            reason: "unknown propagator (known: tracecontext, baggage, b3, b3multi, none); ignored",
+        }));
+        let (otlp, w) = OtlpConfig::from_otel(var);
+        warnings.extend(w);
+        let (batch, w) = BatchConfig::from_otel(var);
+        warnings.extend(w);
+        let disabled =
+            var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let file = var("TRACEWIRE_TRACES_FILE")
+            .map_or_else(|| PathBuf::from("traces.jsonl"), PathBuf::from);
+        let mut exporters = Vec::new();
+        let list = var("OTEL_TRACES_EXPORTER").unwrap_or_else(|| "otlp".to_owned());
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "otlp" => exporters.push(TracesExporter::Otlp),
+                "console" | "logging" => exporters.push(TracesExporter::Console),
+                "file" => exporters.push(TracesExporter::File(file.clone())),
+                "none" => {}
+                _ => warnings.push(ConfigWarning {
+                    variable: "OTEL_TRACES_EXPORTER",
+                    value: name.to_owned(),
+                    reason: "expected otlp, console, file or none; ignored",
+                }),
+            }
+        }
+        let log_format = match var("TRACEWIRE_LOG_FORMAT").map(|v| v.trim().to_ascii_lowercase()) {
+            None => LogFormat::Text,
+            Some(v) if v == "text" => LogFormat::Text,
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(v) if v == "none" => LogFormat::None,
+            Some(v) => {
+                warnings.push(ConfigWarning {
+                    variable: "TRACEWIRE_LOG_FORMAT",
+                    value: v,
+                    reason: "expected text, json or none",
+                });
+                LogFormat::Text
+            }
+        };
+        Tracewire {
+            resource,
+            sampler,
+            propagator,
+            exporters,
+            otlp,
+            batch,
+            disabled,
+            log_format,
+            filter: var("RUST_LOG"),
+            shutdown_timeout: Duration::from_secs(5),
+            warnings,
+        }
+    }
+
+    /// Sets `service.name`.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.resource = self
+            .resource
+            .with_attribute("service.name", crate::Value::String(name.into().into()));
+        self
+    }
+
+    /// Replaces the resource.
+    pub fn resource(mut self, resource: Resource) -> Self {
+        self.resource = resource;
+        self
+    }
+
+    /// Sets the head sampler.
+    pub fn sampler(mut self, sampler: impl Sampler) -> Self {
+        self.sampler = Arc::new(sampler);
+        self
+    }
+
+    /// Sets the propagator installed as the global one.
+    pub fn propagator(mut self, propagator: CompositePropagator) -> Self {
+        self.propagator = propagator;
+        self
+    }
+
+    /// Sends spans to `exporter` only.
+    pub fn exporter(mut self, exporter: TracesExporter) -> Self {
+        self.exporters = vec![exporter];
+        self
+    }
+
+    /// Sends spans to `exporter` as well.
+    pub fn add_exporter(mut self, exporter: TracesExporter) -> Self {
+        self.exporters.push(exporter);
+        self
+    }
+
+    /// Sets the OTLP exporter's settings.
+    pub fn otlp(mut self, config: OtlpConfig) -> Self {
+        self.otlp = config;
+        self
+    }
+
+    /// Sets the batch processor's settings.
+    pub fn batch(mut self, config: BatchConfig) -> Self {
+        self.batch = config;
+        self
+    }
+
+    /// Sets the log output format.
+    pub fn log_format(mut self, format: LogFormat) -> Self {
+        self.log_format = format;
+        self
+    }
+
+    /// Sets the `EnvFilter` directives (instead of `RUST_LOG`).
+    pub fn filter(mut self, directives: impl Into<String>) -> Self {
+        self.filter = Some(directives.into());
+        self
+    }
+
+    /// Turns span export off (ids, propagation and log correlation stay).
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// How long the guard waits for the pipeline when dropped.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The propagator selected (by `OTEL_PROPAGATORS` or in code).
+    pub fn propagator_ref(&self) -> &CompositePropagator {
+        &self.propagator
+    }
+
+    /// The problems found in the configuration so far.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
+    }
+
+    /// Builds the layer and its pipeline without installing anything (for
+    /// composing with other layers, or for tests). The propagator is not
+    /// made global: see [`propagator`](Self::propagator_ref).
+    ///
+    /// # Errors
+    /// When an exporter cannot be created.
+    pub fn build_layer(mut self) -> Result<(TracewireLayer, TracingGuard), InitError> {
+        let mut processors: Vec<Box<dyn SpanProcessor>> = Vec::new();
+        let mut stats = Vec::new();
+        if !self.disabled {
+            for exporter in std::mem::take(&mut self.exporters) {
+                let exporter: Box<dyn SpanExporter> = match exporter {
+                    TracesExporter::Otlp => {
+                        Box::new(OtlpExporter::new(self.resource.clone(), self.otlp.clone())?)
+                    }
+                    TracesExporter::Console => Box::new(ConsoleExporter::stdout()),
+                    TracesExporter::File(path) => Box::new(
+                        JsonLinesExporter::create(&path, self.resource.clone())
+                            .map_err(|source| InitError::File { path, source })?,
+                    ),
+                    TracesExporter::Custom(exporter) => exporter,
+                };
+                let processor = BatchSpanProcessor::new(exporter, self.batch);
+                stats.push(processor.stats());
+                processors.push(Box::new(processor));
+            }
+        }
+        let processor: Arc<dyn SpanProcessor> = match processors.len() {
+            0 => Arc::new(NoopProcessor),
+            1 => Arc::from(processors.remove(0)),
+            _ => Arc::new(MultiProcessor::new(processors)),
+        };
+        let layer = TracewireLayer::builder()
+            .shared_sampler(self.sampler.clone())
+            .shared_processor(processor.clone())
+            .build();
+        let guard = TracingGuard {
+            processor,
+            stats,
+            shutdown_timeout: self.shutdown_timeout,
+        };
+        Ok((layer, guard))
+    }
+
+    /// Installs the global subscriber (the tracewire layer, the filter and
+    /// the log output) and the global propagator; then logs each
+    /// configuration warning.
+    ///
+    /// # Errors
+    /// When an exporter cannot be created or a subscriber is already
+    /// installed.
+    pub fn install(mut self) -> Result<TracingGuard, InitError> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        let filter = match self.filter.take() {
+            None => EnvFilter::new("info"),
+            Some(directives) => EnvFilter::try_new(&directives).unwrap_or_else(|_| {
+                warnings.push(ConfigWarning {
+                    variable: "RUST_LOG",
+                    value: directives,
+                    reason: "not valid filter directives",
+                });
+                EnvFilter::new("info")
+            }),
+        };
+        let format = self.log_format;
+        crate::propagation::set_global(self.propagator.clone());
+        let (layer, guard) = self.build_layer()?;
+        let text = (format == LogFormat::Text).then(crate::fmt::text_layer);
+        let json = (format == LogFormat::Json).then(crate::fmt::json_layer);
+        let installed = tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .with(text)
+            .with(json)
+            .try_init();
+        installed.map_err(|_| InitError::AlreadyInstalled)?;
+        for warning in &warnings {
+            tracing::warn!(target: "tracewire::config", "{warning}");
+        }
+        Ok(guard)
+    }
+}

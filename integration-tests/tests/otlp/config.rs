@@ -1,0 +1,115 @@
+//! Start-up settings from `OTEL_*` variables.
+
+use std::time::Duration;
+
+use tracewire::SpanExt;
+use tracewire::propagation::Propagator;
+use tracing_subscriber::prelude::*;
+
+use crate::delivery::from_vars;
+use crate::support::Receiver;
+
+#[test]
+fn every_bad_value_is_named_in_a_warning() {
+    let settings = from_vars(&[
+        ("OTEL_TRACES_SAMPLER", "sometimes".into()),
+        ("OTEL_TRACES_SAMPLER_ARG", "2".into()),
+        ("OTEL_PROPAGATORS", "tracecontext,xray".into()),
+        ("OTEL_TRACES_EXPORTER", "zipkin".into()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp".into()),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon".into()),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "-1".into()),
+        ("OTEL_RESOURCE_ATTRIBUTES", "a=%zz".into()),
+        ("TRACEWIRE_LOG_FORMAT", "xml".into()),
+    ]);
+    let named: Vec<(&str, &str)> = settings
+        .warnings()
+        .iter()
+        .map(|w| (w.variable, w.value.as_str()))
+        .collect();
+    for expected in [
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_PROPAGATORS", "xray"),
+        ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "-1"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "a=%zz"),
+        ("TRACEWIRE_LOG_FORMAT", "xml"),
+    ] {
+        assert!(named.contains(&expected), "{expected:?} not in {named:?}");
+    }
+    // Defaults stand in: the pipeline still builds.
+    assert!(settings.build_layer().is_ok());
+}
+
+#[test]
+fn sdk_disabled_exports_nothing_but_keeps_ids() {
+    let rx = Receiver::http(vec![]);
+    let settings = from_vars(&[
+        ("OTEL_SDK_DISABLED", "TRUE".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url()),
+    ]);
+    let propagator = settings.propagator_ref().clone();
+    let (layer, guard) = settings.build_layer().unwrap();
+    let headers =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let span = tracing::info_span!("still traced");
+            let mut headers = http::HeaderMap::new();
+            propagator.inject(&span.context(), &mut headers);
+            headers
+        });
+    assert!(
+        headers.contains_key("traceparent"),
+        "ids and propagation stay"
+    );
+    guard.force_flush(Duration::from_secs(1)).unwrap();
+    assert!(guard.stats().is_empty());
+    assert!(rx.received().is_empty());
+}
+
+#[test]
+fn sampler_and_propagators_from_the_environment() {
+    let settings = from_vars(&[
+        ("OTEL_TRACES_SAMPLER", "always_off".into()),
+        ("OTEL_PROPAGATORS", "b3multi".into()),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+    ]);
+    assert!(settings.warnings().is_empty(), "{:?}", settings.warnings());
+    let propagator = settings.propagator_ref().clone();
+    let (layer, _guard) = settings.build_layer().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = tracing::info_span!("root");
+        let cx = span.context();
+        assert!(!cx.span_context().unwrap().is_sampled());
+        let mut headers = http::HeaderMap::new();
+        propagator.inject(&cx, &mut headers);
+        assert_eq!(headers["x-b3-sampled"], "0");
+        assert!(!headers.contains_key("traceparent"));
+    });
+}
+
+#[test]
+fn code_settings_override_the_environment() {
+    let rx = Receiver::http(vec![]);
+    let settings = from_vars(&[
+        ("OTEL_SERVICE_NAME", "from-env".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url()),
+    ])
+    .service_name("from-code");
+    let (layer, guard) = settings.build_layer().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("x").in_scope(|| {});
+    });
+    guard.force_flush(Duration::from_secs(5)).unwrap();
+    let request = rx.received()[0].request.clone().unwrap();
+    let resource = request.resource_spans[0].resource.clone().unwrap();
+    assert_eq!(
+        crate::support::attr(&resource.attributes, "service.name"),
+        Some(
+            &opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                "from-code".into()
+            )
+        )
+    );
+}
