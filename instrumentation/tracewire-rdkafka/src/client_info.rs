@@ -1,0 +1,114 @@
+//! What the messaging conventions record about the client, read from its
+//! configuration once.
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+
+/// The client's identity as the messaging conventions name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClientInfo {
+    /// `messaging.client.id` (only when configured).
+    pub(crate) client_id: Option<String>,
+    /// `messaging.consumer.group.name`.
+    pub(crate) group: Option<String>,
+    /// `server.address` / `server.port` of the first bootstrap server.
+    pub(crate) server: Option<(String, Option<u16>)>,
+}
+
+impl ClientInfo {
+    pub(crate) fn from_config(config: &ClientConfig) -> Self {
+        let non_empty = |key: &str| {
+            config
+                .get(key)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        ClientInfo {
+            client_id: non_empty("client.id"),
+            group: non_empty("group.id"),
+            server: non_empty("bootstrap.servers")
+                .or_else(|| non_empty("metadata.broker.list"))
+                .and_then(|list| first_server(&list)),
+        }
+    }
+
+    pub(crate) fn record(&self, span: &tracing::Span) {
+        if let Some(id) = &self.client_id {
+            span.record("messaging.client.id", id.as_str());
+        }
+        if let Some((host, port)) = &self.server {
+            span.record("server.address", host.as_str());
+            if let Some(port) = port {
+                span.record("server.port", i64::from(*port));
+            }
+        }
+    }
+}
+
+/// `host:port` of the first entry of a bootstrap list (which may name a
+/// protocol, as in `PLAINTEXT://host:9092`).
+fn first_server(list: &str) -> Option<(String, Option<u16>)> {
+    let first = list.split(',').map(str::trim).find(|s| !s.is_empty())?;
+    let first = first.rsplit_once("://").map_or(first, |(_, rest)| rest);
+    match first.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_owned(), port.parse().ok()))
+        }
+        _ => Some((first.to_owned(), None)),
+    }
+}
+
+/// `error.type` for a Kafka error: the librdkafka error code's name when
+/// there is one.
+pub(crate) fn error_type(error: &KafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(code) => format!("{code:?}"),
+        None => "KafkaError".to_owned(),
+    }
+}
+
+/// A message key as a string attribute when it is UTF-8.
+pub(crate) fn key_str(key: Option<&[u8]>) -> Option<&str> {
+    key.and_then(|k| std::str::from_utf8(k).ok())
+}
+
+/// Whether `span` records (so formatting attribute values is worth it).
+pub(crate) fn is_recorded(span: &tracing::Span) -> bool {
+    use tracewire::SpanExt as _;
+    span.span_context().is_some_and(|cx| cx.is_sampled())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_lists() {
+        assert_eq!(
+            first_server("b1:9092,b2:9092"),
+            Some(("b1".into(), Some(9092)))
+        );
+        assert_eq!(
+            first_server(" PLAINTEXT://k:19092"),
+            Some(("k".into(), Some(19092)))
+        );
+        assert_eq!(first_server("[::1]:9092"), Some(("::1".into(), Some(9092))));
+        assert_eq!(first_server("kafka"), Some(("kafka".into(), None)));
+        assert_eq!(first_server(""), None);
+    }
+
+    #[test]
+    fn config_fields() {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "broker:9092")
+            .set("group.id", "billing")
+            .set("client.id", "billing-1");
+        let info = ClientInfo::from_config(&config);
+        assert_eq!(info.group.as_deref(), Some("billing"));
+        assert_eq!(info.client_id.as_deref(), Some("billing-1"));
+        assert_eq!(info.server, Some(("broker".into(), Some(9092))));
+    }
+}

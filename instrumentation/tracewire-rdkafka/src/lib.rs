@@ -1,0 +1,58 @@
+//! Trace context through Kafka for [`rdkafka`]: a producer whose sends are
+//! `send {topic}` PRODUCER spans that write `traceparent`, `tracestate` and
+//! `baggage` into the message headers, and consumers that turn each
+//! received message into a `process {topic}` CONSUMER span continuing the
+//! producer's trace, with the OpenTelemetry messaging conventions.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use rdkafka::ClientConfig;
+//! use rdkafka::consumer::Consumer as _;
+//! use rdkafka::producer::FutureRecord;
+//! use tracing::Instrument as _;
+//! use tracewire_rdkafka::{TracedFutureProducer, TracedStreamConsumer};
+//!
+//! let mut config = ClientConfig::new();
+//! config.set("bootstrap.servers", "localhost:9092");
+//!
+//! // In the order service, inside the request's span:
+//! let producer: TracedFutureProducer = TracedFutureProducer::from_config(&config)?;
+//! producer
+//!     .send(FutureRecord::to("order.created").key("order-7").payload("{}"), Duration::from_secs(5))
+//!     .await
+//!     .map_err(|(e, _)| e)?;
+//!
+//! // In the notification service:
+//! config.set("group.id", "notifications");
+//! let consumer: TracedStreamConsumer = TracedStreamConsumer::from_config(&config)?;
+//! consumer.inner().subscribe(&["order.created"])?;
+//! let message = consumer.recv().await?;
+//! async { tracing::info!("e-mail sent") } // joins the order's trace
+//!     .instrument(message.span().clone())
+//!     .await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A message whose trace headers are missing, malformed, duplicated, not
+//! UTF-8 or oversized starts a new trace; consumption never fails because
+//! of them.
+//!
+//! | span | kind | name | made by |
+//! |---|---|---|---|
+//! | send | PRODUCER | `send {topic}` | [`TracedFutureProducer::send`] |
+//! | process | CONSUMER | `process {topic}` | [`TracedStreamConsumer::recv`], [`stream`](TracedStreamConsumer::stream), [`TracedBaseConsumer::poll`] |
+//! | poll | CLIENT | `poll {topic}` | [`TracedBaseConsumer::poll_batch`] (links every message) |
+//! | commit | CLIENT | `commit {topic}` | `commit_message` on either consumer |
+
+mod client_info;
+mod consumer;
+mod headers;
+mod producer;
+
+pub use consumer::{
+    ProcessParent, TracedBaseConsumer, TracedBatch, TracedMessage, TracedStreamConsumer,
+};
+pub use headers::{HeaderExtractor, inject_headers};
+pub use producer::TracedFutureProducer;
