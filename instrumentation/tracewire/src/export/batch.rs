@@ -233,6 +233,12 @@ impl BatchSpanProcessor {
 
 impl SpanProcessor for BatchSpanProcessor {
     fn on_end(&self, span: SpanData) {
+        // After shutdown the worker may still hold the queue open for a
+        // moment; a span sent then would never be exported nor counted.
+        if self.is_shutdown.load(Ordering::Acquire) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match self.spans.try_send(span) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -242,14 +248,14 @@ impl SpanProcessor for BatchSpanProcessor {
     }
 
     fn force_flush(&self, timeout: Duration) -> Result<(), ProcessorError> {
-        if self.is_shutdown.load(Ordering::Relaxed) {
+        if self.is_shutdown.load(Ordering::Acquire) {
             return Err(ProcessorError::AlreadyShutdown);
         }
         self.request(Control::Flush, timeout)
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), ProcessorError> {
-        if self.is_shutdown.swap(true, Ordering::Relaxed) {
+        if self.is_shutdown.swap(true, Ordering::AcqRel) {
             return Err(ProcessorError::AlreadyShutdown);
         }
         self.request(Control::Shutdown, timeout)
@@ -258,7 +264,7 @@ impl SpanProcessor for BatchSpanProcessor {
 
 impl Drop for BatchSpanProcessor {
     fn drop(&mut self) {
-        if !self.is_shutdown.load(Ordering::Relaxed) {
+        if !self.is_shutdown.load(Ordering::Acquire) {
             let _ = self.shutdown(Duration::from_secs(5));
         }
     }
