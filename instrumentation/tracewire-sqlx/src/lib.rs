@@ -1,0 +1,3 @@
+//! sqlx tracing.
+
+pub mod sanitize;

@@ -1,0 +1,125 @@
+//! A bounded cache of [`QueryInfo`] per distinct SQL string, so a repeated
+//! query costs one hash and one lookup.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, RwLock};
+
+use super::{Dialect, QueryInfo, analyze};
+
+/// Queries longer than this are analyzed every time instead of cached, so
+/// the cache's memory stays bounded by `capacity × MAX_CACHED_LEN`.
+const MAX_CACHED_LEN: usize = 16 * 1024;
+
+/// The results of [`analyze`] per distinct SQL string, for one dialect.
+///
+/// Holds at most `capacity` entries; when full it starts over empty, so an
+/// application that builds unbounded distinct SQL strings (literals inlined)
+/// costs bounded memory, and the queries it repeats come back quickly.
+///
+/// ```
+/// use tracewire_sqlx::sanitize::{Dialect, QueryCache};
+///
+/// let cache = QueryCache::new(Dialect::Sqlite, 1024);
+/// let first = cache.get("SELECT name FROM users WHERE id = 1");
+/// let again = cache.get("SELECT name FROM users WHERE id = 1");
+/// assert!(std::sync::Arc::ptr_eq(&first, &again));
+/// assert_eq!(first.text(), "SELECT name FROM users WHERE id = ?");
+/// ```
+#[derive(Debug)]
+pub struct QueryCache {
+    dialect: Dialect,
+    capacity: usize,
+    map: RwLock<HashMap<Box<str>, Arc<QueryInfo>, BuildHasherDefault<FxHasher>>>,
+}
+
+impl QueryCache {
+    /// A cache for `dialect` holding at most `capacity` queries.
+    pub fn new(dialect: Dialect, capacity: usize) -> Self {
+        Self {
+            dialect,
+            capacity,
+            map: RwLock::new(HashMap::default()),
+        }
+    }
+
+    /// The dialect queries are analyzed with.
+    pub const fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// How many queries are cached now.
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The analysis of `sql`, from the cache or computed (and cached).
+    pub fn get(&self, sql: &str) -> Arc<QueryInfo> {
+        if let Some(hit) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(sql) {
+            return Arc::clone(hit);
+        }
+        let info = Arc::new(analyze(sql, self.dialect));
+        if sql.len() <= MAX_CACHED_LEN && self.capacity > 0 {
+            let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(sql.into(), Arc::clone(&info));
+        }
+        info
+    }
+}
+
+/// The multiply-rotate hash rustc uses, eight bytes at a time: SQL strings
+/// come from the application, and SipHash would cost more than the lookup.
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}

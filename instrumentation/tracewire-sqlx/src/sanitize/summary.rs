@@ -1,0 +1,329 @@
+//! The query summary (`db.query.summary`): the operations and their targets
+//! in the order they appear, e.g. `SELECT orders customers` or
+//! `INSERT shipping_details SELECT orders`.
+
+use std::borrow::Cow;
+
+use super::lexer::{Kind, Token, is_keyword, upper};
+
+/// Longest summary kept, per the conventions (255 characters).
+const MAX_SUMMARY: usize = 255;
+
+#[derive(Debug, Default)]
+pub(crate) struct Summary<'a> {
+    /// The summary's words, as written.
+    pub(crate) parts: Vec<&'a str>,
+    /// Every operation found (`SELECT`, `CREATE TABLE`, …).
+    pub(crate) operations: Vec<Cow<'a, str>>,
+    /// Every collection (table) found.
+    pub(crate) collections: Vec<&'a str>,
+}
+
+impl Summary<'_> {
+    pub(crate) fn text(&self) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            let extra = usize::from(!out.is_empty()) + part.len();
+            if out.len() + extra > MAX_SUMMARY {
+                break;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(part);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+struct Walker<'a, 't> {
+    sql: &'a str,
+    toks: &'t [Token],
+    summary: Summary<'a>,
+}
+
+impl<'a> Walker<'a, '_> {
+    fn text(&self, i: usize) -> &'a str {
+        let t = self.toks[i];
+        &self.sql[t.start..t.end]
+    }
+
+    fn kind(&self, i: usize) -> Option<Kind> {
+        self.toks.get(i).map(|t| t.kind)
+    }
+
+    fn is_punct(&self, i: usize, c: u8) -> bool {
+        self.toks.get(i).is_some_and(|t| {
+            t.kind == Kind::Punct && t.end - t.start == 1 && self.sql.as_bytes()[t.start] == c
+        })
+    }
+
+    fn is_word(&self, i: usize, w: &str) -> bool {
+        self.kind(i) == Some(Kind::Word) && self.text(i).eq_ignore_ascii_case(w)
+    }
+
+    /// Whether token `i` can start a name: an identifier that is not a
+    /// reserved word, or a quoted identifier.
+    fn is_name(&self, i: usize) -> bool {
+        match self.kind(i) {
+            Some(Kind::Word) => !is_keyword(self.text(i).as_bytes()),
+            Some(Kind::QuotedIdent) => true,
+            _ => false,
+        }
+    }
+
+    /// A possibly qualified name (`a`, `dbo.Table`, `"s"."t"`) starting at
+    /// `i`: its text and the index after it.
+    fn name(&self, i: usize) -> Option<(&'a str, usize)> {
+        if !self.is_name(i) {
+            return None;
+        }
+        let mut end = i + 1;
+        while self.is_punct(end, b'.')
+            && matches!(self.kind(end + 1), Some(Kind::Word | Kind::QuotedIdent))
+        {
+            end += 2;
+        }
+        let text = &self.sql[self.toks[i].start..self.toks[end - 1].end];
+        Some((text, end))
+    }
+
+    fn push_op(&mut self, op: &'a str) {
+        self.summary.parts.push(op);
+        self.summary.operations.push(Cow::Borrowed(op));
+    }
+
+    fn push_target(&mut self, name: &'a str) {
+        self.summary.parts.push(name);
+        self.summary.collections.push(name);
+    }
+
+    /// Skips words from `skip` (case-insensitive) starting at `i`.
+    fn skip_words(&self, mut i: usize, skip: &[&str]) -> usize {
+        while self.kind(i) == Some(Kind::Word)
+            && skip.iter().any(|w| self.text(i).eq_ignore_ascii_case(w))
+        {
+            i += 1;
+        }
+        i
+    }
+
+    /// After `FROM`/`JOIN`/`INTO`/`USING`: a table, or with `list` a
+    /// comma-separated list of tables with optional aliases. Returns where
+    /// to continue.
+    fn tables(&mut self, mut i: usize, list: bool, allow_call: bool) -> usize {
+        loop {
+            i = self.skip_words(i, &["ONLY", "LATERAL", "IGNORE", "LOW_PRIORITY"]);
+            let Some((name, end)) = self.name(i) else {
+                return i;
+            };
+            i = end;
+            if !allow_call && self.is_punct(i, b'(') {
+                // A table function such as generate_series(…): not a table.
+            } else {
+                self.push_target(name);
+            }
+            if !list {
+                return i;
+            }
+            if self.is_word(i, "AS") {
+                i += 1;
+            }
+            if self.is_name(i) {
+                i += 1;
+            }
+            if self.is_punct(i, b',') {
+                i += 1;
+            } else {
+                return i;
+            }
+        }
+    }
+
+    /// `CREATE`/`ALTER`/`DROP`/`TRUNCATE` … up to the object's name.
+    fn ddl(&mut self, i: usize) -> usize {
+        let mut j = self.skip_words(
+            i + 1,
+            &[
+                "OR",
+                "REPLACE",
+                "TEMP",
+                "TEMPORARY",
+                "UNLOGGED",
+                "UNIQUE",
+                "GLOBAL",
+                "LOCAL",
+            ],
+        );
+        let mut op = Cow::Borrowed(self.text(i));
+        self.summary.parts.push(self.text(i));
+        while self.kind(j) == Some(Kind::Word) && is_object_type(self.text(j)) {
+            let word = self.text(j);
+            self.summary.parts.push(word);
+            let op = op.to_mut();
+            op.push(' ');
+            op.push_str(word);
+            j += 1;
+        }
+        self.summary.operations.push(op);
+        j = self.skip_words(j, &["IF", "NOT", "EXISTS", "CONCURRENTLY", "ONLY"]);
+        if let Some((name, after)) = self.name(j) {
+            self.push_target(name);
+            j = after;
+        }
+        j
+    }
+
+    fn walk(&mut self) {
+        let n = self.toks.len();
+        let mut i = 0;
+        let mut stmt_start = true;
+        // For each open parenthesis: whether it holds function arguments.
+        let mut parens: Vec<bool> = Vec::new();
+        while i < n {
+            let kind = self.toks[i].kind;
+            if kind == Kind::Punct {
+                match self.sql.as_bytes()[self.toks[i].start] {
+                    b';' => {
+                        stmt_start = true;
+                        parens.clear();
+                    }
+                    b'(' => {
+                        let call = i > 0 && self.is_name(i - 1);
+                        parens.push(call);
+                    }
+                    b')' => {
+                        parens.pop();
+                    }
+                    _ => {}
+                }
+                i += 1;
+                continue;
+            }
+            if kind != Kind::Word {
+                stmt_start = false;
+                i += 1;
+                continue;
+            }
+            let in_call = parens.last().copied().unwrap_or(false);
+            let text = self.text(i);
+            let mut buf = [0u8; 16];
+            let up = upper(text.as_bytes(), &mut buf).unwrap_or(b"");
+            let prev_is = |w: &str| i > 0 && self.is_word(i - 1, w);
+            let at_start = stmt_start;
+            stmt_start = false;
+            match up {
+                b"SELECT" => {
+                    self.push_op(text);
+                    i += 1;
+                }
+                b"INSERT" | b"MERGE" => {
+                    self.push_op(text);
+                    i += 1;
+                }
+                b"REPLACE" | b"UPSERT" if at_start => {
+                    self.push_op(text);
+                    i += 1;
+                }
+                b"UPDATE" => {
+                    if prev_is("DO") || prev_is("KEY") || prev_is("FOR") || prev_is("ON") {
+                        i += 1;
+                    } else {
+                        self.push_op(text);
+                        i = self.tables(i + 1, false, false);
+                    }
+                }
+                b"DELETE" => {
+                    if prev_is("ON") {
+                        i += 1;
+                    } else {
+                        self.push_op(text);
+                        i += 1;
+                    }
+                }
+                b"FROM" | b"JOIN" if !in_call => {
+                    i = self.tables(i + 1, up == b"FROM", false);
+                }
+                b"USING" if !in_call => {
+                    i = self.tables(i + 1, true, false);
+                }
+                b"INTO" if !in_call => {
+                    i = self.tables(i + 1, false, true);
+                }
+                b"CREATE" | b"ALTER" | b"DROP" | b"TRUNCATE" if at_start => {
+                    i = self.ddl(i);
+                    i = self.skip_statement(i);
+                }
+                b"EXPLAIN" if at_start => {
+                    self.summary.parts.push(text);
+                    stmt_start = true;
+                    i = self.skip_words(i + 1, &["ANALYZE", "VERBOSE", "QUERY", "PLAN"]);
+                }
+                b"WITH" | b"VALUES" | b"TABLE" if at_start => {
+                    i += 1;
+                }
+                b"CALL" | b"EXEC" | b"EXECUTE" if at_start => {
+                    self.push_op(text);
+                    if let Some((name, _)) = self.name(i + 1) {
+                        self.summary.parts.push(name);
+                    }
+                    i = self.skip_statement(i + 1);
+                }
+                _ if at_start => {
+                    // BEGIN, COMMIT, SET, SHOW, PRAGMA, VACUUM, …
+                    self.push_op(text);
+                    i = self.skip_statement(i + 1);
+                }
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// The index of the next `;` (or the end).
+    fn skip_statement(&self, mut i: usize) -> usize {
+        while i < self.toks.len() && !self.is_punct(i, b';') {
+            i += 1;
+        }
+        i
+    }
+}
+
+/// Summarizes the tokens of `sql`.
+pub(crate) fn summarize<'a>(sql: &'a str, toks: &[Token]) -> Summary<'a> {
+    let significant: Vec<Token> = toks
+        .iter()
+        .filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
+        .copied()
+        .collect();
+    let mut walker = Walker {
+        sql,
+        toks: &significant,
+        summary: Summary::default(),
+    };
+    walker.walk();
+    walker.summary
+}
+
+fn is_object_type(word: &str) -> bool {
+    let mut buf = [0u8; 16];
+    upper(word.as_bytes(), &mut buf).is_some_and(|w| {
+        matches!(
+            w,
+            b"TABLE"
+                | b"INDEX"
+                | b"VIEW"
+                | b"MATERIALIZED"
+                | b"SEQUENCE"
+                | b"SCHEMA"
+                | b"DATABASE"
+                | b"FUNCTION"
+                | b"PROCEDURE"
+                | b"TRIGGER"
+                | b"TYPE"
+                | b"EXTENSION"
+                | b"DOMAIN"
+                | b"ROLE"
+                | b"USER"
+        )
+    })
+}
