@@ -56,6 +56,8 @@ pub mod processor;
 pub mod propagation;
 pub mod sampling;
 mod span_data;
+#[cfg(feature = "export")]
+pub mod tail;
 pub mod testing;
 pub mod trace_state;
 
