@@ -13,6 +13,10 @@
 //! # let _ = sampler;
 //! ```
 
+mod adaptive;
+
+pub use adaptive::{AdaptiveSampler, Clock, ManualClock, RateLimitingSampler, SystemClock};
+
 use std::fmt;
 use std::sync::Arc;
 
