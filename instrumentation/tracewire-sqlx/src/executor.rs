@@ -14,10 +14,8 @@ use crate::span::Shared;
 use crate::stream::TracedStream;
 
 /// The results of a query as sqlx's `fetch_many` gives them.
-pub(crate) type ResultStream<'e, DB> = BoxStream<
-    'e,
-    Result<Either<<DB as Database>::QueryResult, <DB as Database>::Row>, Error>,
->;
+pub(crate) type ResultStream<'e, DB> =
+    BoxStream<'e, Result<Either<<DB as Database>::QueryResult, <DB as Database>::Row>, Error>>;
 
 pub(crate) fn fetch_many<'e, 'c: 'e, 'q: 'e, DB, E>(
     shared: &Arc<Shared>,
@@ -56,7 +54,11 @@ where
     })
 }
 
-pub(crate) fn record_optional<T>(shared: &Shared, span: &tracing::Span, result: &Result<Option<T>, Error>) {
+pub(crate) fn record_optional<T>(
+    shared: &Shared,
+    span: &tracing::Span,
+    result: &Result<Option<T>, Error>,
+) {
     match result {
         Ok(row) => shared.record_rows(span, u64::from(row.is_some())),
         Err(err) => shared.record_error(span, err),

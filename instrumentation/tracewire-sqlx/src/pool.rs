@@ -14,7 +14,7 @@ use crate::database::TracedDatabase;
 use crate::execute::Prepared;
 use crate::executor::{ResultStream, record_optional, traced_tx};
 use crate::sanitize::QueryText;
-use crate::span::{Shared, record_wait};
+use crate::span::{Shared, record_wait, without_span};
 use crate::stream::{Generator, TracedStream};
 use crate::transaction::TracedTransaction;
 
@@ -202,24 +202,24 @@ where
         let span = self.shared.query_span(prepared.text());
         let pool = self.clone();
         let inner_span = span.clone();
-        let results = Generator::new(move |out| {
-            async move {
-                let start = Instant::now();
-                let mut conn = match pool.pool.acquire().await {
-                    Ok(conn) => conn,
-                    Err(err) => return out.send(Err(err)).await,
-                };
-                record_wait(&inner_span, start.elapsed());
-                pool.detect(&mut conn, &inner_span).await;
-                let mut rows = conn.fetch_many(prepared);
-                while let Some(item) = rows.next().await {
-                    let failed = item.is_err();
-                    out.send(item).await;
-                    if failed {
-                        return;
-                    }
+        let results = Generator::new(move |out| async move {
+            let start = Instant::now();
+            let mut conn = match pool.pool.acquire().await {
+                Ok(conn) => conn,
+                Err(err) => return out.send(Err(err)).await,
+            };
+            record_wait(&inner_span, start.elapsed());
+            pool.detect(&mut conn, &inner_span).await;
+            let mut rows = conn.fetch_many(prepared);
+            while let Some(item) = rows.next().await {
+                let failed = item.is_err();
+                out.send(item).await;
+                if failed {
+                    break;
                 }
             }
+            drop(rows);
+            without_span(|| drop(conn));
         });
         Box::pin(TracedStream::new(
             Box::pin(results),
@@ -245,7 +245,9 @@ where
                 let mut conn = pool.pool.acquire().await?;
                 record_wait(&span, start.elapsed());
                 pool.detect(&mut conn, &span).await;
-                conn.fetch_optional(prepared).await
+                let result = conn.fetch_optional(prepared).await;
+                without_span(|| drop(conn));
+                result
             }
             .instrument(span.clone())
             .await;

@@ -163,3 +163,11 @@ fn error_type(err: &Error) -> &'static str {
         _ => "_OTHER",
     }
 }
+
+/// Runs `f` with no current span. A pooled connection is returned here:
+/// sqlx's SQLite worker keeps the span current when a command is sent (for
+/// example when a connection goes back to the pool) until its next command,
+/// which would keep a finished query's span, or its parent, open.
+pub(crate) fn without_span<R>(f: impl FnOnce() -> R) -> R {
+    tracing::dispatcher::with_default(&tracing::Dispatch::none(), f)
+}

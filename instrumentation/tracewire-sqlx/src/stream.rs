@@ -12,7 +12,7 @@ use futures_core::stream::BoxStream;
 use sqlx::{Either, Error};
 use tracing::Span;
 
-use crate::span::Shared;
+use crate::span::{Shared, without_span};
 
 /// Query results with the query's span: entered on every poll, ended at the
 /// end of the results (or when dropped early), rows counted, the first
@@ -39,7 +39,8 @@ impl<'e, Q, R> TracedStream<'e, Q, R> {
     }
 
     fn finish(&mut self) {
-        self.inner = None;
+        let inner = self.inner.take();
+        without_span(|| drop(inner));
         self.shared.record_rows(&self.span, self.rows);
         self.span = Span::none();
     }

@@ -19,8 +19,8 @@ macro_rules! db_suite {
     ) => {
         use futures_util::{StreamExt, TryStreamExt};
         use sqlx::Row;
-        use tracing::Instrument;
         use tracewire_sqlx::{QueryText, TracedPool};
+        use tracing::Instrument;
 
         use crate::support::*;
 
@@ -46,6 +46,13 @@ macro_rules! db_suite {
                 .unwrap();
         }
 
+        /// Runs one command outside any span: sqlx's SQLite worker holds the
+        /// span current at its last command (here the caller's, when a
+        /// connection went back to the pool) until the next command.
+        async fn flush(pool: &sqlx::Pool<$db>) {
+            sqlx::query("SELECT 1").execute(pool).await.unwrap();
+        }
+
         fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
             sqlx::AssertSqlSafe(text)
         }
@@ -58,17 +65,22 @@ macro_rules! db_suite {
             let (exporter, _guard) = capture();
 
             async {
-                let done = sqlx::query(sql(format!("INSERT INTO {table} (id, name) VALUES ({}, {})", $p1, $p2)))
-                    .bind(1_i64)
-                    .bind("ann")
-                    .execute(&pool)
-                    .await
-                    .unwrap();
+                let done = sqlx::query(sql(format!(
+                    "INSERT INTO {table} (id, name) VALUES ({}, {})",
+                    $p1, $p2
+                )))
+                .bind(1_i64)
+                .bind("ann")
+                .execute(&pool)
+                .await
+                .unwrap();
                 assert_eq!(done.rows_affected(), 1);
-                sqlx::query(sql(format!("INSERT INTO {table} (id, name) VALUES (2, 'bob'), (3, 'cy')")))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
+                sqlx::query(sql(format!(
+                    "INSERT INTO {table} (id, name) VALUES (2, 'bob'), (3, 'cy')"
+                )))
+                .execute(&pool)
+                .await
+                .unwrap();
             }
             .instrument(tracing::info_span!("insert"))
             .await;
@@ -95,9 +107,11 @@ macro_rules! db_suite {
             .await;
 
             async {
-                let none = sqlx::query(sql(format!("DELETE FROM {table} WHERE id = 99 RETURNING id")))
-                    .fetch_optional(&pool)
-                    .await;
+                let none = sqlx::query(sql(format!(
+                    "DELETE FROM {table} WHERE id = 99 RETURNING id"
+                )))
+                .fetch_optional(&pool)
+                .await;
                 // MySQL has no RETURNING: fall back to a plain lookup there.
                 let none = match none {
                     Ok(v) => v,
@@ -112,15 +126,19 @@ macro_rules! db_suite {
             .await;
 
             async {
-                let ids: Vec<i64> = sqlx::query_scalar::<_, i64>(sql(format!("SELECT id FROM {table} WHERE id > 1 ORDER BY id")))
-                    .fetch(&pool)
-                    .try_collect()
-                    .await
-                    .unwrap();
+                let ids: Vec<i64> = sqlx::query_scalar::<_, i64>(sql(format!(
+                    "SELECT id FROM {table} WHERE id > 1 ORDER BY id"
+                )))
+                .fetch(&pool)
+                .try_collect()
+                .await
+                .unwrap();
                 assert_eq!(ids, [2, 3]);
             }
             .instrument(tracing::info_span!("stream"))
             .await;
+
+            flush(&raw).await;
 
             for parent in ["insert", "all", "one", "optional", "stream"] {
                 wait_for(&exporter, parent, 1).await;
@@ -134,29 +152,54 @@ macro_rules! db_suite {
                 assert_eq!(str_attr(span, "db.system.name"), Some($system));
                 assert_eq!(str_attr(span, "db.namespace"), Some($namespace));
                 assert_eq!(str_attr(span, "server.address"), $address);
-                assert!(span.attribute("server.port").is_none(), "default port is not recorded");
+                assert!(
+                    span.attribute("server.port").is_none(),
+                    "default port is not recorded"
+                );
                 assert_eq!(str_attr(span, "db.operation.name"), Some("INSERT"));
                 assert_eq!(str_attr(span, "db.collection.name"), Some(table.as_str()));
-                assert_eq!(str_attr(span, "db.query.summary"), Some(format!("INSERT {table}").as_str()));
-                let wait = span.attribute("db.client.connection.wait_time").and_then(|v| v.as_f64());
-                assert!(wait.is_some_and(|w| w >= 0.0), "wait time recorded as seconds");
+                assert_eq!(
+                    str_attr(span, "db.query.summary"),
+                    Some(format!("INSERT {table}").as_str())
+                );
+                let wait = span
+                    .attribute("db.client.connection.wait_time")
+                    .and_then(|v| v.as_f64());
+                assert!(
+                    wait.is_some_and(|w| w >= 0.0),
+                    "wait time recorded as seconds"
+                );
                 assert!(!is_error(span));
             }
-            let texts: Vec<_> = insert.iter().map(|s| str_attr(s, "db.query.text").unwrap().to_owned()).collect();
-            assert!(texts.contains(&format!("INSERT INTO {table} (id, name) VALUES ({}, {})", $p1, $p2)));
-            assert!(texts.contains(&format!("INSERT INTO {table} (id, name) VALUES (?, ?), (?, ?)")));
+            let texts: Vec<_> = insert
+                .iter()
+                .map(|s| str_attr(s, "db.query.text").unwrap().to_owned())
+                .collect();
+            assert!(texts.contains(&format!(
+                "INSERT INTO {table} (id, name) VALUES ({}, {})",
+                $p1, $p2
+            )));
+            assert!(texts.contains(&format!(
+                "INSERT INTO {table} (id, name) VALUES (?, ?), (?, ?)"
+            )));
 
             let select = client_child(&exporter, "all", &format!("SELECT {table}"));
             assert_eq!(i64_attr(&select, "db.response.returned_rows"), Some(3));
             let one = client_child(&exporter, "one", &format!("SELECT {table}"));
             assert_eq!(i64_attr(&one, "db.response.returned_rows"), Some(1));
-            assert_eq!(str_attr(&one, "db.query.text"), Some(format!("SELECT name FROM {table} WHERE id = {}", $p1).as_str()));
+            assert_eq!(
+                str_attr(&one, "db.query.text"),
+                Some(format!("SELECT name FROM {table} WHERE id = {}", $p1).as_str())
+            );
             let optional = exporter.children_of(&exporter.span("optional"));
             let last = optional.last().expect("optional query span");
             assert_eq!(i64_attr(last, "db.response.returned_rows"), Some(0));
             let stream = client_child(&exporter, "stream", &format!("SELECT {table}"));
             assert_eq!(i64_attr(&stream, "db.response.returned_rows"), Some(2));
-            assert_eq!(str_attr(&stream, "db.query.text"), Some(format!("SELECT id FROM {table} WHERE id > ? ORDER BY id").as_str()));
+            assert_eq!(
+                str_attr(&stream, "db.query.text"),
+                Some(format!("SELECT id FROM {table} WHERE id > ? ORDER BY id").as_str())
+            );
 
             teardown(&raw, &table).await;
         }
@@ -165,20 +208,40 @@ macro_rules! db_suite {
         async fn query_text_modes() {
             let Some(raw) = pool().await else { return };
             let (exporter, _guard) = capture();
-            for (mode, label) in [(QueryText::Full, "full"), (QueryText::Sanitized, "sanitized"), (QueryText::Off, "off")] {
+            for (mode, label) in [
+                (QueryText::Full, "full"),
+                (QueryText::Sanitized, "sanitized"),
+                (QueryText::Off, "off"),
+            ] {
                 let pool = TracedPool::builder(raw.clone()).query_text(mode).build();
                 async {
-                    sqlx::query("SELECT 'secret' AS s").fetch_one(&pool).await.unwrap();
+                    sqlx::query("SELECT 'secret' AS s")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
                 }
                 .instrument(tracing::info_span!("mode", label))
                 .await;
             }
+            flush(&raw).await;
             wait_for(&exporter, "mode", 3).await;
             let spans = exporter.spans_named("SELECT");
             let texts: Vec<_> = spans.iter().map(|s| str_attr(s, "db.query.text")).collect();
-            assert_eq!(texts, [Some("SELECT 'secret' AS s"), Some("SELECT ? AS s"), None]);
-            assert!(spans.iter().all(|s| str_attr(s, "db.query.summary") == Some("SELECT")));
-            assert!(spans.iter().all(|s| s.attribute("db.response.returned_rows").is_none()), "row counts are opt-in");
+            assert_eq!(
+                texts,
+                [Some("SELECT 'secret' AS s"), Some("SELECT ? AS s"), None]
+            );
+            assert!(
+                spans
+                    .iter()
+                    .all(|s| str_attr(s, "db.query.summary") == Some("SELECT"))
+            );
+            assert!(
+                spans
+                    .iter()
+                    .all(|s| s.attribute("db.response.returned_rows").is_none()),
+                "row counts are opt-in"
+            );
         }
 
         #[tokio::test]
@@ -189,28 +252,48 @@ macro_rules! db_suite {
             let (exporter, _guard) = capture();
 
             async {
-                let err = sqlx::query("SELEC oops FROM nowhere").execute(&pool).await.unwrap_err();
+                let err = sqlx::query("SELEC oops FROM nowhere")
+                    .execute(&pool)
+                    .await
+                    .unwrap_err();
                 assert!(matches!(err, sqlx::Error::Database(_)));
-                sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (1)"))).execute(&pool).await.unwrap();
-                let dup = sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (1)"))).execute(&pool).await;
+                sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (1)")))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                let dup = sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (1)")))
+                    .execute(&pool)
+                    .await;
                 assert!(dup.is_err());
                 // fetch_optional reports errors too.
-                assert!(sqlx::query("SELECT * FROM no_such_table_here").fetch_optional(&pool).await.is_err());
+                assert!(
+                    sqlx::query("SELECT * FROM no_such_table_here")
+                        .fetch_optional(&pool)
+                        .await
+                        .is_err()
+                );
             }
             .instrument(tracing::info_span!("errors"))
             .await;
+            flush(&raw).await;
             wait_for(&exporter, "errors", 1).await;
 
             let syntax = exporter.span("SELEC");
             assert!(is_error(&syntax), "{:?}", syntax.status);
-            assert_eq!(str_attr(&syntax, "db.response.status_code"), Some($syntax_code));
+            assert_eq!(
+                str_attr(&syntax, "db.response.status_code"),
+                Some($syntax_code)
+            );
             assert_eq!(str_attr(&syntax, "error.type"), Some($syntax_code));
             let inserts = exporter.spans_named(&format!("INSERT {table}"));
             assert_eq!(inserts.len(), 2);
             assert!(!is_error(&inserts[0]));
             assert!(inserts[0].attribute("error.type").is_none());
             assert!(is_error(&inserts[1]));
-            assert_eq!(str_attr(&inserts[1], "db.response.status_code"), Some($unique_code));
+            assert_eq!(
+                str_attr(&inserts[1], "db.response.status_code"),
+                Some($unique_code)
+            );
             assert_eq!(str_attr(&inserts[1], "error.type"), Some($unique_code));
             let missing = exporter.span("SELECT no_such_table_here");
             assert!(is_error(&missing));
@@ -223,17 +306,27 @@ macro_rules! db_suite {
         async fn a_stream_dropped_early_ends_its_span() {
             let Some(raw) = pool().await else { return };
             let table = setup(&raw, "drop").await;
-            sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (1), (2), (3)"))).execute(&raw).await.unwrap();
+            sqlx::query(sql(format!(
+                "INSERT INTO {table} (id) VALUES (1), (2), (3)"
+            )))
+            .execute(&raw)
+            .await
+            .unwrap();
             let pool = TracedPool::builder(raw.clone()).returned_rows(true).build();
             let (exporter, _guard) = capture();
             {
                 let _parent = tracing::info_span!("reader").entered();
-                let mut rows = sqlx::query(sql(format!("SELECT id FROM {table} ORDER BY id"))).fetch(&pool);
+                let mut rows =
+                    sqlx::query(sql(format!("SELECT id FROM {table} ORDER BY id"))).fetch(&pool);
                 let first = rows.next().await.unwrap().unwrap();
                 assert_eq!(first.get::<i64, _>(0), 1);
-                assert!(exporter.find(&format!("SELECT {table}")).is_none(), "span still open while the stream lives");
+                assert!(
+                    exporter.find(&format!("SELECT {table}")).is_none(),
+                    "span still open while the stream lives"
+                );
                 drop(rows);
             }
+            flush(&raw).await;
             wait_for(&exporter, "reader", 1).await;
             let span = client_child(&exporter, "reader", &format!("SELECT {table}"));
             assert_eq!(i64_attr(&span, "db.response.returned_rows"), Some(1));
@@ -250,39 +343,73 @@ macro_rules! db_suite {
 
             async {
                 let mut tx = pool.begin().await.unwrap();
-                sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (1)"))).execute(&mut tx).await.unwrap();
+                sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (1)")))
+                    .execute(&mut tx)
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
 
                 let mut tx = pool.begin().await.unwrap();
-                sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (2)"))).execute(&mut tx).await.unwrap();
-                let inside: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&mut tx).await.unwrap();
+                sqlx::query(sql(format!("INSERT INTO {table} (id) VALUES (2)")))
+                    .execute(&mut tx)
+                    .await
+                    .unwrap();
+                let inside: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&mut tx)
+                    .await
+                    .unwrap();
                 assert_eq!(inside, 2);
                 tx.rollback().await.unwrap();
 
                 let mut conn = pool.acquire().await.unwrap();
                 let mut tx = conn.begin().await.unwrap();
-                sqlx::query(sql(format!("UPDATE {table} SET name = 'x' WHERE id = 1"))).execute(&mut tx).await.unwrap();
+                sqlx::query(sql(format!("UPDATE {table} SET name = 'x' WHERE id = 1")))
+                    .execute(&mut tx)
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
-                let after: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&mut conn).await.unwrap();
+                let after: i64 = sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
                 assert_eq!(after, 1);
             }
             .instrument(tracing::info_span!("work"))
             .await;
 
+            flush(&raw).await;
+
             wait_for(&exporter, "work", 1).await;
             let work = exporter.span("work");
-            let names: Vec<String> = exporter.children_of(&work).iter().map(|s| s.name.to_string()).collect();
+            let names: Vec<String> = exporter
+                .children_of(&work)
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect();
             assert_eq!(
                 names,
                 [
-                    "BEGIN".to_owned(), format!("INSERT {table}"), "COMMIT".to_owned(),
-                    "BEGIN".to_owned(), format!("INSERT {table}"), format!("SELECT {table}"), "ROLLBACK".to_owned(),
-                    "BEGIN".to_owned(), format!("UPDATE {table}"), "COMMIT".to_owned(), format!("SELECT {table}"),
+                    "BEGIN".to_owned(),
+                    format!("INSERT {table}"),
+                    "COMMIT".to_owned(),
+                    "BEGIN".to_owned(),
+                    format!("INSERT {table}"),
+                    format!("SELECT {table}"),
+                    "ROLLBACK".to_owned(),
+                    "BEGIN".to_owned(),
+                    format!("UPDATE {table}"),
+                    "COMMIT".to_owned(),
+                    format!("SELECT {table}"),
                 ]
             );
             for span in exporter.children_of(&work) {
                 assert_eq!(span.kind, tracewire::SpanKind::Client);
-                assert_eq!(str_attr(&span, "db.system.name"), Some($system), "{}", span.name);
+                assert_eq!(
+                    str_attr(&span, "db.system.name"),
+                    Some($system),
+                    "{}",
+                    span.name
+                );
                 assert!(!is_error(&span));
             }
             let commit = &exporter.spans_named("COMMIT")[0];
@@ -306,6 +433,7 @@ macro_rules! db_suite {
                 .instrument(tracing::info_span!("task", i))
             });
             futures_util::future::join_all(tasks).await;
+            flush(&raw).await;
             wait_for(&exporter, "task", 16).await;
             let tasks = exporter.spans_named("task");
             assert_eq!(tasks.len(), 16);
@@ -313,7 +441,10 @@ macro_rules! db_suite {
                 let children = exporter.children_of(&task);
                 assert_eq!(children.len(), 1, "one query under each task");
                 assert_eq!(children[0].name, "SELECT");
-                assert_eq!(str_attr(&children[0], "db.query.text"), Some("SELECT ? + ? AS v"));
+                assert_eq!(
+                    str_attr(&children[0], "db.query.text"),
+                    Some("SELECT ? + ? AS v")
+                );
             }
         }
     };

@@ -28,6 +28,15 @@ pub(crate) fn server_tests_enabled(what: &str) -> bool {
     on
 }
 
+/// Whether the SQLite span suite runs (see `sqlite.rs`).
+pub(crate) fn sqlite_tests_enabled() -> bool {
+    let on = std::env::var("TRACEWIRE_SQLX_SQLITE_TESTS").is_ok_and(|v| v == "1" || v == "true");
+    if !on {
+        println!("skipped sqlite: set TRACEWIRE_SQLX_SQLITE_TESTS=1 (see tests/sqlx/sqlite.rs)");
+    }
+    on
+}
+
 pub(crate) fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
@@ -47,9 +56,19 @@ pub(crate) fn i64_attr(span: &SpanData, key: &str) -> Option<i64> {
 #[track_caller]
 pub(crate) fn client_child(exporter: &InMemoryExporter, parent: &str, name: &str) -> SpanData {
     let parent = exporter.span(parent);
-    let span = exporter.span(name);
+    let children: Vec<SpanData> = exporter
+        .children_of(&parent)
+        .into_iter()
+        .filter(|c| c.name == name)
+        .collect();
+    assert_eq!(children.len(), 1, "one {name:?} under the parent");
+    let span = children.into_iter().next().unwrap();
     assert_eq!(span.kind, SpanKind::Client, "{name} kind");
-    assert_eq!(span.parent_span_id, parent.span_context.span_id(), "{name} parent");
+    assert_eq!(
+        span.parent_span_id,
+        parent.span_context.span_id(),
+        "{name} parent"
+    );
     assert_eq!(span.span_context.trace_id(), parent.span_context.trace_id());
     span
 }
@@ -68,7 +87,11 @@ pub(crate) async fn wait_for(exporter: &InMemoryExporter, name: &str, count: usi
         assert!(
             std::time::Instant::now() < deadline,
             "timed out waiting for {count} spans named {name:?}; have {:?}",
-            exporter.spans().iter().map(|s| s.name.to_string()).collect::<Vec<_>>()
+            exporter
+                .spans()
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
