@@ -1,0 +1,98 @@
+//! Per-test subscribers, unique table names and span assertions.
+
+use tracewire::testing::InMemoryExporter;
+use tracewire::{SpanData, SpanKind, Status, TracewireLayer};
+use tracing::dispatcher::DefaultGuard;
+use tracing_subscriber::prelude::*;
+
+/// Installs a per-test subscriber on this thread (tests run on a
+/// current-thread runtime) and returns the exporter.
+pub(crate) fn capture() -> (InMemoryExporter, DefaultGuard) {
+    let exporter = InMemoryExporter::new();
+    let subscriber = tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone()));
+    let guard = tracing::dispatcher::set_default(&subscriber.into());
+    (exporter, guard)
+}
+
+/// A table name no other test (or run) uses.
+pub(crate) fn unique_table(prefix: &str) -> String {
+    format!("{prefix}_{:016x}", fastrand::u64(..))
+}
+
+/// Whether the PostgreSQL and MariaDB tests run; prints why not.
+pub(crate) fn server_tests_enabled(what: &str) -> bool {
+    let on = std::env::var("TRACEWIRE_SQLX_DB_TESTS").is_ok_and(|v| v == "1" || v == "true");
+    if !on {
+        println!("skipped {what}: set TRACEWIRE_SQLX_DB_TESTS=1 to run against real servers");
+    }
+    on
+}
+
+/// Whether the SQLite span suite runs (see `sqlite.rs`).
+pub(crate) fn sqlite_tests_enabled() -> bool {
+    let on = std::env::var("TRACEWIRE_SQLX_SQLITE_TESTS").is_ok_and(|v| v == "1" || v == "true");
+    if !on {
+        println!("skipped sqlite: set TRACEWIRE_SQLX_SQLITE_TESTS=1 (see tests/sqlx/sqlite.rs)");
+    }
+    on
+}
+
+pub(crate) fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+pub(crate) fn str_attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a str> {
+    span.attribute(key).and_then(|v| v.as_str())
+}
+
+pub(crate) fn i64_attr(span: &SpanData, key: &str) -> Option<i64> {
+    span.attribute(key).and_then(|v| v.as_i64())
+}
+
+/// The one span named `name` that is a CLIENT span and a child of `parent`.
+#[track_caller]
+pub(crate) fn client_child(exporter: &InMemoryExporter, parent: &str, name: &str) -> SpanData {
+    let parent = exporter.span(parent);
+    let children: Vec<SpanData> = exporter
+        .children_of(&parent)
+        .into_iter()
+        .filter(|c| c.name == name)
+        .collect();
+    assert_eq!(children.len(), 1, "one {name:?} under the parent");
+    let span = children.into_iter().next().unwrap();
+    assert_eq!(span.kind, SpanKind::Client, "{name} kind");
+    assert_eq!(
+        span.parent_span_id,
+        parent.span_context.span_id(),
+        "{name} parent"
+    );
+    assert_eq!(span.span_context.trace_id(), parent.span_context.trace_id());
+    span
+}
+
+pub(crate) fn is_error(span: &SpanData) -> bool {
+    matches!(span.status, Status::Error { .. })
+}
+
+/// Waits until `count` spans named `name` were exported. A span can end a
+/// moment after the awaited query returns: SQLite's worker thread holds a
+/// handle to the current span until it has finished the command, and
+/// sqlx returns a connection to its pool in a task of its own.
+pub(crate) async fn wait_for(exporter: &InMemoryExporter, name: &str, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while exporter.spans_named(name).len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {count} spans named {name:?}; have {:?}",
+            exporter
+                .spans()
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
