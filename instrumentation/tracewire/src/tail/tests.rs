@@ -368,3 +368,22 @@ fn the_worker_decides_traces_from_the_layer() {
         "decided by the worker, not by a flush"
     );
 }
+
+#[test]
+fn the_repositorys_policy_file_keeps_errors_slow_traces_and_one_percent() {
+    let text = include_str!("../../../../deploy/tail-policies.json");
+    let (policies, config) = policies_from_json(text, TailConfig::default()).unwrap();
+    assert_eq!(config.decision_wait, Duration::from_secs(2));
+    let (tail, exporter) = stage(policies, config);
+    let t0 = Instant::now();
+    let mut failed = span(1, 1, 0, 10);
+    failed.status = Status::Error {
+        message: "x".into(),
+    };
+    tail.on_end_at(failed, t0);
+    tail.on_end_at(span(2, 1, 0, 2_500), t0);
+    let unlucky = (1u128 << 64) | u128::from(u64::MAX); // low bits far above 1%
+    tail.on_end_at(span(unlucky, 1, 0, 10), t0);
+    tail.decide_ready(t0 + Duration::from_secs(2));
+    assert_eq!(kept_traces(&exporter), [1, 2].into());
+}
