@@ -17,6 +17,7 @@ use crate::export::{
 use crate::processor::{MultiProcessor, NoopProcessor, SpanProcessor};
 use crate::propagation::CompositePropagator;
 use crate::sampling::{ConfigWarning, Sampler, sampler_from_otel};
+use crate::tail::{Policy, TailConfig, TailSamplingProcessor, policies_from_json};
 
 /// Where finished spans go (`OTEL_TRACES_EXPORTER`).
 #[derive(Debug)]
@@ -105,8 +106,9 @@ impl Drop for TracingGuard {
 /// The variables: `OTEL_SDK_DISABLED`, `OTEL_SERVICE_NAME`,
 /// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
 /// `OTEL_PROPAGATORS`, `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`,
-/// `OTEL_BSP_*`, plus `TRACEWIRE_LOG_FORMAT` (`text` or `json`) and
-/// `TRACEWIRE_TRACES_FILE`. Invalid values are logged as warnings naming the
+/// `OTEL_BSP_*`, plus `TRACEWIRE_LOG_FORMAT` (`text` or `json`),
+/// `TRACEWIRE_TRACES_FILE` and `TRACEWIRE_TAIL_POLICIES` (a tail sampling
+/// policy file). Invalid values are logged as warnings naming the
 /// variable, and their defaults used.
 ///
 /// ```no_run
@@ -151,6 +153,7 @@ pub struct Tracewire {
     log_format: LogFormat,
     filter: Option<String>,
     shutdown_timeout: Duration,
+    tail: Option<(Vec<Policy>, TailConfig)>,
     warnings: Vec<ConfigWarning>,
 }
 
@@ -204,6 +207,24 @@ impl Tracewire {
                 }),
             }
         }
+        let tail = var("TRACEWIRE_TAIL_POLICIES").and_then(|path| {
+            let read = std::fs::read_to_string(path.trim())
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    policies_from_json(&text, TailConfig::default()).map_err(|e| e.to_string())
+                });
+            match read {
+                Ok(tail) => Some(tail),
+                Err(_) => {
+                    warnings.push(ConfigWarning {
+                        variable: "TRACEWIRE_TAIL_POLICIES",
+                        value: path,
+                        reason: "cannot read a tail sampling policy file (JSON in the Collector's tail_sampling shape); no tail sampling",
+                    });
+                    None
+                }
+            }
+        });
         let log_format = match var("TRACEWIRE_LOG_FORMAT").map(|v| v.trim().to_ascii_lowercase()) {
             None => LogFormat::Text,
             Some(v) if v == "text" => LogFormat::Text,
@@ -229,6 +250,7 @@ impl Tracewire {
             log_format,
             filter: var("RUST_LOG"),
             shutdown_timeout: Duration::from_secs(5),
+            tail,
             warnings,
         }
     }
@@ -280,6 +302,13 @@ impl Tracewire {
     /// Sets the batch processor's settings.
     pub fn batch(mut self, config: BatchConfig) -> Self {
         self.batch = config;
+        self
+    }
+
+    /// Keeps or drops whole traces with `policies` before export (see
+    /// [`tail`](crate::tail)).
+    pub fn tail_sampling(mut self, policies: Vec<Policy>, config: TailConfig) -> Self {
+        self.tail = Some((policies, config));
         self
     }
 
@@ -344,11 +373,16 @@ impl Tracewire {
                 processors.push(Box::new(processor));
             }
         }
-        let processor: Arc<dyn SpanProcessor> = match processors.len() {
+        let mut processor: Arc<dyn SpanProcessor> = match processors.len() {
             0 => Arc::new(NoopProcessor),
             1 => Arc::from(processors.remove(0)),
             _ => Arc::new(MultiProcessor::new(processors)),
         };
+        if let Some((policies, config)) = self.tail.take()
+            && !stats.is_empty()
+        {
+            processor = Arc::new(TailSamplingProcessor::new(policies, config, processor));
+        }
         let layer = TracewireLayer::builder()
             .shared_sampler(self.sampler.clone())
             .shared_processor(processor.clone())

@@ -113,3 +113,52 @@ fn code_settings_override_the_environment() {
         )
     );
 }
+
+#[test]
+fn tail_sampling_policies_from_a_file() {
+    let rx = Receiver::http(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.json");
+    std::fs::write(
+        &policies,
+        r#"{"decision_wait_ms": 10, "policies": [
+            {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}}
+        ]}"#,
+    )
+    .unwrap();
+    let settings = from_vars(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url()),
+        ("TRACEWIRE_TAIL_POLICIES", policies.display().to_string()),
+    ]);
+    assert!(settings.warnings().is_empty(), "{:?}", settings.warnings());
+    let (layer, guard) = settings.build_layer().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("fine").in_scope(|| tracing::info_span!("child").in_scope(|| {}));
+        tracing::info_span!("failing").in_scope(|| {
+            tracing::info_span!("db", otel.status_code = "error").in_scope(|| {});
+        });
+    });
+    guard.force_flush(Duration::from_secs(5)).unwrap();
+    let names: Vec<String> = rx
+        .received()
+        .iter()
+        .filter_map(|r| r.request.clone())
+        .flat_map(|r| r.resource_spans)
+        .flat_map(|rs| rs.scope_spans)
+        .flat_map(|ss| ss.spans)
+        .map(|s| s.name)
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        ["db", "failing"],
+        "only the trace with an error is exported"
+    );
+
+    let missing = from_vars(&[(
+        "TRACEWIRE_TAIL_POLICIES",
+        "/nonexistent/policies.json".into(),
+    )]);
+    assert_eq!(missing.warnings()[0].variable, "TRACEWIRE_TAIL_POLICIES");
+}
