@@ -1,3 +1,315 @@
-//! Work in progress.
+//! `tracewire`: list, view, critical path and diff of traces in OTLP/JSON
+//! lines files.
 
-fn main() {}
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracewire_cli::{FindError, LoadError, Loader, RenderOptions, Traces, json, render};
+
+/// View and analyse traces exported as OTLP/JSON lines (tracewire's
+/// `OTEL_TRACES_EXPORTER=file`, the Collector's file exporter).
+///
+/// Spans from every file are merged by trace id, so give the files of all
+/// the services of a system together. Without a file, spans are read from
+/// standard input. A trace id may be shortened to any unique prefix.
+#[derive(Debug, Parser)]
+#[command(name = "tracewire", version)]
+struct Cli {
+    /// An OTLP/JSON lines file to read (repeatable; `-` reads standard
+    /// input). Files may also be given after the command's arguments.
+    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
+    files: Vec<PathBuf>,
+
+    /// Print JSON (stable field names, listed in the README) instead of
+    /// text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// When to colour the text output.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    color: ColorChoice,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the traces: id, start, duration, span and error counts, root
+    /// span and services.
+    List {
+        /// OTLP/JSON lines files to read.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Show one trace as a waterfall: a row per span with its service,
+    /// operation, offset, duration and a bar; errors, orphans, clock skew
+    /// and the bottleneck marked.
+    View {
+        /// The trace id, or a unique prefix of it.
+        trace_id: String,
+        /// OTLP/JSON lines files to read.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Width of the timeline bars, in columns.
+        #[arg(long, default_value_t = 40)]
+        width: usize,
+    },
+    /// Show the critical path of a trace: the chain of spans that
+    /// determines its end-to-end latency, with each span's self-time and
+    /// the bottleneck (the largest self-time).
+    #[command(name = "critical-path")]
+    CriticalPath {
+        /// The trace id, or a unique prefix of it.
+        trace_id: String,
+        /// OTLP/JSON lines files to read.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Compare trace B with trace A: spans missing from B, new in B, and
+    /// slower or faster in B, aligned by service, operation and position.
+    Diff {
+        /// Trace A (the baseline): an id or a unique prefix.
+        a: String,
+        /// Trace B: an id or a unique prefix.
+        b: String,
+        /// OTLP/JSON lines files to read.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Hide changes smaller than this (`500us`, `2ms`, `1.5s`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+        min_delta: Duration,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    /// Colours when standard output is a terminal (and `NO_COLOR` is unset).
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Find(#[from] FindError),
+    #[error(
+        "no input: give OTLP/JSON lines files (`tracewire list traces.jsonl`, `-f FILE`) or pipe them on standard input"
+    )]
+    NoInput,
+    #[error("cannot write the output: {0}")]
+    Output(io::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(io::stderr().lock(), "tracewire: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let mut files = cli.files;
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        }
+    };
+    let mut options = RenderOptions::new().with_color(color);
+    let output = match cli.command {
+        Command::List { files: more } => {
+            files.extend(more);
+            let traces = load(&files)?;
+            if cli.json {
+                pretty(&json::list(&traces))
+            } else {
+                render::list(&traces, &options)
+            }
+        }
+        Command::View {
+            trace_id,
+            files: more,
+            width,
+        } => {
+            files.extend(more);
+            let traces = load(&files)?;
+            let trace = traces.find(&trace_id)?;
+            if cli.json {
+                pretty(&json::view(trace))
+            } else {
+                render::view(trace, &options.with_width(width))
+            }
+        }
+        Command::CriticalPath {
+            trace_id,
+            files: more,
+        } => {
+            files.extend(more);
+            let traces = load(&files)?;
+            let trace = traces.find(&trace_id)?;
+            let path = tracewire_cli::critical_path(trace);
+            if cli.json {
+                pretty(&json::critical_path(trace, &path))
+            } else {
+                render::critical_path(trace, &path, &options)
+            }
+        }
+        Command::Diff {
+            a,
+            b,
+            files: more,
+            min_delta,
+        } => {
+            files.extend(more);
+            let traces = load(&files)?;
+            let diff = tracewire_cli::diff(traces.find(&a)?, traces.find(&b)?);
+            options = options.with_min_delta(min_delta);
+            if cli.json {
+                pretty(&json::diff(&diff, options.min_delta_nanos))
+            } else {
+                render::diff(&diff, &options)
+            }
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // `tracewire list | head`: the reader is gone, nothing to report.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::Output(e)),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Reads the files (standard input for `-`, or when none is given and
+/// standard input is not a terminal) and reports skipped input on stderr.
+fn load(files: &[PathBuf]) -> Result<Traces, CliError> {
+    let mut loader = Loader::new();
+    if files.is_empty() {
+        if io::stdin().is_terminal() {
+            return Err(CliError::NoInput);
+        }
+        loader.read(io::stdin().lock(), "<stdin>")?;
+    }
+    for file in files {
+        if file.as_os_str() == "-" {
+            loader.read(io::stdin().lock(), "<stdin>")?;
+        } else {
+            loader.read_path(file)?;
+        }
+    }
+    let traces = loader.finish();
+    let stats = traces.stats();
+    let mut stderr = io::stderr().lock();
+    if stats.bad_lines > 0 {
+        let first = stats
+            .bad_line_examples
+            .first()
+            .map(|b| format!(" (first: {b})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            stderr,
+            "tracewire: skipped {} bad line{}{first}",
+            stats.bad_lines,
+            plural(stats.bad_lines)
+        );
+    }
+    if stats.invalid_spans > 0 {
+        let _ = writeln!(
+            stderr,
+            "tracewire: skipped {} span{} with a missing or invalid trace or span id",
+            stats.invalid_spans,
+            plural(stats.invalid_spans)
+        );
+    }
+    if stats.duplicate_spans > 0 {
+        let _ = writeln!(
+            stderr,
+            "tracewire: ignored {} duplicate span{} (same trace and span id)",
+            stats.duplicate_spans,
+            plural(stats.duplicate_spans)
+        );
+    }
+    Ok(traces)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    text.push('\n');
+    text
+}
+
+/// `0`, `250ns`, `500us` (or `µs`), `2ms`, `1.5s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{text:?} needs a unit: ns, us, ms or s"))?;
+    let (number, unit) = text.split_at(split);
+    let nanos_per_unit = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return Err(format!("unknown unit {unit:?}: use ns, us, ms or s")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{number:?} is not a number"))?;
+    let nanos = value * nanos_per_unit;
+    if !nanos.is_finite() || nanos > u64::MAX as f64 {
+        return Err(format!("{text:?} is too long"));
+    }
+    Ok(Duration::from_nanos(nanos.round() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ns"), Ok(Duration::from_nanos(250)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_duration("500µs"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_duration("1.5ms"), Ok(Duration::from_micros(1500)));
+        assert_eq!(parse_duration(" 2s "), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("1.2.3ms").is_err());
+        assert!(parse_duration("99999999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
