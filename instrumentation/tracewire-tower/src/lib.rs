@@ -1,1 +1,140 @@
-//! Work in progress.
+//! Tower layers that trace HTTP: a SERVER span for every request an axum or
+//! hyper service answers, continuing the caller's trace, and a CLIENT span
+//! for every request a tower HTTP client sends, with the trace context
+//! written into its headers. Spans are ordinary `tracing` spans that the
+//! [`tracewire`] layer gives W3C ids; attributes follow the OpenTelemetry
+//! HTTP semantic conventions.
+//!
+//! # Server
+//!
+//! `.layer(TraceLayer::server())` is all an axum application needs:
+//!
+//! ```
+//! use axum::{Router, extract::Path, routing::get};
+//! use tracewire_tower::TraceLayer;
+//!
+//! async fn user(Path(id): Path<u32>) -> String {
+//!     tracing::info!(id, "loading user"); // inside the request's span
+//!     format!("user {id}")
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(user))
+//!     .layer(TraceLayer::server());
+//! # let _ = app;
+//! ```
+//!
+//! Each request gets a span named `GET /users/{id}` (the route template
+//! from axum's `MatchedPath`, never the raw path), of kind SERVER, whose
+//! parent is the caller's span from `traceparent` (a new trace when there
+//! is none or it is invalid). It carries `http.request.method`, `url.path`,
+//! `url.query`, `url.scheme`, `http.route`, `server.address`,
+//! `server.port`, `client.address`, `network.peer.address`,
+//! `network.peer.port`, `user_agent.original`,
+//! `network.protocol.version`, `http.response.status_code` and, on
+//! failure, `error.type`. Its status is Error for 5xx responses and for
+//! errors of the inner service; a 4xx leaves it unset. The span is current
+//! while the handler runs and ends when the response body has been sent
+//! (or dropped), so streaming bodies and server-sent events are covered.
+//!
+//! # Client
+//!
+//! ```
+//! use http_body_util::Empty;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::{Service as _, ServiceBuilder, ServiceExt as _};
+//! use tracewire_tower::TraceLayer;
+//!
+//! # async fn call() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut client = ServiceBuilder::new()
+//!     .layer(TraceLayer::client())
+//!     .service(Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>());
+//! let request = http::Request::get("http://inventory.internal/items/7").body(Empty::new())?;
+//! let response = client.ready().await?.call(request).await?;
+//! # let _ = response;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Each request gets a CLIENT span named after the method, a child of the
+//! current span, and `traceparent`, `tracestate` and `baggage` from it are
+//! written into the request. It carries `http.request.method`,
+//! `server.address`, `server.port`, `url.full` (credentials and signature
+//! query values redacted), `http.request.resend_count` (when the request
+//! carries a [`ResendCount`]), `http.response.status_code`,
+//! `network.protocol.version` and `error.type`. Its status is Error for
+//! 4xx, 5xx and transport errors; a request dropped before its response
+//! (cancelled) ends the span without error. The span ends when the response
+//! head arrives. A request carrying [`DisablePropagation`] is traced but
+//! its headers are left alone.
+//!
+//! # When each hook runs
+//!
+//! | hook | server | client |
+//! |---|---|---|
+//! | [`Filter`] | before anything else; a rejected request gets no span and no header is read | — |
+//! | [`SpanName`] | when the span is created, only if it is recorded | — |
+//! | [`OnRequest`] | after the span is created, inside it, before the inner service is called | after the span is created and the context injected, inside it, before the request is sent |
+//! | [`OnResponse`] | when the inner service returns the response head, before the body is sent | when the response head arrives |
+//! | span end | when the response body ends, fails or is dropped; on an inner error; on a panic | with the response head; on an error; when the future is dropped |
+//!
+//! A panic in the handler (or while the body is produced) is recorded as
+//! an `exception` event with status Error and `error.type = panic`, and the
+//! span ends; the panic then continues unwinding (the layer catches it with
+//! `catch_unwind` and resumes it), so tower-http's `CatchPanic` or the
+//! server's own handling sees it as before.
+//!
+//! # Options
+//!
+//! - [`filter`](TraceLayer::filter): skip requests (health checks) at no
+//!   span cost.
+//! - [`span_name`](TraceLayer::span_name), [`on_request`](TraceLayer::on_request),
+//!   [`on_response`](TraceLayer::on_response): naming and extra attributes.
+//! - [`request_headers`](TraceLayer::request_headers),
+//!   [`response_headers`](TraceLayer::response_headers): an allow-list of
+//!   headers recorded as `http.request.header.<name>` /
+//!   `http.response.header.<name>` (several values joined with `,`:
+//!   tracewire attributes have no array type yet).
+//! - [`trust_boundary`](TraceLayer::trust_boundary): ignore the caller's
+//!   sampled flag, or restart the trace and keep the caller only as a link.
+//! - [`trust_forwarded_headers`](TraceLayer::trust_forwarded_headers):
+//!   `client.address` from `Forwarded` / `X-Forwarded-For`.
+//! - [`traceresponse_header`](TraceLayer::traceresponse_header),
+//!   [`server_timing_header`](TraceLayer::server_timing_header): tell the
+//!   caller (or the browser) the trace of its request.
+//! - [`propagator`](TraceLayer::propagator): a propagator other than
+//!   [`tracewire::propagation::global`].
+//!
+//! Without axum, give the route template with an [`HttpRoute`] request
+//! extension (or a [`SpanName`] hook), and the peer address with a
+//! `SocketAddr` extension.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | `http.route` and span names from axum's `MatchedPath`; `client.address` from `ConnectInfo<SocketAddr>` |
+//!
+//! With `default-features = false` the crate depends on `http`, `http-body`
+//! and tower's traits only, and works with plain hyper services.
+
+mod client;
+mod extensions;
+mod headers;
+mod hooks;
+mod layer;
+mod record;
+mod semconv;
+mod server;
+
+pub use client::ClientFuture;
+pub use extensions::{DisablePropagation, HttpRoute, ResendCount};
+pub use hooks::{
+    DefaultOnRequest, DefaultOnResponse, DefaultSpanName, Filter, OnRequest, OnResponse, SpanName,
+};
+pub use layer::{Client, Server, Trace, TraceLayer, TrustBoundary};
+pub use server::{ResponseBody, ResponseFuture};
+
+#[cfg(test)]
+mod tests;

@@ -213,6 +213,7 @@ pub struct Context {
     span_context: Option<SpanContext>,
     baggage: Baggage,
     sampling_hint: Option<bool>,
+    resample: bool,
 }
 
 impl Context {
@@ -222,6 +223,7 @@ impl Context {
             span_context: None,
             baggage: Baggage::new(),
             sampling_hint: None,
+            resample: false,
         }
     }
 
@@ -269,6 +271,45 @@ impl Context {
     /// This context with a sampling decision that has no span context.
     pub fn with_sampling_hint(mut self, sampled: bool) -> Self {
         self.sampling_hint = Some(sampled);
+        self
+    }
+
+    /// Whether a span started under this context ignores the sampled flag
+    /// of its (remote) parent: see [`Context::with_resampling`].
+    pub fn resamples(&self) -> bool {
+        self.resample
+    }
+
+    /// This context with the parent's sampled flag ignored: a span started
+    /// under it keeps the parent's trace id and parent id, but the sampler
+    /// decides for it as for the root of a new trace (`ParentBased` asks its
+    /// root sampler). A trust boundary uses it so that callers cannot force
+    /// or suppress recording.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// use tracewire::sampling::{AlwaysOff, ParentBased};
+    /// use tracewire::{Context, SpanContext, SpanExt, SpanId, TraceFlags, TraceId, TraceState};
+    ///
+    /// let layer = tracewire::TracewireLayer::builder().sampler(ParentBased::new(AlwaysOff)).build();
+    /// let subscriber = tracing_subscriber::registry().with(layer);
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let caller = SpanContext::new(
+    ///         TraceId::from_u128(42),
+    ///         SpanId::from_u64(7),
+    ///         TraceFlags::SAMPLED,
+    ///         true,
+    ///         TraceState::default(),
+    ///     );
+    ///     let cx = Context::from_span_context(caller).with_resampling();
+    ///     let span = tracewire::with_remote_parent(&cx, || tracing::info_span!("GET /"));
+    ///     let own = span.span_context().unwrap();
+    ///     assert_eq!(own.trace_id(), TraceId::from_u128(42));
+    ///     assert!(!own.is_sampled()); // the root sampler said no
+    /// });
+    /// ```
+    pub fn with_resampling(mut self) -> Self {
+        self.resample = true;
         self
     }
 

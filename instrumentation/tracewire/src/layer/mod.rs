@@ -186,6 +186,7 @@ impl TracewireLayer {
         &self,
         parent: Option<&SpanContext>,
         sampling_hint: Option<bool>,
+        resample: bool,
         baggage: Baggage,
         attrs: Option<&Attributes<'_>>,
         metadata: &'static tracing_core::Metadata<'static>,
@@ -196,7 +197,7 @@ impl TracewireLayer {
             (None, Some(false)) => SamplingResult::DROP,
             _ => self.sampler.should_sample(&SamplingInput {
                 trace_id,
-                parent,
+                parent: if resample { None } else { parent },
                 metadata,
                 attributes: attrs,
             }),
@@ -249,20 +250,22 @@ where
         } else {
             None
         };
-        let (parent, hint, baggage) = match remote {
+        let (parent, hint, resample, baggage) = match remote {
             Some(cx) => {
                 let hint = cx.sampling_hint();
+                let resample = cx.resamples();
                 let (parent, baggage) = cx.into_parts();
-                (parent, hint, baggage)
+                (parent, hint, resample, baggage)
             }
             None => match nearest_context(span.parent()) {
-                Some((cx, baggage)) => (Some(cx), None, baggage),
-                None => (None, None, Baggage::new()),
+                Some((cx, baggage)) => (Some(cx), None, false, baggage),
+                None => (None, None, false, Baggage::new()),
             },
         };
         let state = self.start_state(
             parent.as_ref(),
             hint,
+            resample,
             baggage,
             Some(attrs),
             attrs.metadata(),
@@ -353,6 +356,7 @@ where
     let mut state = layer.start_state(
         cx.span_context(),
         cx.sampling_hint(),
+        cx.resamples(),
         cx.baggage().clone(),
         None,
         span.metadata(),

@@ -9,6 +9,7 @@ use tracing_subscriber::Registry;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::{SpanState, TracewireLayer};
+use crate::span_data::{KeyValue, Str, Value};
 use crate::{Context, SpanContext};
 
 /// A remote parent waiting for the next span created under the span that
@@ -150,6 +151,35 @@ pub trait SpanExt {
     /// Adds a link from this span to `cx` (recorded when the span is
     /// sampled).
     fn add_link(&self, cx: &SpanContext);
+
+    /// Whether the span is being recorded (it is sampled and a tracewire
+    /// layer keeps its data). Instrumentation checks it before building
+    /// attribute values that cost something.
+    fn is_recording(&self) -> bool;
+
+    /// Sets attribute `key` to `value` (replacing an earlier value of
+    /// `key`), for attributes whose names are only known at run time, such
+    /// as `http.request.header.<name>`. Does nothing when the span is not
+    /// recorded. Fields known up front are better declared in the span
+    /// macro and set with `Span::record`.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    /// use tracewire::{SpanExt, testing::InMemoryExporter};
+    ///
+    /// let exporter = InMemoryExporter::new();
+    /// let subscriber = tracing_subscriber::registry().with(tracewire::TracewireLayer::new(exporter.clone()));
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     let span = tracing::info_span!("GET /");
+    ///     assert!(span.is_recording());
+    ///     span.set_attribute("http.request.header.x-request-id", "abc".to_owned());
+    /// });
+    /// let span = exporter.span("GET /");
+    /// assert_eq!(span.attribute("http.request.header.x-request-id").unwrap().as_str(), Some("abc"));
+    /// ```
+    fn set_attribute(&self, key: impl Into<Str>, value: impl Into<Value>)
+    where
+        Self: Sized;
 }
 
 impl SpanExt for Span {
@@ -183,6 +213,26 @@ impl SpanExt for Span {
             let mut ext = span.extensions_mut();
             let rec = ext.get_mut::<SpanState>()?.recording.as_mut()?;
             rec.add_link(cx.clone(), &layer.limits);
+            Some(())
+        });
+    }
+
+    fn is_recording(&self) -> bool {
+        with_state(self, |s| s.recording.is_some()).unwrap_or(false)
+    }
+
+    fn set_attribute(&self, key: impl Into<Str>, value: impl Into<Value>) {
+        self.with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            let layer = dispatch.downcast_ref::<TracewireLayer>()?;
+            let span = registry.span(id)?;
+            let mut ext = span.extensions_mut();
+            let rec = ext.get_mut::<SpanState>()?.recording.as_mut()?;
+            let kv = KeyValue {
+                key: key.into(),
+                value: value.into(),
+            };
+            rec.set_attribute(kv, true, &layer.limits);
             Some(())
         });
     }

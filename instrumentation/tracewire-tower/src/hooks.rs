@@ -1,0 +1,270 @@
+//! Customization points: which requests are traced, what the span is
+//! called, and what is added when the request starts and when its response
+//! arrives.
+//!
+//! Each is a trait with a blanket impl for closures, a `()` no-op and,
+//! where a default does something, a `Default*` struct.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use http::{Request, Response};
+use tracing::{Level, Span};
+
+use crate::semconv::method_for_name;
+
+/// Decides whether a request is traced. A request it rejects goes straight
+/// to the inner service: no span is created, no header is read.
+///
+/// `()` traces everything; a closure `Fn(&Request<B>) -> bool` traces the
+/// requests it returns `true` for.
+///
+/// ```
+/// use tracewire_tower::TraceLayer;
+///
+/// let layer = TraceLayer::server()
+///     .filter(|req: &http::Request<axum::body::Body>| req.uri().path() != "/health");
+/// # let _ = layer;
+/// ```
+pub trait Filter<B> {
+    /// Whether `request` gets a span.
+    fn trace(&self, request: &Request<B>) -> bool;
+}
+
+impl<B> Filter<B> for () {
+    fn trace(&self, _: &Request<B>) -> bool {
+        true
+    }
+}
+
+impl<B, F> Filter<B> for F
+where
+    F: Fn(&Request<B>) -> bool,
+{
+    fn trace(&self, request: &Request<B>) -> bool {
+        self(request)
+    }
+}
+
+/// Names the span of a request. `route` is the route template when one is
+/// known (axum's `MatchedPath`, or an [`HttpRoute`](crate::HttpRoute)
+/// extension).
+///
+/// The name is only computed for spans that are recorded. Keep it
+/// low-cardinality: never put the raw path or ids in it.
+///
+/// A closure `Fn(&Request<B>, Option<&str>) -> impl Into<Cow<'static, str>>`
+/// is a `SpanName`.
+///
+/// ```
+/// use tracewire_tower::TraceLayer;
+///
+/// let layer = TraceLayer::server().span_name(
+///     |req: &http::Request<axum::body::Body>, route: Option<&str>| {
+///         format!("{} {}", req.method(), route.unwrap_or("(unmatched)"))
+///     },
+/// );
+/// # let _ = layer;
+/// ```
+pub trait SpanName<B> {
+    /// The span name for `request`.
+    fn span_name(&self, request: &Request<B>, route: Option<&str>) -> Cow<'static, str>;
+}
+
+/// The conventional name: `{method} {route}` when the route is known, else
+/// `{method}`; an unknown method is written `HTTP`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultSpanName {
+    _private: (),
+}
+
+impl DefaultSpanName {
+    /// The conventional naming.
+    pub const fn new() -> Self {
+        DefaultSpanName { _private: () }
+    }
+}
+
+impl<B> SpanName<B> for DefaultSpanName {
+    fn span_name(&self, request: &Request<B>, route: Option<&str>) -> Cow<'static, str> {
+        let method = method_for_name(request.method());
+        match route {
+            Some(route) => Cow::Owned(format!("{method} {route}")),
+            None => Cow::Borrowed(method),
+        }
+    }
+}
+
+impl<B, F, S> SpanName<B> for F
+where
+    F: Fn(&Request<B>, Option<&str>) -> S,
+    S: Into<Cow<'static, str>>,
+{
+    fn span_name(&self, request: &Request<B>, route: Option<&str>) -> Cow<'static, str> {
+        self(request, route).into()
+    }
+}
+
+/// Formats a span name lazily: the hook runs only when a subscriber reads
+/// the field (the span is recorded).
+pub(crate) struct LazyName<'a, N, B> {
+    pub(crate) hook: &'a N,
+    pub(crate) request: &'a Request<B>,
+    pub(crate) route: Option<&'a str>,
+}
+
+impl<N: SpanName<B>, B> fmt::Display for LazyName<'_, N, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hook.span_name(self.request, self.route))
+    }
+}
+
+/// Runs when a request starts, after its span is created and before the
+/// inner service is called, inside the span. Use it to add attributes
+/// (`span.record` for fields, [`tracewire::SpanExt::set_attribute`] for
+/// others).
+///
+/// `()` does nothing; [`DefaultOnRequest`] logs an event; a closure
+/// `Fn(&Request<B>, &Span)` is an `OnRequest`.
+///
+/// ```
+/// use tracewire::SpanExt as _;
+/// use tracewire_tower::TraceLayer;
+///
+/// let layer = TraceLayer::server().on_request(
+///     |req: &http::Request<axum::body::Body>, span: &tracing::Span| {
+///         if let Some(tenant) = req.headers().get("x-tenant").and_then(|v| v.to_str().ok()) {
+///             span.set_attribute("app.tenant", tenant.to_owned());
+///         }
+///     },
+/// );
+/// # let _ = layer;
+/// ```
+pub trait OnRequest<B> {
+    /// Called with the request and its span.
+    fn on_request(&self, request: &Request<B>, span: &Span);
+}
+
+impl<B> OnRequest<B> for () {
+    fn on_request(&self, _: &Request<B>, _: &Span) {}
+}
+
+impl<B, F> OnRequest<B> for F
+where
+    F: Fn(&Request<B>, &Span),
+{
+    fn on_request(&self, request: &Request<B>, span: &Span) {
+        self(request, span);
+    }
+}
+
+/// Runs when the response head arrives (before the body is sent), inside
+/// the span, with the time since the request started.
+///
+/// `()` does nothing; [`DefaultOnResponse`] logs an event; a closure
+/// `Fn(&Response<B>, Duration, &Span)` is an `OnResponse`.
+pub trait OnResponse<B> {
+    /// Called with the response head, the latency and the span.
+    fn on_response(&self, response: &Response<B>, latency: Duration, span: &Span);
+}
+
+impl<B> OnResponse<B> for () {
+    fn on_response(&self, _: &Response<B>, _: Duration, _: &Span) {}
+}
+
+impl<B, F> OnResponse<B> for F
+where
+    F: Fn(&Response<B>, Duration, &Span),
+{
+    fn on_response(&self, response: &Response<B>, latency: Duration, span: &Span) {
+        self(response, latency, span);
+    }
+}
+
+macro_rules! event_at {
+    ($level:expr, $($rest:tt)+) => {
+        match $level {
+            Level::ERROR => tracing::error!($($rest)+),
+            Level::WARN => tracing::warn!($($rest)+),
+            Level::INFO => tracing::info!($($rest)+),
+            Level::DEBUG => tracing::debug!($($rest)+),
+            Level::TRACE => tracing::trace!($($rest)+),
+        }
+    };
+}
+
+/// Logs `started processing request` at a level (default `DEBUG`): a log
+/// line that carries the trace id.
+#[derive(Clone, Copy, Debug)]
+pub struct DefaultOnRequest {
+    level: Level,
+}
+
+impl Default for DefaultOnRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DefaultOnRequest {
+    /// Logs at `DEBUG`.
+    pub const fn new() -> Self {
+        DefaultOnRequest {
+            level: Level::DEBUG,
+        }
+    }
+
+    /// Logs at `level`.
+    pub const fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+}
+
+impl<B> OnRequest<B> for DefaultOnRequest {
+    fn on_request(&self, _: &Request<B>, _: &Span) {
+        event_at!(self.level, "started processing request");
+    }
+}
+
+/// Logs `finished processing request` with `latency_ms` and `status` at a
+/// level (default `DEBUG`).
+#[derive(Clone, Copy, Debug)]
+pub struct DefaultOnResponse {
+    level: Level,
+}
+
+impl Default for DefaultOnResponse {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DefaultOnResponse {
+    /// Logs at `DEBUG`.
+    pub const fn new() -> Self {
+        DefaultOnResponse {
+            level: Level::DEBUG,
+        }
+    }
+
+    /// Logs at `level`.
+    pub const fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+}
+
+impl<B> OnResponse<B> for DefaultOnResponse {
+    fn on_response(&self, response: &Response<B>, latency: Duration, _: &Span) {
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        let status = response.status().as_u16();
+        event_at!(
+            self.level,
+            latency_ms,
+            status,
+            "finished processing request"
+        );
+    }
+}

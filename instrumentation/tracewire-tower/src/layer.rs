@@ -1,0 +1,391 @@
+//! [`TraceLayer`], its two presets and their options, and the [`Trace`]
+//! service it produces.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use http::HeaderName;
+use tower_layer::Layer;
+use tracewire::propagation::Propagator;
+
+use crate::hooks::DefaultSpanName;
+
+/// A tower layer that traces HTTP requests: [`TraceLayer::server`] for
+/// services that answer requests (axum, hyper), [`TraceLayer::client`] for
+/// services that send them (hyper-util's `Client`, any tower HTTP client).
+///
+/// Options are builder methods on the layer; see [`Server`] and [`Client`]
+/// for what each preset records.
+#[derive(Clone, Debug)]
+pub struct TraceLayer<M> {
+    pub(crate) mode: M,
+}
+
+/// What the server layer does with the trace context a caller sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrustBoundary {
+    /// Continue the caller's trace and follow its sampling decision (the
+    /// default; right between your own services).
+    #[default]
+    Trust,
+    /// Continue the caller's trace (same trace id, the caller's span as
+    /// parent) but ignore its sampled flag: your sampler decides as for a
+    /// new trace, so callers cannot force or suppress recording.
+    IgnoreSampledFlag,
+    /// Start a new trace and keep the caller's context only as a link on the
+    /// server span; the caller's baggage is dropped too. For public edges.
+    Restart,
+}
+
+/// Options shared by both presets.
+#[derive(Clone, Default)]
+pub(crate) struct Common {
+    pub(crate) propagator: Option<Arc<dyn Propagator>>,
+    pub(crate) request_headers: Vec<HeaderName>,
+    pub(crate) response_headers: Vec<HeaderName>,
+}
+
+impl Common {
+    pub(crate) fn propagator(&self) -> Arc<dyn Propagator> {
+        self.propagator
+            .clone()
+            .unwrap_or_else(tracewire::propagation::global)
+    }
+}
+
+impl fmt::Debug for Common {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Common")
+            .field("propagator", &self.propagator)
+            .field("request_headers", &self.request_headers)
+            .field("response_headers", &self.response_headers)
+            .finish()
+    }
+}
+
+/// The server preset's options and hooks (see [`TraceLayer::server`]).
+///
+/// Type parameters are the hooks: the [filter](crate::Filter), the
+/// [span name](crate::SpanName), [`OnRequest`](crate::OnRequest) and
+/// [`OnResponse`](crate::OnResponse).
+#[derive(Clone, Debug)]
+pub struct Server<F = (), N = DefaultSpanName, Req = (), Res = ()> {
+    pub(crate) common: Common,
+    pub(crate) trust: TrustBoundary,
+    pub(crate) forwarded: bool,
+    pub(crate) scheme: Option<Cow<'static, str>>,
+    pub(crate) traceresponse: bool,
+    pub(crate) server_timing: bool,
+    pub(crate) filter: F,
+    pub(crate) name: N,
+    pub(crate) on_request: Req,
+    pub(crate) on_response: Res,
+}
+
+/// The client preset's options and hooks (see [`TraceLayer::client`]).
+#[derive(Clone, Debug)]
+pub struct Client<Req = (), Res = ()> {
+    pub(crate) common: Common,
+    pub(crate) on_request: Req,
+    pub(crate) on_response: Res,
+}
+
+impl TraceLayer<Server> {
+    /// Traces a server: every request becomes a SERVER span that continues
+    /// the caller's trace (read with [`tracewire::propagation::global`]
+    /// unless [`propagator`](TraceLayer::propagator) says otherwise), named
+    /// `{method} {route}` and carrying the HTTP server conventions.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use tracewire_tower::TraceLayer;
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/users/{id}", get(|| async { "alice" }))
+    ///     .layer(TraceLayer::server());
+    /// # let _ = app;
+    /// ```
+    pub fn server() -> Self {
+        TraceLayer {
+            mode: Server {
+                common: Common::default(),
+                trust: TrustBoundary::Trust,
+                forwarded: false,
+                scheme: None,
+                traceresponse: false,
+                server_timing: false,
+                filter: (),
+                name: DefaultSpanName::new(),
+                on_request: (),
+                on_response: (),
+            },
+        }
+    }
+}
+
+impl TraceLayer<Client> {
+    /// Traces a client: every request becomes a CLIENT span (a child of the
+    /// current span) whose context is written into the request's headers.
+    ///
+    /// ```
+    /// use http_body_util::Empty;
+    /// use hyper_util::client::legacy::Client;
+    /// use hyper_util::rt::TokioExecutor;
+    /// use tower::ServiceBuilder;
+    /// use tracewire_tower::TraceLayer;
+    ///
+    /// let client = ServiceBuilder::new()
+    ///     .layer(TraceLayer::client())
+    ///     .service(Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>());
+    /// # let _ = client;
+    /// ```
+    pub fn client() -> Self {
+        TraceLayer {
+            mode: Client {
+                common: Common::default(),
+                on_request: (),
+                on_response: (),
+            },
+        }
+    }
+}
+
+/// The options both presets have.
+macro_rules! common_options {
+    () => {
+        /// The propagator that reads (server) or writes (client) the trace
+        /// context, instead of the process-wide
+        /// [`global`](tracewire::propagation::global) one.
+        pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
+            self.mode.common.propagator = Some(Arc::new(propagator));
+            self
+        }
+
+        /// Request headers recorded as `http.request.header.<name>` attributes
+        /// (lowercase name; several values are joined with `,`). Only these
+        /// headers are read: keep secrets such as `authorization` out.
+        pub fn request_headers<I>(mut self, names: I) -> Self
+        where
+            I: IntoIterator<Item = HeaderName>,
+        {
+            self.mode.common.request_headers = names.into_iter().collect();
+            self
+        }
+
+        /// Response headers recorded as `http.response.header.<name>`
+        /// attributes, as for [`request_headers`](TraceLayer::request_headers).
+        pub fn response_headers<I>(mut self, names: I) -> Self
+        where
+            I: IntoIterator<Item = HeaderName>,
+        {
+            self.mode.common.response_headers = names.into_iter().collect();
+            self
+        }
+    };
+}
+
+impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
+    common_options!();
+
+    /// Traces only the requests `filter` accepts (see [`Filter`](crate::Filter));
+    /// the others pass through without a span.
+    pub fn filter<F2>(self, filter: F2) -> TraceLayer<Server<F2, N, Req, Res>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Server {
+                common: m.common,
+                trust: m.trust,
+                forwarded: m.forwarded,
+                scheme: m.scheme,
+                traceresponse: m.traceresponse,
+                server_timing: m.server_timing,
+                filter,
+                name: m.name,
+                on_request: m.on_request,
+                on_response: m.on_response,
+            },
+        }
+    }
+
+    /// Names spans with `name` (see [`SpanName`](crate::SpanName)).
+    pub fn span_name<N2>(self, name: N2) -> TraceLayer<Server<F, N2, Req, Res>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Server {
+                common: m.common,
+                trust: m.trust,
+                forwarded: m.forwarded,
+                scheme: m.scheme,
+                traceresponse: m.traceresponse,
+                server_timing: m.server_timing,
+                filter: m.filter,
+                name,
+                on_request: m.on_request,
+                on_response: m.on_response,
+            },
+        }
+    }
+
+    /// Runs `hook` when a request starts (see [`OnRequest`](crate::OnRequest)).
+    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Server<F, N, Req2, Res>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Server {
+                common: m.common,
+                trust: m.trust,
+                forwarded: m.forwarded,
+                scheme: m.scheme,
+                traceresponse: m.traceresponse,
+                server_timing: m.server_timing,
+                filter: m.filter,
+                name: m.name,
+                on_request: hook,
+                on_response: m.on_response,
+            },
+        }
+    }
+
+    /// Runs `hook` when the response head is ready (see
+    /// [`OnResponse`](crate::OnResponse)).
+    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Server<F, N, Req, Res2>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Server {
+                common: m.common,
+                trust: m.trust,
+                forwarded: m.forwarded,
+                scheme: m.scheme,
+                traceresponse: m.traceresponse,
+                server_timing: m.server_timing,
+                filter: m.filter,
+                name: m.name,
+                on_request: m.on_request,
+                on_response: hook,
+            },
+        }
+    }
+
+    /// How much to trust the caller's trace context (default:
+    /// [`TrustBoundary::Trust`]).
+    pub fn trust_boundary(mut self, trust: TrustBoundary) -> Self {
+        self.mode.trust = trust;
+        self
+    }
+
+    /// Whether `client.address` and `url.scheme` may come from `Forwarded`
+    /// and `X-Forwarded-For` / `X-Forwarded-Proto` (default: no). Turn it on
+    /// only behind a proxy that sets them, since any client can send them.
+    pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
+        self.mode.forwarded = trust;
+        self
+    }
+
+    /// The `url.scheme` of requests whose URI does not say (HTTP/1
+    /// requests in origin form); default `http`. Set `https` on a server
+    /// that terminates TLS itself.
+    pub fn scheme(mut self, scheme: impl Into<Cow<'static, str>>) -> Self {
+        self.mode.scheme = Some(scheme.into());
+        self
+    }
+
+    /// Adds a `traceresponse` header (W3C Trace Context Level 2 draft:
+    /// `00-{trace-id}-{server-span-id}-{flags}`) to every traced response,
+    /// so callers can find the trace of their request.
+    pub fn traceresponse_header(mut self, enabled: bool) -> Self {
+        self.mode.traceresponse = enabled;
+        self
+    }
+
+    /// Adds `Server-Timing: traceparent;desc="00-…"` to every traced
+    /// response, which browsers expose to page scripts (real-user
+    /// monitoring agents read it to join the page load to the trace).
+    pub fn server_timing_header(mut self, enabled: bool) -> Self {
+        self.mode.server_timing = enabled;
+        self
+    }
+}
+
+impl<Req, Res> TraceLayer<Client<Req, Res>> {
+    common_options!();
+
+    /// Runs `hook` before each request is sent, inside its span (see
+    /// [`OnRequest`](crate::OnRequest)).
+    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Client<Req2, Res>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Client {
+                common: m.common,
+                on_request: hook,
+                on_response: m.on_response,
+            },
+        }
+    }
+
+    /// Runs `hook` when the response head arrives (see
+    /// [`OnResponse`](crate::OnResponse)).
+    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Client<Req, Res2>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Client {
+                common: m.common,
+                on_request: m.on_request,
+                on_response: hook,
+            },
+        }
+    }
+}
+
+impl<S, M: Clone> Layer<S> for TraceLayer<M> {
+    type Service = Trace<S, M>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Trace {
+            inner,
+            mode: Arc::new(self.mode.clone()),
+        }
+    }
+}
+
+/// The service [`TraceLayer`] wraps around another: traces each request
+/// as a [`Server`] or a [`Client`].
+pub struct Trace<S, M> {
+    pub(crate) inner: S,
+    pub(crate) mode: Arc<M>,
+}
+
+impl<S: Clone, M> Clone for Trace<S, M> {
+    fn clone(&self) -> Self {
+        Trace {
+            inner: self.inner.clone(),
+            mode: self.mode.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, M: fmt::Debug> fmt::Debug for Trace<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trace")
+            .field("inner", &self.inner)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl<S, M> Trace<S, M> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}

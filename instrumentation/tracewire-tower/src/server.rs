@@ -1,0 +1,395 @@
+//! The server side: a SERVER span per request, under the caller's context,
+//! ended when the response body ends.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+use tracewire::propagation::format_traceparent;
+use tracewire::{SpanContext, SpanExt as _, with_remote_parent};
+use tracing::Span;
+use tracing::field::{Empty, display};
+
+use crate::hooks::{Filter, LazyName, OnRequest, OnResponse, SpanName};
+use crate::layer::{Server, Trace, TrustBoundary};
+use crate::semconv::{
+    error_type_name, forwarded_client, forwarded_proto, method_attributes, protocol_version,
+    server_host, single_header,
+};
+use crate::{HttpRoute, headers, record};
+
+/// The span target, which `EnvFilter` directives can name.
+pub(crate) const TARGET: &str = "tracewire_tower";
+
+/// The route template of a request: axum's `MatchedPath`, else an
+/// [`HttpRoute`] extension.
+fn route_of<B>(request: &Request<B>) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
+        return Some(path.as_str());
+    }
+    request
+        .extensions()
+        .get::<HttpRoute>()
+        .map(HttpRoute::as_str)
+}
+
+/// The peer of the connection, when the server put it in the extensions.
+fn peer_of<B>(request: &Request<B>) -> Option<SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(info.0);
+    }
+    request.extensions().get::<SocketAddr>().copied()
+}
+
+impl<F, N, Req, Res> Server<F, N, Req, Res> {
+    /// Creates the SERVER span of `request` under the context it carries.
+    fn make_span<B>(&self, request: &Request<B>) -> Span
+    where
+        N: SpanName<B>,
+    {
+        if !tracing::span_enabled!(target: TARGET, tracing::Level::INFO) {
+            return Span::none();
+        }
+        let extracted = self.common.propagator().extract(request.headers());
+        let (cx, link) = match self.trust {
+            TrustBoundary::Trust => (extracted, None),
+            TrustBoundary::IgnoreSampledFlag => (extracted.with_resampling(), None),
+            TrustBoundary::Restart => {
+                (tracewire::Context::new(), extracted.span_context().cloned())
+            }
+        };
+
+        let headers = request.headers();
+        let uri = request.uri();
+        let scheme = uri
+            .scheme_str()
+            .or_else(|| self.forwarded.then(|| forwarded_proto(headers)).flatten())
+            .or(self.scheme.as_deref())
+            .unwrap_or("http");
+        let (method, method_original) = method_attributes(request.method());
+        let route = route_of(request);
+        let host = server_host(uri, headers, scheme);
+        let peer = peer_of(request);
+        let forwarded = if self.forwarded {
+            forwarded_client(headers)
+        } else {
+            None
+        };
+        let client_address = match (forwarded, peer) {
+            (Some(f), _) => Some(display(ClientAddress::Forwarded(f))),
+            (None, Some(p)) => Some(display(ClientAddress::Peer(p))),
+            (None, None) => None,
+        };
+        let name = LazyName {
+            hook: &self.name,
+            request,
+            route,
+        };
+
+        let span = with_remote_parent(&cx, || {
+            tracing::info_span!(
+                target: TARGET,
+                "HTTP request",
+                otel.name = %name,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                otel.status_message = Empty,
+                http.request.method = method,
+                http.request.method_original = method_original,
+                http.route = route,
+                url.path = uri.path(),
+                url.query = uri.query(),
+                url.scheme = scheme,
+                server.address = host.map(|(h, _)| h),
+                server.port = host.and_then(|(_, p)| p),
+                client.address = client_address,
+                network.peer.address = peer.map(|p| display(p.ip())),
+                network.peer.port = peer.map(|p| p.port()),
+                user_agent.original = single_header(headers, &http::header::USER_AGENT),
+                network.protocol.version = protocol_version(request.version()),
+                http.response.status_code = Empty,
+                error.type = Empty,
+            )
+        });
+        if let Some(link) = link {
+            span.add_link(&link);
+        }
+        if !self.common.request_headers.is_empty() && span.is_recording() {
+            headers::record(
+                &span,
+                "http.request.header.",
+                &self.common.request_headers,
+                headers,
+            );
+        }
+        span
+    }
+}
+
+/// `client.address`: the forwarded client, or the peer's IP.
+enum ClientAddress<'a> {
+    Forwarded(&'a str),
+    Peer(SocketAddr),
+}
+
+impl fmt::Display for ClientAddress<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientAddress::Forwarded(a) => f.write_str(a),
+            ClientAddress::Peer(p) => p.ip().fmt(f),
+        }
+    }
+}
+
+impl<S, F, N, Req, Res, ReqBody, ResBody> Service<Request<ReqBody>>
+    for Trace<S, Server<F, N, Req, Res>>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: fmt::Display + 'static,
+    ResBody: Body,
+    ResBody::Error: fmt::Display + 'static,
+    F: Filter<ReqBody>,
+    N: SpanName<ReqBody>,
+    Req: OnRequest<ReqBody>,
+    Res: OnResponse<ResBody>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, Server<F, N, Req, Res>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if !self.mode.filter.trace(&request) {
+            return ResponseFuture {
+                inner: self.inner.call(request),
+                state: None,
+            };
+        }
+        let span = self.mode.make_span(&request);
+        let future = {
+            let _entered = span.enter();
+            self.mode.on_request.on_request(&request, &span);
+            self.inner.call(request)
+        };
+        ResponseFuture {
+            inner: future,
+            state: Some(State {
+                span,
+                start: Instant::now(),
+                mode: self.mode.clone(),
+            }),
+        }
+    }
+}
+
+/// What a traced request's future keeps until the response head is ready.
+struct State<M> {
+    span: Span,
+    start: Instant,
+    mode: std::sync::Arc<M>,
+}
+
+pin_project! {
+    /// The response future of a traced server: enters the span on every
+    /// poll, records the response status and hands the span to the body.
+    pub struct ResponseFuture<Fut, M> {
+        #[pin]
+        inner: Fut,
+        state: Option<State<M>>,
+    }
+}
+
+impl<Fut, M> fmt::Debug for ResponseFuture<Fut, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("traced", &self.state.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Fut, F, N, Req, Res, B, E> Future for ResponseFuture<Fut, Server<F, N, Req, Res>>
+where
+    Fut: Future<Output = Result<Response<B>, E>>,
+    E: fmt::Display + 'static,
+    B: Body,
+    B::Error: fmt::Display + 'static,
+    Res: OnResponse<B>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(state) = this.state.as_ref() else {
+            let response = ready!(this.inner.poll(cx))?;
+            return Poll::Ready(Ok(response.map(ResponseBody::untraced)));
+        };
+        let polled = {
+            let _entered = state.span.enter();
+            let inner = this.inner;
+            catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+        };
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => result,
+            Err(panic) => {
+                if let Some(state) = this.state.take() {
+                    record::panic(&state.span, panic.as_ref());
+                }
+                resume_unwind(panic);
+            }
+        };
+        let Some(State { span, start, mode }) = this.state.take() else {
+            unreachable!("state checked above");
+        };
+        let _entered = span.enter();
+        match result {
+            Ok(mut response) => {
+                let status = response.status();
+                span.record("http.response.status_code", status.as_u16());
+                if status.is_server_error() {
+                    record::error_status(&span, status.as_str(), None);
+                }
+                if (mode.traceresponse || mode.server_timing)
+                    && let Some(cx) = span.span_context()
+                {
+                    add_trace_headers(&mut response, &cx, mode.traceresponse, mode.server_timing);
+                }
+                if !mode.common.response_headers.is_empty() && span.is_recording() {
+                    headers::record(
+                        &span,
+                        "http.response.header.",
+                        &mode.common.response_headers,
+                        response.headers(),
+                    );
+                }
+                mode.on_response
+                    .on_response(&response, start.elapsed(), &span);
+                drop(_entered);
+                Poll::Ready(Ok(response.map(|body| ResponseBody::traced(body, span))))
+            }
+            Err(error) => {
+                record::error_status(&span, error_type_name::<E>(), Some(&error));
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+/// Writes `traceresponse` and/or `Server-Timing: traceparent;desc=…`.
+fn add_trace_headers<B>(
+    response: &mut Response<B>,
+    cx: &SpanContext,
+    traceresponse: bool,
+    server_timing: bool,
+) {
+    let value = format_traceparent(cx);
+    let Ok(text) = std::str::from_utf8(&value) else {
+        return;
+    };
+    if traceresponse && let Ok(v) = HeaderValue::from_str(text) {
+        response.headers_mut().insert("traceresponse", v);
+    }
+    if server_timing && let Ok(v) = HeaderValue::from_str(&format!("traceparent;desc=\"{text}\"")) {
+        response.headers_mut().append("server-timing", v);
+    }
+}
+
+pin_project! {
+    /// The response body of a traced server: the span stays open until the
+    /// body ends, fails or is dropped, and is entered while the body is
+    /// polled (streaming handlers log inside the request's span).
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        span: Option<Span>,
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn traced(inner: B, span: Span) -> Self {
+        ResponseBody {
+            inner,
+            span: Some(span),
+        }
+    }
+
+    pub(crate) fn untraced(inner: B) -> Self {
+        ResponseBody { inner, span: None }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: fmt::Display + 'static,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let Some(span) = this.span.as_ref() else {
+            return this.inner.poll_frame(cx);
+        };
+        let polled = {
+            let _entered = span.enter();
+            let inner = this.inner;
+            catch_unwind(AssertUnwindSafe(|| inner.poll_frame(cx)))
+        };
+        let frame = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(frame)) => frame,
+            Err(panic) => {
+                if let Some(span) = this.span.take() {
+                    record::panic(&span, panic.as_ref());
+                }
+                resume_unwind(panic);
+            }
+        };
+        match &frame {
+            None => *this.span = None,
+            Some(Err(error)) => {
+                if let Some(span) = this.span.take() {
+                    record::error_status(&span, error_type_name::<B::Error>(), Some(error));
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
