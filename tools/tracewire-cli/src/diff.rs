@@ -228,13 +228,18 @@ impl TraceDiff {
     }
 
     /// Matched spans faster in B by at least `min_delta_nanos` (and by more
-    /// than zero), the largest speedup first.
+    /// than zero), the largest speedup first; equal changes in A's tree
+    /// order.
     pub fn faster(&self, min_delta_nanos: u64) -> impl Iterator<Item = &Matched> {
         let min = i64::try_from(min_delta_nanos.max(1)).unwrap_or(i64::MAX);
-        self.matched
+        let mut faster: Vec<&Matched> = self
+            .matched
             .iter()
-            .rev()
-            .filter(move |m| m.delta_nanos() <= -min)
+            .filter(|m| m.delta_nanos() <= -min)
+            .collect();
+        // Stable: ties keep the tree order of `matched`.
+        faster.sort_by_key(|m| m.delta_nanos());
+        faster.into_iter()
     }
 }
 

@@ -151,6 +151,9 @@ impl Loader {
             if number == 1 {
                 line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
             }
+            // Without the line end, parse errors point into this line.
+            line = line.strip_suffix(b"\n").unwrap_or(line);
+            line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -335,7 +338,8 @@ pub enum FindError {
     },
     /// No trace id starts with the text.
     #[error(
-        "no trace id starts with {query:?} ({loaded} traces loaded; `tracewire list` shows them)"
+        "no trace id starts with {query:?} ({loaded} trace{} loaded; `tracewire list` shows them)",
+        if *loaded == 1 { "" } else { "s" }
     )]
     NotFound {
         /// What was given.

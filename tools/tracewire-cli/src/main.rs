@@ -21,7 +21,7 @@ struct Cli {
     /// An OTLP/JSON lines file to read (repeatable; `-` reads standard
     /// input). Files may also be given after the command's arguments.
     #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
-    files: Vec<PathBuf>,
+    file: Vec<PathBuf>,
 
     /// Print JSON (stable field names, listed in the README) instead of
     /// text.
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    let mut files = cli.files;
+    let mut files = cli.file;
     let color = match cli.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
