@@ -1,0 +1,217 @@
+//! What the user sees at the end: one normal and the slowest cache-miss
+//! trace as waterfalls, the slow one's critical path and bottleneck, the
+//! slow trace compared with the normal one, the failed payment's error
+//! spans, and the slow trace's log lines gathered from every service by
+//! its `trace_id`.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracewire_cli::{RenderOptions, Trace, Traces, render};
+
+use crate::BoxError;
+use crate::services::Service;
+use crate::telemetry::{logs_file, traces_file};
+use crate::traffic::{Outcome, Scenario};
+
+/// Prints the report for a run whose files are in `out`.
+pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
+    let files: Vec<PathBuf> = Service::ALL
+        .iter()
+        .map(|&s| traces_file(out, s))
+        .filter(|p| p.exists())
+        .collect();
+    let traces = Traces::from_paths(&files)?;
+    let spans: usize = traces.iter().map(|t| t.spans().len()).sum();
+    println!(
+        "\n{} traces, {spans} spans, from {} services' files",
+        traces.len(),
+        files.len()
+    );
+
+    let options = RenderOptions::new().with_color(std::io::stdout().is_terminal());
+    let normal = pick(&traces, outcomes, Scenario::Login, Pick::Median);
+    let slow = pick(&traces, outcomes, Scenario::LoginCacheMiss, Pick::Slowest);
+
+    if let Some(normal) = normal {
+        heading(&format!(
+            "A normal login: the user is in the user service's cache ({})",
+            render::format_duration(normal.duration_nanos())
+        ));
+        print!("{}", render::view(normal, &options));
+    }
+    if let Some(slow) = slow {
+        heading(&format!(
+            "The slowest cache miss: the user service scans the users table ({})",
+            render::format_duration(slow.duration_nanos())
+        ));
+        print!("{}", render::view(slow, &options));
+        heading("Where the time went (critical path; the bottleneck is marked)");
+        let path = tracewire_cli::critical_path(slow);
+        print!("{}", render::critical_path(slow, &path, &options));
+    }
+    if let (Some(normal), Some(slow)) = (normal, slow) {
+        heading("The slow login compared with the normal one (changes of 1 ms or more)");
+        let diff = tracewire_cli::diff(normal, slow);
+        let options = options.with_min_delta(Duration::from_millis(1));
+        print!("{}", render::diff(&diff, &options));
+    }
+    if let Some(failed) = pick(&traces, outcomes, Scenario::OrderPaymentFails, Pick::Median) {
+        heading("A declined card: the spans with status Error");
+        print_errors(failed);
+    }
+    if let Some(slow) = slow {
+        let id = slow.id().to_hex().to_string();
+        heading(&format!(
+            "Log lines of the slow trace, gathered from every service by trace_id={id}"
+        ));
+        print_logs(out, &id)?;
+    }
+
+    heading("Files");
+    for file in &files {
+        println!("  {}", file.display());
+    }
+    println!("  {}", out.join("logs-<service>.jsonl").display());
+    println!("  {}", out.join("requests.jsonl").display());
+    if let Some(slow) = slow {
+        let all = out.join("traces-*.jsonl");
+        println!("\nExplore further:");
+        println!("  cargo run -p tracewire-cli -- list {}", all.display());
+        println!(
+            "  cargo run -p tracewire-cli -- view {} {}",
+            slow.id().to_hex(),
+            all.display()
+        );
+    }
+    Ok(())
+}
+
+fn heading(title: &str) {
+    println!("\n== {title}\n");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pick {
+    Median,
+    Slowest,
+}
+
+/// The trace of a request of `scenario` that got its expected answer: the
+/// median or the slowest by trace duration.
+fn pick<'t>(
+    traces: &'t Traces,
+    outcomes: &[Outcome],
+    scenario: Scenario,
+    how: Pick,
+) -> Option<&'t Trace> {
+    let mut found: Vec<&Trace> = outcomes
+        .iter()
+        .filter(|o| o.scenario == scenario && o.as_expected())
+        .filter_map(|o| traces.find(o.trace_id.as_deref()?).ok())
+        .collect();
+    found.sort_by_key(|t| t.duration_nanos());
+    match how {
+        Pick::Median => found.get(found.len() / 2).copied(),
+        Pick::Slowest => found.last().copied(),
+    }
+}
+
+fn print_errors(trace: &Trace) {
+    println!("  trace {}", trace.id().to_hex());
+    for &(index, depth) in trace.tree_order() {
+        let span = trace.span(index);
+        if !span.is_error() {
+            continue;
+        }
+        let why = match (span.error_message(), span.attribute("error.type")) {
+            (Some(message), _) => message.to_owned(),
+            (None, Some(kind)) => format!("error.type={}", kind.as_str().unwrap_or_default()),
+            (None, None) => "(no message)".to_owned(),
+        };
+        let name = format!("{:indent$}{}", "", span.name, indent = depth * 2);
+        println!("  {:<14} {name:<24} {why}", span.service);
+    }
+}
+
+/// A log line of one service.
+struct LogLine {
+    /// The full timestamp, to sort by.
+    timestamp: String,
+    /// The time of day, to show: every line is from the same run.
+    time: String,
+    service: &'static str,
+    level: String,
+    span: String,
+    text: String,
+}
+
+/// Prints the log lines of every service that carry `trace_id`, in time
+/// order.
+fn print_logs(out: &Path, trace_id: &str) -> Result<(), BoxError> {
+    let mut lines = Vec::new();
+    for service in Service::ALL {
+        let path = logs_file(out, service);
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line?;
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if json["trace_id"].as_str() != Some(trace_id) {
+                continue;
+            }
+            lines.push(log_line(service, &json));
+        }
+    }
+    lines.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    if lines.is_empty() {
+        println!("  (none)");
+    }
+    for line in lines {
+        println!(
+            "  {} {:<14} {:<5} {:<22} {}",
+            line.time, line.service, line.level, line.span, line.text
+        );
+    }
+    Ok(())
+}
+
+/// The parts of a JSON log line worth showing: time, level, span, message
+/// and the other fields as `key=value`.
+fn log_line(service: Service, json: &serde_json::Value) -> LogLine {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let fields = json["fields"].as_object();
+    let mut message = fields
+        .and_then(|f| f.get("message"))
+        .map(text)
+        .unwrap_or_default();
+    for (key, value) in fields.into_iter().flatten() {
+        if key != "message" {
+            message.push_str(&format!(" {key}={}", text(value)));
+        }
+    }
+    let timestamp = json["timestamp"].as_str().unwrap_or_default();
+    LogLine {
+        timestamp: timestamp.to_owned(),
+        time: timestamp
+            .split_once('T')
+            .map_or(timestamp, |(_, time)| time)
+            .to_owned(),
+        service: service.name(),
+        level: json["level"].as_str().unwrap_or_default().to_owned(),
+        // `otel.name` is the exported span's name; `name` the `tracing` one.
+        span: json["span"]["otel.name"]
+            .as_str()
+            .or_else(|| json["span"]["name"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        text: message,
+    }
+}

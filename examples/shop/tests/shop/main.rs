@@ -1,0 +1,405 @@
+//! The shop end to end: run the built binary with a small load and check,
+//! from the files it exported, that every request became one well-formed
+//! trace across the services it touched (the Kafka hop included), with the
+//! database, failure, retry and log correlation details a user relies on.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use tracewire::{SpanKind, Value};
+use tracewire_cli::{Span, Trace};
+
+use support::{
+    Run, describe, int, is_unset, parent, receives_remote_parent, run_shop, services, span, spans,
+    string,
+};
+
+/// One run serves every check: starting six processes is the slow part.
+#[test]
+fn the_shop_is_traced_end_to_end() {
+    // Two rounds of the traffic mix; enough rows that a scan is measurable.
+    let run = run_shop(20, 50_000, Duration::from_secs(300));
+    assert_eq!(run.requests.len(), 20);
+
+    every_request_is_one_trace_through_the_services_it_touched(&run);
+    the_kafka_hop_continues_the_order_trace(&run);
+    database_spans_carry_the_db_attributes(&run);
+    a_declined_card_marks_the_right_spans_as_errors(&run);
+    the_retried_call_shows_its_resend_count(&run);
+    log_lines_inside_a_request_carry_its_trace(&run);
+    cache_misses_are_slower_than_cache_hits(&run);
+    the_report_shows_waterfalls_bottleneck_diff_and_logs(&run);
+}
+
+/// The services a request of `scenario` goes through.
+fn expected_services(scenario: &str) -> BTreeSet<&'static str> {
+    let names: &[&str] = match scenario {
+        "login" | "login-cache-miss" | "login-retried" => &["gateway", "auth", "users"],
+        "order" => &["gateway", "orders", "payments", "notifications"],
+        "order-payment-fails" => &["gateway", "orders", "payments"],
+        other => panic!("unknown scenario {other}"),
+    };
+    names.iter().copied().collect()
+}
+
+fn every_request_is_one_trace_through_the_services_it_touched(run: &Run) {
+    let mut trace_ids = HashSet::new();
+    for request in &run.requests {
+        let expected_status = match request.scenario.as_str() {
+            "order" => 201,
+            "order-payment-fails" => 502,
+            _ => 200,
+        };
+        assert_eq!(
+            request.status,
+            Some(expected_status),
+            "request {} ({})",
+            request.n,
+            request.scenario
+        );
+        let trace = run.trace(request);
+        assert!(
+            trace_ids.insert(trace.id()),
+            "two requests share trace {}",
+            trace.id().to_hex()
+        );
+        let context = || {
+            format!(
+                "request {} ({}):\n{}",
+                request.n,
+                request.scenario,
+                describe(trace)
+            )
+        };
+        assert_eq!(
+            trace.orphan_count(),
+            0,
+            "a span lost its parent: {}",
+            context()
+        );
+        assert_eq!(trace.top_level().len(), 1, "not one root: {}", context());
+        let root = trace.span(trace.root());
+        assert_eq!(root.service, "gateway", "{}", context());
+        assert_eq!(root.kind, SpanKind::Server, "{}", context());
+        assert!(root.parent_span_id.is_none(), "{}", context());
+        assert_eq!(
+            services(trace),
+            expected_services(&request.scenario),
+            "{}",
+            context()
+        );
+        // Across a process boundary the child is a server or consumer span
+        // and its parent the client or producer span that called it.
+        for child in trace.spans() {
+            let Some(_) = child.parent_span_id else {
+                continue;
+            };
+            let parent = parent(trace, child);
+            if parent.service == child.service {
+                continue;
+            }
+            assert!(
+                receives_remote_parent(&child.kind),
+                "{} {} has a parent in {}: {}",
+                child.service,
+                child.name,
+                parent.service,
+                context()
+            );
+            assert!(
+                matches!(parent.kind, SpanKind::Client | SpanKind::Producer),
+                "{} {} is the parent of {} {}: {}",
+                parent.service,
+                parent.name,
+                child.service,
+                child.name,
+                context()
+            );
+        }
+    }
+}
+
+fn the_kafka_hop_continues_the_order_trace(run: &Run) {
+    let mut checked = 0;
+    for request in run.requests_of("order") {
+        let trace = run.trace(request);
+        let send = span(trace, "orders", "send order.created");
+        assert_eq!(send.kind, SpanKind::Producer);
+        assert_eq!(parent(trace, send).name, "POST /orders");
+        let process = span(trace, "notifications", "process order.created");
+        assert_eq!(process.kind, SpanKind::Consumer);
+        assert_eq!(
+            process.parent_span_id,
+            Some(send.span_id),
+            "{}",
+            describe(trace)
+        );
+        assert_eq!(string(process, "messaging.system"), Some("kafka"));
+        // The notification calls orders back inside the process span.
+        let callback = span(trace, "orders", "POST /orders/{id}/notified");
+        let client = parent(trace, callback);
+        assert_eq!(client.service, "notifications");
+        assert_eq!(client.kind, SpanKind::Client);
+        assert_eq!(parent(trace, client).span_id, process.span_id);
+        assert_eq!(int(callback, "http.response.status_code"), Some(204));
+        assert_eq!(
+            spans(trace, "orders", "UPDATE orders").len(),
+            2,
+            "paid, then notified"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} orders");
+}
+
+fn database_spans_carry_the_db_attributes(run: &Run) {
+    let db_spans: Vec<(&Trace, &Span)> = run
+        .traces
+        .iter()
+        .flat_map(|t| t.spans().iter().map(move |s| (t, s)))
+        .filter(|(_, s)| s.attribute("db.system.name").is_some())
+        .collect();
+    assert!(!db_spans.is_empty(), "no database spans");
+    for (trace, db) in &db_spans {
+        assert!(
+            ["users", "orders"].contains(&db.service.as_str()),
+            "{} queried the database",
+            db.service
+        );
+        assert_eq!(db.kind, SpanKind::Client, "{}", db.name);
+        assert_eq!(string(db, "db.system.name"), Some("sqlite"));
+        let namespace = string(db, "db.namespace").expect("db.namespace");
+        assert!(namespace.ends_with("shop.db"), "db.namespace {namespace}");
+        let operation = string(db, "db.operation.name").expect("db.operation.name");
+        let table = string(db, "db.collection.name").expect("db.collection.name");
+        assert_eq!(db.name, format!("{operation} {table}"));
+        assert_eq!(string(db, "db.query.summary"), Some(db.name.as_str()));
+        let text = string(db, "db.query.text").expect("db.query.text");
+        assert!(
+            !text.contains("@shop.example"),
+            "a value leaked into {text}"
+        );
+        assert!(
+            !text.contains("'paid'"),
+            "a literal was not sanitized: {text}"
+        );
+        // Every query ran inside a request of the service that made it.
+        let caller = parent(trace, db);
+        assert_eq!(caller.service, db.service);
+        assert_eq!(
+            caller.kind,
+            SpanKind::Server,
+            "{} under {}",
+            db.name,
+            caller.name
+        );
+    }
+
+    for request in run.requests_of("login-cache-miss") {
+        let trace = run.trace(request);
+        let select = span(trace, "users", "SELECT users");
+        assert_eq!(
+            string(select, "db.query.text"),
+            Some("SELECT id, email, name FROM users WHERE email = $1")
+        );
+        assert_eq!(int(select, "db.response.returned_rows"), Some(1));
+        let cache = span(trace, "users", "cache get");
+        assert_eq!(cache.attribute("cache.hit"), Some(&Value::Bool(false)));
+    }
+    for request in run.requests_of("login") {
+        let trace = run.trace(request);
+        assert!(
+            spans(trace, "users", "SELECT users").is_empty(),
+            "a cached user was queried"
+        );
+        let cache = span(trace, "users", "cache get");
+        assert_eq!(cache.attribute("cache.hit"), Some(&Value::Bool(true)));
+    }
+}
+
+fn a_declined_card_marks_the_right_spans_as_errors(run: &Run) {
+    let mut checked = 0;
+    for request in run.requests_of("order-payment-fails") {
+        let trace = run.trace(request);
+        let context = describe(trace);
+        // payments: the charge failed; its server span answered 402, a 4xx,
+        // which leaves a server span's status unset.
+        let charge = span(trace, "payments", "charge card");
+        assert!(charge.is_error(), "{context}");
+        assert_eq!(charge.error_message(), Some("the card was declined"));
+        assert_eq!(string(charge, "error.type"), Some("card_declined"));
+        let payments = span(trace, "payments", "POST /payments");
+        assert_eq!(int(payments, "http.response.status_code"), Some(402));
+        assert!(is_unset(payments), "{context}");
+        // orders: its call to payments is an error (a client span with a
+        // 4xx), and so is its own answer, a 502.
+        let call = parent(trace, payments);
+        assert_eq!(call.service, "orders");
+        assert!(call.is_error(), "{context}");
+        let order = span(trace, "orders", "POST /orders");
+        assert_eq!(int(order, "http.response.status_code"), Some(502));
+        assert!(order.is_error(), "{context}");
+        // gateway: relays the 502.
+        let root = trace.span(trace.root());
+        assert_eq!(int(root, "http.response.status_code"), Some(502));
+        assert!(root.is_error(), "{context}");
+        // Nothing else failed, and nothing was published.
+        let errors: BTreeSet<(&str, &str)> = trace
+            .spans()
+            .iter()
+            .filter(|s| s.is_error())
+            .map(|s| (s.service.as_str(), s.name.as_str()))
+            .collect();
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(spans(trace, "orders", "send order.created").is_empty());
+        checked += 1;
+    }
+    assert!(checked >= 2);
+    // Successful orders have no error anywhere.
+    for request in run.requests_of("order") {
+        let trace = run.trace(request);
+        assert_eq!(trace.error_count(), 0, "{}", describe(trace));
+    }
+}
+
+fn the_retried_call_shows_its_resend_count(run: &Run) {
+    let mut checked = 0;
+    for request in run.requests_of("login-retried") {
+        let trace = run.trace(request);
+        let context = describe(trace);
+        let root = trace.span(trace.root());
+        let mut attempts: Vec<&Span> = trace
+            .children(trace.root())
+            .iter()
+            .map(|&i| trace.span(i))
+            .filter(|s| s.kind == SpanKind::Client)
+            .collect();
+        attempts.sort_by_key(|s| s.start_unix_nano);
+        assert_eq!(attempts.len(), 2, "one span per attempt: {context}");
+        let (first, second) = (attempts[0], attempts[1]);
+        assert_eq!(int(first, "http.response.status_code"), Some(503));
+        assert!(first.is_error(), "{context}");
+        assert_eq!(int(first, "http.request.resend_count"), None);
+        assert_eq!(int(second, "http.response.status_code"), Some(200));
+        assert_eq!(int(second, "http.request.resend_count"), Some(1));
+        assert!(!second.is_error(), "{context}");
+        // auth saw both attempts, each under its own client span.
+        let served = spans(trace, "auth", "POST /login");
+        assert_eq!(served.len(), 2, "{context}");
+        for attempt in [first, second] {
+            assert!(
+                served
+                    .iter()
+                    .any(|s| s.parent_span_id == Some(attempt.span_id)),
+                "{context}"
+            );
+        }
+        assert_eq!(int(root, "http.response.status_code"), Some(200));
+        assert!(!root.is_error(), "the retry succeeded: {context}");
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
+
+fn log_lines_inside_a_request_carry_its_trace(run: &Run) {
+    // Every exported span, by (service, trace id, span id).
+    let exported: HashSet<(&str, String, String)> = run
+        .traces
+        .iter()
+        .flat_map(|t| t.spans())
+        .map(|s| {
+            (
+                s.service.as_str(),
+                s.trace_id.to_hex().to_string(),
+                s.span_id.to_hex().to_string(),
+            )
+        })
+        .collect();
+    let mut per_trace: HashMap<String, BTreeSet<&str>> = HashMap::new();
+    for line in &run.logs {
+        let json = &line.json;
+        if json.get("span").is_none() {
+            continue;
+        }
+        let trace_id = json["trace_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no trace_id: {json}"));
+        let span_id = json["span_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no span_id: {json}"));
+        assert_eq!(json["trace_flags"].as_str(), Some("03"), "{json}");
+        assert!(
+            exported.contains(&(line.service, trace_id.to_owned(), span_id.to_owned())),
+            "{} logged inside a span that was not exported: {json}",
+            line.service
+        );
+        per_trace
+            .entry(trace_id.to_owned())
+            .or_default()
+            .insert(line.service);
+    }
+    // Each request left log lines in every service it went through.
+    for request in &run.requests {
+        let trace = run.trace(request);
+        let logged = per_trace
+            .get(&trace.id().to_hex().to_string())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            logged,
+            services(trace),
+            "request {} ({}): services with log lines of its trace",
+            request.n,
+            request.scenario
+        );
+    }
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+fn cache_misses_are_slower_than_cache_hits(run: &Run) {
+    let lookup = |scenario: &str| {
+        median(
+            run.requests_of(scenario)
+                .map(|r| span(run.trace(r), "users", "POST /users/lookup").duration_nanos())
+                .collect(),
+        )
+    };
+    let (hit, miss) = (lookup("login"), lookup("login-cache-miss"));
+    assert!(
+        miss > 3 * hit,
+        "a lookup scanning 50 000 rows ({miss} ns) should be much slower than a cache hit ({hit} ns)"
+    );
+}
+
+fn the_report_shows_waterfalls_bottleneck_diff_and_logs(run: &Run) {
+    let slowest = run
+        .requests_of("login-cache-miss")
+        .map(|r| run.trace(r))
+        .max_by_key(|t| t.duration_nanos())
+        .expect("a cache miss");
+    let id = slowest.id().to_hex().to_string();
+    for expected in [
+        "A normal login",
+        "The slowest cache miss",
+        &format!("trace {id}"),
+        "bottleneck",
+        "compared with the normal one",
+        "SELECT users",
+        &format!("gathered from every service by trace_id={id}"),
+        "cache miss: looking the user up in the database",
+        "charge card",
+        &format!("cargo run -p tracewire-cli -- view {id}"),
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "the report lacks {expected:?}:\n{}",
+            run.stdout
+        );
+    }
+}
