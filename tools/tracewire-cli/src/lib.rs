@@ -102,3 +102,8 @@ pub use diff::{KeyPart, Matched, SpanKey, TraceDiff, Unmatched, diff};
 pub use load::{BadLine, FindError, LoadError, LoadStats, Loader, Traces};
 pub use model::{Event, Span, Trace, TraceError, UNKNOWN_SERVICE};
 pub use render::RenderOptions;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
