@@ -1,0 +1,7 @@
+//! HTTP instrumentation over real sockets: axum servers with
+//! `tracewire_tower::TraceLayer::server()`, called by reqwest with
+//! `tracewire_reqwest::TracingMiddleware` and by hyper-util's client with
+//! `TraceLayer::client()`.
+
+mod chain;
+mod support;
