@@ -73,6 +73,14 @@
 //!   dropped; the span is entered on every poll.
 //! - `begin`, `commit`, `rollback`: a `BEGIN` / `COMMIT` / `ROLLBACK` span.
 //!
+//! sqlx runs SQLite statements on a worker thread that holds the current
+//! span while it works, so a SQLite query span can end on that thread, a
+//! moment after the awaited call returned. With the subscriber installed
+//! globally (as `tracewire::init()` does) its parent then ends as usual; a
+//! subscriber that is only a thread's default (`tracing::subscriber::with_default`)
+//! is not seen by the worker thread, and `tracing-subscriber`'s registry
+//! cannot end the parent (tokio-rs/tracing#1656).
+//!
 //! Use `&pool`, `&mut conn` (from [`TracedPool::acquire`]) and `&mut tx`
 //! (from [`TracedPool::begin`]) as executors. [`TracedPool::inner`] gives
 //! the untraced pool.

@@ -15,6 +15,7 @@ db_suite! {
         let url = env_or("TRACEWIRE_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
         Some(sqlx::mysql::MySqlPoolOptions::new().max_connections(4).connect(&url).await.unwrap())
     },
+    capture: capture,
     p1: "?",
     p2: "?",
     system: SYSTEM.as_str(),

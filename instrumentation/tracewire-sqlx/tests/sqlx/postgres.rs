@@ -9,6 +9,7 @@ db_suite! {
         let url = env_or("TRACEWIRE_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
         Some(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap())
     },
+    capture: capture,
     p1: "$1",
     p2: "$2",
     system: "postgresql",

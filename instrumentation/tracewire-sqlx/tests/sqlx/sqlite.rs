@@ -1,16 +1,11 @@
-//! SQLite in memory and on disk.
-//!
-//! Known problem: sqlx's SQLite worker thread keeps a handle to the span
-//! that was current when it received its last command, so the caller's span
-//! (the parent these tests wait for) can stay open until the connection's
-//! next command. Until that is handled, these tests run only with
-//! `TRACEWIRE_SQLX_SQLITE_TESTS=1` (most pass; parent-closing waits are
-//! flaky). The crate's doc tests exercise SQLite on every run.
+//! SQLite in memory and on disk, on every run. sqlx runs SQLite queries
+//! on a worker thread, so these tests capture through a process-wide
+//! subscriber (see `capture_global`).
 
 mod memory {
     db_suite! {
         db: sqlx::Sqlite,
-        connect: if !sqlite_tests_enabled() { None } else { Some(
+        connect: Some(
             sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(1)
                 .idle_timeout(None)
@@ -18,7 +13,8 @@ mod memory {
                 .connect("sqlite::memory:")
                 .await
                 .unwrap(),
-        ) },
+        ),
+        capture: capture_global,
         p1: "$1",
         p2: "$2",
         system: "sqlite",
@@ -45,7 +41,7 @@ mod file {
 
     db_suite! {
         db: sqlx::Sqlite,
-        connect: if !sqlite_tests_enabled() { None } else { Some(
+        connect: Some(
             sqlx::sqlite::SqlitePoolOptions::new()
                 .connect_with(
                     sqlx::sqlite::SqliteConnectOptions::new()
@@ -55,7 +51,8 @@ mod file {
                 )
                 .await
                 .unwrap(),
-        ) },
+        ),
+        capture: capture_global,
         p1: "$1",
         p2: "$2",
         system: "sqlite",

@@ -9,6 +9,7 @@ macro_rules! db_suite {
     (
         db: $db:ty,
         connect: $connect:expr,
+        capture: $capture:ident,
         p1: $p1:literal,
         p2: $p2:literal,
         system: $system:expr,
@@ -62,7 +63,7 @@ macro_rules! db_suite {
             let Some(raw) = pool().await else { return };
             let table = setup(&raw, "exec").await;
             let pool = TracedPool::builder(raw.clone()).returned_rows(true).build();
-            let (exporter, _guard) = capture();
+            let (exporter, _guard) = $capture();
 
             async {
                 let done = sqlx::query(sql(format!(
@@ -207,7 +208,7 @@ macro_rules! db_suite {
         #[tokio::test]
         async fn query_text_modes() {
             let Some(raw) = pool().await else { return };
-            let (exporter, _guard) = capture();
+            let (exporter, _guard) = $capture();
             for (mode, label) in [
                 (QueryText::Full, "full"),
                 (QueryText::Sanitized, "sanitized"),
@@ -225,7 +226,8 @@ macro_rules! db_suite {
             }
             flush(&raw).await;
             wait_for(&exporter, "mode", 3).await;
-            let spans = exporter.spans_named("SELECT");
+            let mut spans = exporter.spans_named("SELECT");
+            spans.sort_by_key(|s| s.start_time);
             let texts: Vec<_> = spans.iter().map(|s| str_attr(s, "db.query.text")).collect();
             assert_eq!(
                 texts,
@@ -249,7 +251,7 @@ macro_rules! db_suite {
             let Some(raw) = pool().await else { return };
             let table = setup(&raw, "err").await;
             let pool = TracedPool::new(raw.clone());
-            let (exporter, _guard) = capture();
+            let (exporter, _guard) = $capture();
 
             async {
                 let err = sqlx::query("SELEC oops FROM nowhere")
@@ -285,7 +287,10 @@ macro_rules! db_suite {
                 Some($syntax_code)
             );
             assert_eq!(str_attr(&syntax, "error.type"), Some($syntax_code));
-            let inserts = exporter.spans_named(&format!("INSERT {table}"));
+            // In the order they ran (a span can end on the driver's thread
+            // a moment after the next one started).
+            let mut inserts = exporter.spans_named(&format!("INSERT {table}"));
+            inserts.sort_by_key(|s| s.start_time);
             assert_eq!(inserts.len(), 2);
             assert!(!is_error(&inserts[0]));
             assert!(inserts[0].attribute("error.type").is_none());
@@ -313,7 +318,7 @@ macro_rules! db_suite {
             .await
             .unwrap();
             let pool = TracedPool::builder(raw.clone()).returned_rows(true).build();
-            let (exporter, _guard) = capture();
+            let (exporter, _guard) = $capture();
             {
                 let _parent = tracing::info_span!("reader").entered();
                 let mut rows =
@@ -339,7 +344,7 @@ macro_rules! db_suite {
             let Some(raw) = pool().await else { return };
             let table = setup(&raw, "tx").await;
             let pool = TracedPool::new(raw.clone());
-            let (exporter, _guard) = capture();
+            let (exporter, _guard) = $capture();
 
             async {
                 let mut tx = pool.begin().await.unwrap();
@@ -421,7 +426,7 @@ macro_rules! db_suite {
         async fn concurrent_queries_each_have_their_own_parent() {
             let Some(raw) = pool().await else { return };
             let pool = TracedPool::new(raw.clone());
-            let (exporter, _guard) = capture();
+            let (exporter, _guard) = $capture();
             let tasks = (0..16_i64).map(|i| {
                 let pool = pool.clone();
                 async move {

@@ -1,17 +1,53 @@
 //! Per-test subscribers, unique table names and span assertions.
 
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
 use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanData, SpanKind, Status, TracewireLayer};
 use tracing::dispatcher::DefaultGuard;
 use tracing_subscriber::prelude::*;
 
+/// Keeps a test's subscriber in place until the test ends.
+#[allow(dead_code, reason = "held for its drop")]
+pub(crate) enum Capture {
+    /// A subscriber that is the default on this thread only.
+    ThisThread(DefaultGuard),
+    /// The process-wide subscriber, held by one test at a time.
+    Global(MutexGuard<'static, ()>),
+}
+
 /// Installs a per-test subscriber on this thread (tests run on a
 /// current-thread runtime) and returns the exporter.
-pub(crate) fn capture() -> (InMemoryExporter, DefaultGuard) {
+pub(crate) fn capture() -> (InMemoryExporter, Capture) {
     let exporter = InMemoryExporter::new();
     let subscriber = tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone()));
     let guard = tracing::dispatcher::set_default(&subscriber.into());
-    (exporter, guard)
+    (exporter, Capture::ThisThread(guard))
+}
+
+/// Captures through a process-wide subscriber, for drivers that finish a
+/// query on a thread of their own: sqlx's SQLite worker thread drops the
+/// last handle of a query span there, and `tracing-subscriber`'s registry
+/// then closes the parent through that thread's default subscriber
+/// (tokio-rs/tracing#1656), which a thread-local test subscriber is not.
+/// Applications install their subscriber globally, as `tracewire::init()`
+/// does, so they are not affected. Tests using it run one at a time in a
+/// process (nextest runs each test in its own process anyway) and start
+/// with an empty exporter.
+pub(crate) fn capture_global() -> (InMemoryExporter, Capture) {
+    static EXPORTER: OnceLock<InMemoryExporter> = OnceLock::new();
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let exporter = EXPORTER.get_or_init(|| {
+        let exporter = InMemoryExporter::new();
+        tracing_subscriber::registry()
+            .with(TracewireLayer::new(exporter.clone()))
+            .try_init()
+            .expect("no other global subscriber in this test binary");
+        exporter
+    });
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    exporter.clear();
+    (exporter.clone(), Capture::Global(turn))
 }
 
 /// A table name no other test (or run) uses.
@@ -24,15 +60,6 @@ pub(crate) fn server_tests_enabled(what: &str) -> bool {
     let on = std::env::var("TRACEWIRE_SQLX_DB_TESTS").is_ok_and(|v| v == "1" || v == "true");
     if !on {
         println!("skipped {what}: set TRACEWIRE_SQLX_DB_TESTS=1 to run against real servers");
-    }
-    on
-}
-
-/// Whether the SQLite span suite runs (see `sqlite.rs`).
-pub(crate) fn sqlite_tests_enabled() -> bool {
-    let on = std::env::var("TRACEWIRE_SQLX_SQLITE_TESTS").is_ok_and(|v| v == "1" || v == "true");
-    if !on {
-        println!("skipped sqlite: set TRACEWIRE_SQLX_SQLITE_TESTS=1 (see tests/sqlx/sqlite.rs)");
     }
     on
 }
