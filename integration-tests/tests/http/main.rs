@@ -4,4 +4,6 @@
 //! `TraceLayer::client()`.
 
 mod chain;
+mod hostile;
+mod server;
 mod support;
