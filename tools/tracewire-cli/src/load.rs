@@ -158,7 +158,7 @@ impl Loader {
                 continue;
             }
             self.stats.lines += 1;
-            match serde_json::from_slice::<Line>(line) {
+            match parse(line) {
                 Ok(request) => self.add(request.resource_spans),
                 Err(e) => {
                     self.stats.bad_lines += 1;
@@ -220,6 +220,49 @@ impl Loader {
             stats: self.stats,
         }
     }
+}
+
+/// One line as a request. The OTLP/JSON encoding writes enums as integers;
+/// lines from encoders that write their names (`"SPAN_KIND_SERVER"`,
+/// `"STATUS_CODE_ERROR"`) are accepted too.
+fn parse(line: &[u8]) -> Result<Line, serde_json::Error> {
+    serde_json::from_slice::<Line>(line).or_else(|first| {
+        let mut value: serde_json::Value = serde_json::from_slice(line)?;
+        if !enum_names_to_numbers(&mut value) {
+            return Err(first);
+        }
+        serde_json::from_value(value).map_err(|_| first)
+    })
+}
+
+/// Replaces span kind and status code names by their numbers; whether
+/// anything was replaced.
+fn enum_names_to_numbers(request: &mut serde_json::Value) -> bool {
+    let mut changed = false;
+    let spans = request
+        .get_mut("resourceSpans")
+        .and_then(|v| v.as_array_mut())
+        .into_iter()
+        .flatten()
+        .filter_map(|rs| rs.get_mut("scopeSpans")?.as_array_mut())
+        .flatten()
+        .filter_map(|ss| ss.get_mut("spans")?.as_array_mut())
+        .flatten();
+    for one in spans {
+        if let Some(kind) = one.get_mut("kind")
+            && let Some(number) = kind.as_str().and_then(span::SpanKind::from_str_name)
+        {
+            *kind = (number as i32).into();
+            changed = true;
+        }
+        if let Some(code) = one.get_mut("status").and_then(|s| s.get_mut("code"))
+            && let Some(number) = code.as_str().and_then(status::StatusCode::from_str_name)
+        {
+            *code = (number as i32).into();
+            changed = true;
+        }
+    }
+    changed
 }
 
 fn convert(span: ProtoSpan, service: &str) -> Option<Span> {
@@ -510,6 +553,30 @@ mod tests {
         assert_eq!(
             s.attribute("tags").and_then(Value::as_str),
             Some(r#"["a", 2]"#)
+        );
+    }
+
+    #[test]
+    fn enum_names_are_accepted_for_kind_and_status() {
+        let extra = r#","status":{"code":"STATUS_CODE_ERROR","message":"boom"}"#;
+        let input = line(&span(T1, "00f067aa0ba902b7", "", extra))
+            .replace(r#""kind":3"#, r#""kind":"SPAN_KIND_PRODUCER""#);
+        assert!(input.contains("SPAN_KIND_PRODUCER"));
+        let traces = Traces::from_reader(input.as_bytes()).unwrap();
+        let s = traces.find(T1).unwrap().span(0);
+        assert_eq!(s.kind, SpanKind::Producer);
+        assert_eq!(s.error_message(), Some("boom"));
+
+        let input = line(&span(T1, "00f067aa0ba902b7", "", ""))
+            .replace(r#""kind":3"#, r#""kind":"SIDEWAYS""#);
+        let traces = Traces::from_reader(input.as_bytes()).unwrap();
+        assert_eq!(traces.stats().bad_lines, 1);
+        assert!(
+            traces.stats().bad_line_examples[0]
+                .reason
+                .contains("invalid type"),
+            "the first error is reported: {:?}",
+            traces.stats().bad_line_examples
         );
     }
 
