@@ -2,6 +2,8 @@
 
 use std::cmp::Reverse;
 
+use tracewire::TraceId;
+
 use crate::model::Trace;
 
 /// A stretch of time on the critical path during which `span` itself (not
@@ -39,6 +41,8 @@ pub struct Step {
 /// [`critical_path`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CriticalPath {
+    trace_id: TraceId,
+    span_count: usize,
     root: usize,
     total_nanos: u64,
     sections: Vec<Section>,
@@ -47,6 +51,12 @@ pub struct CriticalPath {
 }
 
 impl CriticalPath {
+    /// Whether this path was computed for `trace` (the same trace id and
+    /// number of spans, so that span indices mean the same spans).
+    pub fn is_for(&self, trace: &Trace) -> bool {
+        self.trace_id == trace.id() && self.span_count == trace.spans().len()
+    }
+
     /// The index of the root span the path was computed for.
     pub fn root(&self) -> usize {
         self.root
@@ -239,6 +249,8 @@ pub fn critical_path(trace: &Trace) -> CriticalPath {
         .max_by_key(|&(i, s)| (s.self_nanos, Reverse(i)))
         .map_or(0, |(i, _)| i);
     CriticalPath {
+        trace_id: trace.id(),
+        span_count: n,
         root,
         total_nanos: times[root].1 - times[root].0,
         sections,
@@ -399,6 +411,24 @@ mod tests {
             chain(&trace, &critical_path(&trace)),
             owned(&[("root", 0, 30)])
         );
+    }
+
+    #[test]
+    fn a_path_knows_its_trace() {
+        let small = Trace::from_spans(vec![span(1, None, "gw", "root", 0, 50)]).unwrap();
+        let big = Trace::from_spans(vec![
+            span(1, None, "gw", "root", 0, 50),
+            span(2, Some(1), "gw", "child", 0, 40),
+        ])
+        .unwrap();
+        let path = critical_path(&big);
+        assert!(path.is_for(&big));
+        assert!(!path.is_for(&small));
+        // Rendering a path with the wrong trace recomputes it.
+        let text = crate::render::critical_path(&small, &path, &Default::default());
+        assert!(text.contains("bottleneck: gw: root, 50.0ms"), "{text}");
+        let json = crate::json::critical_path(&small, &path);
+        assert_eq!(json["path"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

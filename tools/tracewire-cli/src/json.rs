@@ -91,8 +91,16 @@ pub fn view(trace: &Trace) -> Json {
 
 /// `tracewire critical-path --json`: the total, the bottleneck, the `path`
 /// (spans in tree order with self-time and share) and the `sections` in
-/// time order (offsets from the root's start).
+/// time order (offsets from the root's start). A path computed for another
+/// trace is recomputed for `trace`.
 pub fn critical_path(trace: &Trace, path: &CriticalPath) -> Json {
+    let recomputed;
+    let path = if path.is_for(trace) {
+        path
+    } else {
+        recomputed = crate::critical_path(trace);
+        &recomputed
+    };
     let root_start = trace.span(path.root()).start_unix_nano;
     let b = path.bottleneck();
     let bs = trace.span(b.span);

@@ -77,7 +77,8 @@
 //!
 //! Each line is one OTLP `ExportTraceServiceRequest` in the OTLP/JSON
 //! encoding (hex trace and span ids, timestamps as decimal strings or
-//! numbers). A span's service is its resource's `service.name`. Lines that
+//! numbers; span kinds and status codes as numbers, or as their names as
+//! some encoders write them). A span's service is its resource's `service.name`. Lines that
 //! are not such requests are skipped and counted ([`LoadStats`]), as are
 //! spans with missing or zero ids; a span id read twice is kept once.
 //!

@@ -294,9 +294,16 @@ pub fn view(trace: &Trace, options: &RenderOptions) -> String {
 /// in tree order with their self-time, its share of the total, and their
 /// duration; the bottleneck is marked.
 ///
-/// `path` must have been computed for `trace` (by
-/// [`critical_path`](crate::critical_path)).
+/// `path` is the one [`critical_path()`](crate::critical_path()) computed
+/// for `trace`; a path computed for another trace is recomputed.
 pub fn critical_path(trace: &Trace, path: &CriticalPath, options: &RenderOptions) -> String {
+    let recomputed;
+    let path = if path.is_for(trace) {
+        path
+    } else {
+        recomputed = compute_critical_path(trace);
+        &recomputed
+    };
     let paint = Paint(options.color);
     let services = trace.services();
     let root = trace.span(path.root());
