@@ -167,6 +167,11 @@ impl Db {
             .bind(i64::from(users))
             .execute(&pool)
             .await?;
+            // Move the seeded rows from the write-ahead log into the
+            // database now, not during the first order's INSERT.
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&pool)
+                .await?;
             pool.close().await;
         }
         Ok(())

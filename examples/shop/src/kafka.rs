@@ -114,7 +114,10 @@ pub(crate) fn consumer_config(servers: &str, run_id: &str) -> ClientConfig {
         .set("client.id", "notifications")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000");
+        .set("session.timeout.ms", "6000")
+        // An event is handled within tens of milliseconds of its order, not
+        // up to half a second later (librdkafka's default fetch wait).
+        .set("fetch.wait.max.ms", "50");
     config
 }
 

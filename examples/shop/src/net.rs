@@ -2,6 +2,8 @@
 //! traced HTTP clients, stopping on request, and error responses.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -30,7 +32,7 @@ impl Shutdown {
     /// is `1`). Call inside the runtime.
     pub(crate) fn from_signals() -> Shutdown {
         let (tx, rx) = watch::channel(false);
-        let tx = std::sync::Arc::new(tx);
+        let tx = Arc::new(tx);
         if optional(env::STOP_ON_EOF).as_deref() == Some("1") {
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -73,17 +75,51 @@ async fn terminated() {
     std::future::pending().await;
 }
 
+/// Whether a service is ready for requests: its `GET /health` answers 200
+/// then, 503 before.
+#[derive(Clone, Debug)]
+pub(crate) struct Ready(Arc<AtomicBool>);
+
+impl Ready {
+    /// Ready as soon as it listens.
+    pub(crate) fn now() -> Ready {
+        Ready(Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Ready once [`set`](Self::set) is called.
+    pub(crate) fn later() -> Ready {
+        Ready(Arc::new(AtomicBool::new(false)))
+    }
+
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Serves `routes` on `addr`, each request in a server span made by
 /// `trace` (usually `TraceLayer::server()`), plus an untraced
-/// `GET /health`, until `shutdown`; in-flight requests finish.
+/// `GET /health` telling whether it is `ready`, until `shutdown`;
+/// in-flight requests finish.
 pub(crate) async fn serve(
     addr: SocketAddr,
     routes: Router,
     trace: TraceLayer<Server>,
+    ready: Ready,
     shutdown: Shutdown,
 ) -> Result<(), BoxError> {
+    let health = move || async move {
+        if ready.is_set() {
+            (StatusCode::OK, "ok")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "starting")
+        }
+    };
     // Routes added after `layer` are not wrapped: health checks make no span.
-    let app = routes.layer(trace).route("/health", get(|| async { "ok" }));
+    let app = routes.layer(trace).route("/health", get(health));
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

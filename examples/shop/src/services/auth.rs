@@ -20,7 +20,7 @@ use tracewire_tower::TraceLayer;
 use super::{Config, Service, peer_url};
 use crate::BoxError;
 use crate::db::User;
-use crate::net::{self, ApiError, Shutdown};
+use crate::net::{self, ApiError, Ready, Shutdown};
 
 /// The header that asks for a simulated fault.
 pub(crate) const FAULT_HEADER: &str = "x-shop-fault";
@@ -54,7 +54,14 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
         shed: Mutex::new(HashSet::new()),
     });
     let routes = Router::new().route("/login", post(login)).with_state(state);
-    net::serve(config.addr, routes, TraceLayer::server(), shutdown).await
+    net::serve(
+        config.addr,
+        routes,
+        TraceLayer::server(),
+        Ready::now(),
+        shutdown,
+    )
+    .await
 }
 
 /// Whether to shed this attempt: the first one of each trace that asked.

@@ -15,7 +15,7 @@ use tracewire_tower::TraceLayer;
 
 use super::{Config, FAULT_HEADER, Service, peer_url};
 use crate::BoxError;
-use crate::net::{self, ApiError, Shutdown};
+use crate::net::{self, ApiError, Ready, Shutdown};
 
 /// The response header naming the request's trace.
 pub(crate) const TRACE_RESPONSE: &str = "traceresponse";
@@ -40,7 +40,7 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
         .with_state(state);
     // The public edge tells callers the trace of their request.
     let trace = TraceLayer::server().traceresponse_header(true);
-    net::serve(config.addr, routes, trace, shutdown).await
+    net::serve(config.addr, routes, trace, Ready::now(), shutdown).await
 }
 
 async fn login(

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use super::{Config, Service, env, peer_url, required};
 use crate::BoxError;
 use crate::kafka::{self, OrderCreated, TOPIC};
-use crate::net::{self, Shutdown};
+use crate::net::{self, Ready, Shutdown};
 
 struct Notifier {
     orders: ClientWithMiddleware,
@@ -38,13 +38,24 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
         orders_url: peer_url(Service::Orders)?,
         run_id: config.run_id.clone(),
     };
-    // Only the health check is served; the work comes from Kafka.
+    // Only the health check is served; the work comes from Kafka. Ready
+    // once the group gave this consumer its partitions, so that the first
+    // orders are not kept waiting for the group to form.
+    let ready = Ready::later();
     let server = net::serve(
         config.addr,
         Router::new(),
         TraceLayer::server(),
+        ready.clone(),
         shutdown.clone(),
     );
+    let assigned = async {
+        while !consumer.inner().assignment().is_ok_and(|a| a.count() > 0) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::info!("partitions of {TOPIC} assigned");
+        ready.set();
+    };
     let consume = async {
         let stop = shutdown.wait();
         tokio::pin!(stop);
@@ -53,13 +64,13 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
                 () = &mut stop => break,
                 received = consumer.recv() => match received {
                     Ok(message) => {
-                        notifier
-                            .handle(&message)
-                            .instrument(message.span().clone())
-                            .await;
-                        if let Err(error) = consumer.commit_message(&message, CommitMode::Async) {
-                            tracing::warn!(error = %error, "cannot commit the offset");
-                        }
+                        let span = message.span().clone();
+                        notifier.handle(&message).instrument(span.clone()).await;
+                        span.in_scope(|| {
+                            if let Err(error) = consumer.commit_message(&message, CommitMode::Async) {
+                                tracing::warn!(error = %error, "cannot commit the offset");
+                            }
+                        });
                     }
                     Err(error) => {
                         tracing::warn!(error = %error, "cannot receive from {TOPIC}");
@@ -69,7 +80,7 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
             }
         }
     };
-    let (served, ()) = tokio::join!(server, consume);
+    let (served, (), ()) = tokio::join!(server, consume, assigned);
     served
 }
 

@@ -20,7 +20,7 @@ use super::{Config, Service, env, peer_url, required};
 use crate::BoxError;
 use crate::db::Db;
 use crate::kafka::{self, OrderCreated, TOPIC};
-use crate::net::{self, ApiError, Shutdown};
+use crate::net::{self, ApiError, Ready, Shutdown};
 
 struct OrdersState {
     db: Db,
@@ -59,7 +59,14 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
         .route("/orders", post(place))
         .route("/orders/{id}/notified", post(notified))
         .with_state(state);
-    let served = net::serve(config.addr, routes, TraceLayer::server(), shutdown).await;
+    let served = net::serve(
+        config.addr,
+        routes,
+        TraceLayer::server(),
+        Ready::now(),
+        shutdown,
+    )
+    .await;
     db.close().await;
     served
 }

@@ -15,7 +15,7 @@ use tracewire_tower::TraceLayer;
 
 use super::Config;
 use crate::BoxError;
-use crate::net::{self, ApiError, Shutdown};
+use crate::net::{self, ApiError, Ready, Shutdown};
 
 /// A card the processor declines.
 pub(crate) const DECLINED_CARD: &str = "4000000000000002";
@@ -62,7 +62,14 @@ impl Refusal {
 
 pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxError> {
     let routes = Router::new().route("/payments", post(pay));
-    net::serve(config.addr, routes, TraceLayer::server(), shutdown).await
+    net::serve(
+        config.addr,
+        routes,
+        TraceLayer::server(),
+        Ready::now(),
+        shutdown,
+    )
+    .await
 }
 
 /// The Luhn checksum of a card number (digits only, 12 to 19 of them).

@@ -15,7 +15,7 @@ use tracewire_tower::TraceLayer;
 use super::{Config, env, optional, required};
 use crate::BoxError;
 use crate::db::{Db, User};
-use crate::net::{self, ApiError, Shutdown};
+use crate::net::{self, ApiError, Ready, Shutdown};
 
 /// Entries the cache holds at most.
 const MAX_CACHED: usize = 50_000;
@@ -49,7 +49,14 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
     let routes = Router::new()
         .route("/users/lookup", post(lookup))
         .with_state(state);
-    let served = net::serve(config.addr, routes, TraceLayer::server(), shutdown).await;
+    let served = net::serve(
+        config.addr,
+        routes,
+        TraceLayer::server(),
+        Ready::now(),
+        shutdown,
+    )
+    .await;
     db.close().await;
     served
 }
