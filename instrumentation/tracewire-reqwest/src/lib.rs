@@ -28,7 +28,11 @@
 //! Its status is Error for 4xx and 5xx responses and for transport errors;
 //! a request dropped before its response arrives (cancelled, or timed out by
 //! the caller's own `tokio::time::timeout`) ends the span without an error.
-//! The span ends when the response head arrives.
+//! The span ends when the response head arrives. With
+//! `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (or
+//! [`legacy_http_attributes`](TracingMiddleware::legacy_http_attributes))
+//! the pre-stable names `http.method`, `http.url`, `net.peer.name` and
+//! `http.status_code` are recorded too.
 //!
 //! # Retries
 //!
@@ -85,11 +89,36 @@ const TARGET: &str = "tracewire_reqwest";
 ///
 /// `TracingMiddleware::default()` uses the process-wide propagator
 /// ([`tracewire::propagation::global`]) and records no header.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct TracingMiddleware {
     propagator: Option<Arc<dyn Propagator>>,
     request_headers: Vec<HeaderName>,
     response_headers: Vec<HeaderName>,
+    legacy: bool,
+}
+
+impl Default for TracingMiddleware {
+    fn default() -> Self {
+        TracingMiddleware {
+            propagator: None,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            legacy: legacy_opt_in(
+                std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
+                    .ok()
+                    .as_deref(),
+            ),
+        }
+    }
+}
+
+/// Whether an `OTEL_SEMCONV_STABILITY_OPT_IN` value asks for the old HTTP
+/// attribute names next to the stable ones (`http/dup`).
+fn legacy_opt_in(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        v.split(',')
+            .any(|item| item.trim().eq_ignore_ascii_case("http/dup"))
+    })
 }
 
 impl fmt::Debug for TracingMiddleware {
@@ -98,6 +127,7 @@ impl fmt::Debug for TracingMiddleware {
             .field("propagator", &self.propagator)
             .field("request_headers", &self.request_headers)
             .field("response_headers", &self.response_headers)
+            .field("legacy", &self.legacy)
             .finish()
     }
 }
@@ -127,6 +157,15 @@ impl TracingMiddleware {
         self
     }
 
+    /// Whether spans also carry the pre-stable attribute names
+    /// (`http.method`, `http.url`, `net.peer.name`, `http.status_code`).
+    /// Default: on when `OTEL_SEMCONV_STABILITY_OPT_IN` contains
+    /// `http/dup`.
+    pub fn legacy_http_attributes(mut self, enabled: bool) -> Self {
+        self.legacy = enabled;
+        self
+    }
+
     fn span(&self, request: &mut Request, resend: Option<u32>, propagate: bool) -> Span {
         let (method, method_original) = method_attributes(request.method());
         let url = request.url();
@@ -149,16 +188,32 @@ impl TracingMiddleware {
             network.protocol.version = Empty,
             http.response.status_code = Empty,
             error.type = Empty,
+            http.method = Empty,
+            http.url = Empty,
+            net.peer.name = Empty,
+            http.status_code = Empty,
         );
-        if span.is_disabled() {
-            return span;
+        if self.legacy && span.is_recording() {
+            span.record("http.method", request.method().as_str());
+            span.record("http.url", tracing::field::display(RedactedUrl(url)));
+            span.record("net.peer.name", host);
         }
         if propagate {
             let propagator = self
                 .propagator
                 .clone()
                 .unwrap_or_else(tracewire::propagation::global);
-            propagator.inject(&span.context(), request.headers_mut());
+            // A span filtered out by the subscriber still passes the
+            // current trace on.
+            let cx = if span.is_disabled() {
+                tracewire::current_context()
+            } else {
+                span.context()
+            };
+            propagator.inject(&cx, request.headers_mut());
+        }
+        if span.is_disabled() {
+            return span;
         }
         if !self.request_headers.is_empty() && span.is_recording() {
             record_headers(
@@ -176,6 +231,9 @@ impl TracingMiddleware {
             Ok(response) => {
                 let status = response.status();
                 span.record("http.response.status_code", status.as_u16());
+                if self.legacy {
+                    span.record("http.status_code", status.as_u16());
+                }
                 span.record(
                     "network.protocol.version",
                     protocol_version(response.version()),
@@ -416,6 +474,14 @@ mod tests {
         assert_eq!(resend_count(&mut explicit), Some(4));
         explicit.insert(ResendCount(0));
         assert_eq!(resend_count(&mut explicit), None);
+    }
+
+    #[test]
+    fn legacy_opt_in_parsing() {
+        assert!(legacy_opt_in(Some("http/dup")));
+        assert!(legacy_opt_in(Some("database,http/dup")));
+        assert!(!legacy_opt_in(Some("http")));
+        assert!(!legacy_opt_in(None));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 use tracewire::SpanExt as _;
 use tracing::Span;
-use tracing::field::Empty;
+use tracing::field::{Empty, display};
 
 use crate::hooks::{OnRequest, OnResponse};
 use crate::layer::{Client, Common, Trace};
@@ -50,14 +50,28 @@ fn start_span<B>(common: &Common, request: &mut Request<B>) -> Span {
         network.protocol.version = Empty,
         http.response.status_code = Empty,
         error.type = Empty,
+        http.method = Empty,
+        http.url = Empty,
+        net.peer.name = Empty,
+        http.status_code = Empty,
     );
-    if span.is_disabled() {
-        return span;
+    if common.legacy && span.is_recording() {
+        span.record("http.method", request.method().as_str());
+        span.record("http.url", display(RedactedUrl { uri }));
+        span.record("net.peer.name", host.map(|(h, _)| h));
     }
     if request.extensions().get::<DisablePropagation>().is_none() {
-        common
-            .propagator()
-            .inject(&span.context(), request.headers_mut());
+        // A disabled span (filtered out by the subscriber) still passes the
+        // current trace on.
+        let cx = if span.is_disabled() {
+            tracewire::current_context()
+        } else {
+            span.context()
+        };
+        common.propagator().inject(&cx, request.headers_mut());
+    }
+    if span.is_disabled() {
+        return span;
     }
     if !common.request_headers.is_empty() && span.is_recording() {
         headers::record(
@@ -75,6 +89,9 @@ fn start_span<B>(common: &Common, request: &mut Request<B>) -> Span {
 fn record_client_response<B>(common: &Common, span: &Span, response: &Response<B>) {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
+    if common.legacy {
+        span.record("http.status_code", status.as_u16());
+    }
     span.record(
         "network.protocol.version",
         protocol_version(response.version()),

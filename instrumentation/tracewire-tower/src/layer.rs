@@ -45,9 +45,23 @@ pub(crate) struct Common {
     pub(crate) propagator: Option<Arc<dyn Propagator>>,
     pub(crate) request_headers: Vec<HeaderName>,
     pub(crate) response_headers: Vec<HeaderName>,
+    /// Also record the pre-stable attribute names (`http/dup`).
+    pub(crate) legacy: bool,
 }
 
 impl Common {
+    /// The defaults, with `legacy` from `OTEL_SEMCONV_STABILITY_OPT_IN`.
+    pub(crate) fn from_env() -> Self {
+        Common {
+            legacy: legacy_opt_in(
+                std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
+                    .ok()
+                    .as_deref(),
+            ),
+            ..Common::default()
+        }
+    }
+
     pub(crate) fn propagator(&self) -> Arc<dyn Propagator> {
         self.propagator
             .clone()
@@ -61,8 +75,18 @@ impl fmt::Debug for Common {
             .field("propagator", &self.propagator)
             .field("request_headers", &self.request_headers)
             .field("response_headers", &self.response_headers)
+            .field("legacy", &self.legacy)
             .finish()
     }
+}
+
+/// Whether an `OTEL_SEMCONV_STABILITY_OPT_IN` value asks for the old HTTP
+/// attribute names next to the stable ones (`http/dup`).
+pub(crate) fn legacy_opt_in(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        v.split(',')
+            .any(|item| item.trim().eq_ignore_ascii_case("http/dup"))
+    })
 }
 
 /// The server preset's options and hooks (see [`TraceLayer::server`]).
@@ -110,7 +134,7 @@ impl TraceLayer<Server> {
     pub fn server() -> Self {
         TraceLayer {
             mode: Server {
-                common: Common::default(),
+                common: Common::from_env(),
                 trust: TrustBoundary::Trust,
                 forwarded: false,
                 scheme: None,
@@ -144,7 +168,7 @@ impl TraceLayer<Client> {
     pub fn client() -> Self {
         TraceLayer {
             mode: Client {
-                common: Common::default(),
+                common: Common::from_env(),
                 on_request: (),
                 on_response: (),
             },
@@ -181,6 +205,17 @@ macro_rules! common_options {
             I: IntoIterator<Item = HeaderName>,
         {
             self.mode.common.response_headers = names.into_iter().collect();
+            self
+        }
+
+        /// Whether spans also carry the pre-stable HTTP attribute names
+        /// (`http.method`, `http.status_code`, `http.target` and
+        /// `net.host.name` on servers, `http.url` and `net.peer.name` on
+        /// clients) for backends that still query them. Default: on when
+        /// `OTEL_SEMCONV_STABILITY_OPT_IN` contains `http/dup`, as the
+        /// conventions' migration plan says.
+        pub fn legacy_http_attributes(mut self, enabled: bool) -> Self {
+            self.mode.common.legacy = enabled;
             self
         }
     };

@@ -67,7 +67,9 @@
 //! 4xx, 5xx and transport errors; a request dropped before its response
 //! (cancelled) ends the span without error. The span ends when the response
 //! head arrives. A request carrying [`DisablePropagation`] is traced but
-//! its headers are left alone.
+//! its headers are left alone. When the subscriber filters the client span
+//! out, the current span's context is injected instead, so the trace still
+//! reaches the next service.
 //!
 //! # When each hook runs
 //!
@@ -105,6 +107,10 @@
 //!   caller (or the browser) the trace of its request.
 //! - [`propagator`](TraceLayer::propagator): a propagator other than
 //!   [`tracewire::propagation::global`].
+//! - [`legacy_http_attributes`](TraceLayer::legacy_http_attributes): also
+//!   the pre-stable attribute names (`http.method`, `http.status_code`,
+//!   `http.target`, `http.url`, `net.host.name`, `net.peer.name`); on by
+//!   default when `OTEL_SEMCONV_STABILITY_OPT_IN` contains `http/dup`.
 //!
 //! Without axum, give the route template with an [`HttpRoute`] request
 //! extension (or a [`SpanName`] hook), and the peer address with a

@@ -122,8 +122,17 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
                 network.protocol.version = protocol_version(request.version()),
                 http.response.status_code = Empty,
                 error.type = Empty,
+                http.method = Empty,
+                http.target = Empty,
+                net.host.name = Empty,
+                http.status_code = Empty,
             )
         });
+        if self.common.legacy && span.is_recording() {
+            span.record("http.method", request.method().as_str());
+            span.record("http.target", uri.path_and_query().map(|pq| pq.as_str()));
+            span.record("net.host.name", host.map(|(h, _)| h));
+        }
         if let Some(link) = link {
             span.add_link(&link);
         }
@@ -262,6 +271,9 @@ where
             Ok(mut response) => {
                 let status = response.status();
                 span.record("http.response.status_code", status.as_u16());
+                if mode.common.legacy {
+                    span.record("http.status_code", status.as_u16());
+                }
                 if status.is_server_error() {
                     record::error_status(&span, status.as_str(), None);
                 }

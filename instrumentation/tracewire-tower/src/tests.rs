@@ -10,6 +10,7 @@ use tower::{ServiceBuilder, ServiceExt as _};
 use tracewire::sampling::{AlwaysOff, AlwaysOn, ParentBased};
 use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanKind, Status, TracewireLayer, Value};
+use tracing::Instrument as _;
 use tracing_subscriber::prelude::*;
 
 use crate::{DisablePropagation, HttpRoute, ResendCount, TraceLayer, TrustBoundary};
@@ -323,9 +324,7 @@ async fn panics_are_recorded_and_resumed() {
 }
 
 /// Polls `fut` inside `catch_unwind`, as tower-http's `CatchPanic` does.
-async fn futures_catch<F: Future>(
-    fut: F,
-) -> Result<F::Output, Box<dyn std::any::Any + Send>> {
+async fn futures_catch<F: Future>(fut: F) -> Result<F::Output, Box<dyn std::any::Any + Send>> {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(move |cx| {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
@@ -664,4 +663,106 @@ fn no_subscriber_means_no_work_and_no_failure() {
         )
         .unwrap();
     assert!(response.headers().get("traceresponse").is_none());
+}
+
+#[tokio::test]
+async fn legacy_attribute_names_on_request() {
+    let (exporter, _guard) = traced();
+    let server = ServiceBuilder::new()
+        .layer(TraceLayer::server().legacy_http_attributes(true))
+        .service_fn(ok);
+    server
+        .oneshot(request("/a?b=1").body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    let client = ServiceBuilder::new()
+        .layer(TraceLayer::client().legacy_http_attributes(true))
+        .service_fn(ok);
+    client
+        .oneshot(
+            Request::get("http://u:p@api.example/x")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let spans = exporter.spans_named("GET");
+    let server = spans.iter().find(|s| s.kind == SpanKind::Server).unwrap();
+    assert_eq!(str_attr(server, "http.method"), "GET");
+    assert_eq!(str_attr(server, "http.target"), "/a?b=1");
+    assert_eq!(str_attr(server, "net.host.name"), "shop.example");
+    assert_eq!(server.attribute("http.status_code"), Some(&Value::I64(200)));
+    let client = spans.iter().find(|s| s.kind == SpanKind::Client).unwrap();
+    assert_eq!(
+        str_attr(client, "http.url"),
+        "http://REDACTED:REDACTED@api.example/x"
+    );
+    assert_eq!(str_attr(client, "net.peer.name"), "api.example");
+    assert_eq!(client.attribute("http.status_code"), Some(&Value::I64(200)));
+
+    // Off (the default without OTEL_SEMCONV_STABILITY_OPT_IN=http/dup).
+    exporter.clear();
+    let server = ServiceBuilder::new()
+        .layer(TraceLayer::server().legacy_http_attributes(false))
+        .service_fn(ok);
+    server
+        .oneshot(request("/").body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    let span = exporter.span("GET");
+    assert!(span.attribute("http.method").is_none());
+    assert!(span.attribute("http.status_code").is_none());
+}
+
+#[test]
+fn legacy_opt_in_parsing() {
+    use crate::layer::legacy_opt_in;
+    assert!(legacy_opt_in(Some("http/dup")));
+    assert!(legacy_opt_in(Some("database, HTTP/DUP")));
+    assert!(!legacy_opt_in(Some("http")));
+    assert!(!legacy_opt_in(Some("")));
+    assert!(!legacy_opt_in(None));
+}
+
+#[tokio::test]
+async fn a_filtered_out_client_span_still_propagates_the_current_trace() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let exporter = InMemoryExporter::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(TracewireLayer::new(exporter.clone()))
+        .with(
+            Targets::new()
+                .with_default(LevelFilter::INFO)
+                .with_target("tracewire_tower", LevelFilter::OFF),
+        );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen_in = seen.clone();
+    let svc = ServiceBuilder::new()
+        .layer(TraceLayer::client())
+        .service_fn(move |req: Request<Full<Bytes>>| {
+            *seen_in.lock().unwrap() = req
+                .headers()
+                .get("traceparent")
+                .map(|v| v.to_str().unwrap().to_owned());
+            async { Ok::<_, Infallible>(Response::new(Full::<Bytes>::default())) }
+        });
+    let parent = tracing::info_span!(target: "app", "job");
+    let cx = {
+        use tracewire::SpanExt as _;
+        parent.span_context().unwrap()
+    };
+    svc.oneshot(
+        Request::get("http://x.example/")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .instrument(parent)
+    .await
+    .unwrap();
+    assert_eq!(
+        seen.lock().unwrap().as_deref(),
+        Some(format!("00-{}-{}-03", cx.trace_id(), cx.span_id()).as_str())
+    );
+    assert_eq!(exporter.tree(), "job\n", "no client span was created");
 }

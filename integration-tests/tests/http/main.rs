@@ -4,6 +4,7 @@
 //! `TraceLayer::client()`.
 
 mod chain;
+mod clients;
 mod hostile;
 mod server;
 mod support;
