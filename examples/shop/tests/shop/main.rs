@@ -45,6 +45,12 @@ fn expected_services(scenario: &str) -> BTreeSet<&'static str> {
 }
 
 fn every_request_is_one_trace_through_the_services_it_touched(run: &Run) {
+    // No stray traces: every span belongs to a request's trace.
+    assert_eq!(
+        run.traces.len(),
+        run.requests.len(),
+        "traces other than the requests' ones were exported"
+    );
     let mut trace_ids = HashSet::new();
     for request in &run.requests {
         let expected_status = match request.scenario.as_str() {
