@@ -12,30 +12,44 @@ pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-/// The value of one lowercase hex digit, or `None`.
-#[inline]
-pub(crate) const fn lower_hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Marks a byte that is not a lowercase hex digit in [`HEX_VALUE`].
+const NOT_HEX: u8 = 0xff;
+
+/// The value of each byte as a lowercase hex digit, or [`NOT_HEX`].
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Decodes lowercase hex from `input` into `out` (`input` is twice as long).
 /// Returns `false` on any character that is not a lowercase hex digit.
+///
+/// Table-driven and branch-free per digit: every digit is looked up, bad
+/// ones are collected in one mask checked at the end (a valid digit is at
+/// most 15, [`NOT_HEX`] has the high bits set).
 #[inline]
 pub(crate) fn decode_lower_hex(input: &[u8], out: &mut [u8]) -> bool {
     if input.len() != out.len() * 2 {
         return false;
     }
-    for (i, pair) in input.chunks_exact(2).enumerate() {
-        match (lower_hex_value(pair[0]), lower_hex_value(pair[1])) {
-            (Some(hi), Some(lo)) => out[i] = (hi << 4) | lo,
-            _ => return false,
-        }
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(input.chunks_exact(2)) {
+        let hi = HEX_VALUE[usize::from(pair[0])];
+        let lo = HEX_VALUE[usize::from(pair[1])];
+        bad |= hi | lo;
+        *byte = (hi << 4) | (lo & 0x0f);
     }
-    true
+    bad & 0xf0 == 0
 }
 
 /// A 16-byte W3C trace id. The all-zero id is invalid and means "no trace".
@@ -234,6 +248,28 @@ impl<const N: usize> AsRef<str> for HexBuf<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_accepts_exactly_the_lowercase_hex_digits() {
+        for c in 0..=u8::MAX {
+            let expected = match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            };
+            for (input, at) in [([c, b'0'], 0), ([b'0', c], 1)] {
+                let mut out = [0u8; 1];
+                let ok = decode_lower_hex(&input, &mut out);
+                assert_eq!(ok, expected.is_some(), "byte {c:#04x} at {at}");
+                if let Some(v) = expected {
+                    assert_eq!(out[0], if at == 0 { v << 4 } else { v });
+                }
+            }
+        }
+        let mut out = [0u8; 2];
+        assert!(!decode_lower_hex(b"abc", &mut out));
+        assert!(decode_lower_hex(b"ff00", &mut out) && out == [0xff, 0x00]);
+    }
 
     #[test]
     fn hex_round_trip() {

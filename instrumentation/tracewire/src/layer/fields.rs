@@ -97,7 +97,13 @@ impl<'a> SpanVisitor<'a> {
 
     /// Handles `otel.*` and error fields; false for ordinary fields.
     fn special(&mut self, field: &Field, value: &str) -> bool {
-        match field.name() {
+        let name = field.name();
+        // Most fields are ordinary: one prefix test instead of the string
+        // comparisons of the match below.
+        if !(name.starts_with("otel.") || is_error_field(name)) {
+            return false;
+        }
+        match name {
             "otel.name" => self.rec.name = Cow::Owned(value.to_owned()),
             "otel.kind" => {
                 if let Some(kind) = SpanKind::parse(value) {

@@ -216,7 +216,11 @@ impl TracewireLayer {
             trace_state,
         );
         let recording = sampled.then(|| {
-            let mut rec = Recording::start(metadata, parent, attrs.map_or(0, |a| a.fields().len()));
+            let mut rec = Box::new(Recording::start(
+                metadata,
+                parent,
+                attrs.map_or(0, |a| a.fields().len()),
+            ));
             if let Some(attrs) = attrs {
                 attrs.record(&mut SpanVisitor::new(&mut rec, &self.limits, false));
             }
@@ -245,8 +249,9 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        let parent_span = span.parent();
         let remote = if attrs.is_contextual() {
-            remote::pending_parent(span.parent().map(|p| p.id()))
+            remote::pending_parent(parent_span.as_ref().map(SpanRef::id))
         } else {
             None
         };
@@ -257,7 +262,7 @@ where
                 let (parent, baggage) = cx.into_parts();
                 (parent, hint, resample, baggage)
             }
-            None => match nearest_context(span.parent()) {
+            None => match nearest_context(parent_span) {
                 Some((cx, baggage)) => (Some(cx), None, false, baggage),
                 None => (None, None, false, Baggage::new()),
             },
@@ -278,7 +283,7 @@ where
         let mut ext = span.extensions_mut();
         if let Some(rec) = ext
             .get_mut::<SpanState>()
-            .and_then(|s| s.recording.as_mut())
+            .and_then(|s| s.recording.as_deref_mut())
         {
             values.record(&mut SpanVisitor::new(rec, &self.limits, true));
         }
@@ -295,7 +300,7 @@ where
         if let Some(rec) = span
             .extensions_mut()
             .get_mut::<SpanState>()
-            .and_then(|s| s.recording.as_mut())
+            .and_then(|s| s.recording.as_deref_mut())
         {
             rec.add_link(cx, &self.limits);
         }
@@ -308,7 +313,7 @@ where
         let mut ext = span.extensions_mut();
         let Some(rec) = ext
             .get_mut::<SpanState>()
-            .and_then(|s| s.recording.as_mut())
+            .and_then(|s| s.recording.as_deref_mut())
         else {
             return;
         };
@@ -327,8 +332,9 @@ where
         let finished = {
             let mut ext = span.extensions_mut();
             ext.get_mut::<SpanState>().and_then(|state| {
-                let cx = state.cx.clone();
-                state.recording.take().map(|rec| rec.finish(cx))
+                // Unsampled spans have no recording: nothing to clone.
+                let rec = state.recording.take()?;
+                Some(rec.finish(state.cx.clone()))
             })
         };
         if let Some(data) = finished {
@@ -362,7 +368,7 @@ where
         span.metadata(),
     );
     if let (Some(new), Some(previous)) = (state.recording.as_mut(), old.recording.take()) {
-        new.adopt(previous);
+        new.adopt(*previous);
     }
     *old = state;
     Ok(())

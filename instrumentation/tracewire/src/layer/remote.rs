@@ -211,7 +211,7 @@ impl SpanExt for Span {
             let layer = dispatch.downcast_ref::<TracewireLayer>()?;
             let span = registry.span(id)?;
             let mut ext = span.extensions_mut();
-            let rec = ext.get_mut::<SpanState>()?.recording.as_mut()?;
+            let rec = ext.get_mut::<SpanState>()?.recording.as_deref_mut()?;
             rec.add_link(cx.clone(), &layer.limits);
             Some(())
         });
@@ -227,7 +227,7 @@ impl SpanExt for Span {
             let layer = dispatch.downcast_ref::<TracewireLayer>()?;
             let span = registry.span(id)?;
             let mut ext = span.extensions_mut();
-            let rec = ext.get_mut::<SpanState>()?.recording.as_mut()?;
+            let rec = ext.get_mut::<SpanState>()?.recording.as_deref_mut()?;
             let kv = KeyValue {
                 key: key.into(),
                 value: value.into(),
