@@ -11,12 +11,15 @@
 //! - one JSON log line inside a span, written by `tracing-subscriber`'s
 //!   JSON format with and without tracewire's stamping
 //!   (`tracewire::fmt::CorrelatedFormat`), to `std::io::sink`.
+//!
+//! Everything here runs on one thread, so it is measured in that thread's
+//! CPU time ([`ThreadCpuTime`]): on a shared machine, wall time would also
+//! count the waits while other processes hold the core.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
@@ -27,6 +30,7 @@ use tracewire::propagation::{
 };
 use tracewire::sampling::{AlwaysOff, AlwaysOn};
 use tracewire::{Context, TracewireLayer};
+use tracewire_benches::ThreadCpuTime;
 use tracewire_benches::report::{self, Bar, Check};
 use tracing::Subscriber;
 use tracing_subscriber::prelude::*;
@@ -74,7 +78,7 @@ fn otel_provider(sampler: Sampler) -> SdkTracerProvider {
         .build()
 }
 
-fn bench_spans_under<S>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, subscriber: S)
+fn bench_spans_under<S>(g: &mut BenchmarkGroup<'_, ThreadCpuTime>, name: &str, subscriber: S)
 where
     S: Subscriber + Send + Sync + 'static,
 {
@@ -89,7 +93,7 @@ where
     });
 }
 
-fn spans(c: &mut Criterion) {
+fn spans(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("span");
     let c = &mut g;
     bench_spans_under(c, "registry", tracing_subscriber::registry());
@@ -130,7 +134,7 @@ fn spans(c: &mut Criterion) {
     g.finish();
 }
 
-fn propagation(c: &mut Criterion) {
+fn propagation(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("propagation");
     g.bench_function("tracewire_parse", |b| {
         b.iter(|| parse_traceparent(black_box(TRACEPARENT.as_bytes())));
@@ -174,7 +178,7 @@ fn propagation(c: &mut Criterion) {
 }
 
 /// Logs one event per iteration inside a span of `subscriber`.
-fn bench_log_under<S>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, subscriber: S)
+fn bench_log_under<S>(g: &mut BenchmarkGroup<'_, ThreadCpuTime>, name: &str, subscriber: S)
 where
     S: Subscriber + Send + Sync + 'static,
 {
@@ -191,7 +195,7 @@ where
     });
 }
 
-fn logs(c: &mut Criterion) {
+fn logs(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("log");
     let c = &mut g;
     // Both subscribers carry the same unsampled TracewireLayer (ids, no
@@ -307,7 +311,7 @@ const CHECKS: &[Check] = &[
 
 fn main() {
     report::start();
-    let mut c = tracewire_benches::criterion();
+    let mut c = tracewire_benches::criterion_cpu();
     spans(&mut c);
     propagation(&mut c);
     logs(&mut c);
