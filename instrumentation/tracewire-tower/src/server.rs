@@ -66,7 +66,14 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
         let extracted = self.common.propagator().extract(request.headers());
         let (cx, link) = match self.trust {
             TrustBoundary::Trust => (extracted, None),
-            TrustBoundary::IgnoreSampledFlag => (extracted.with_resampling(), None),
+            TrustBoundary::IgnoreSampledFlag => match extracted.span_context() {
+                Some(_) => (extracted.with_resampling(), None),
+                // A bare sampling decision (B3's `b3: 0`) is ignored too.
+                None => (
+                    tracewire::Context::new().with_baggage(extracted.baggage().clone()),
+                    None,
+                ),
+            },
             TrustBoundary::Restart => {
                 (tracewire::Context::new(), extracted.span_context().cloned())
             }

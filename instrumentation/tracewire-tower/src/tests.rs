@@ -766,3 +766,28 @@ async fn a_filtered_out_client_span_still_propagates_the_current_trace() {
     );
     assert_eq!(exporter.tree(), "job\n", "no client span was created");
 }
+
+#[tokio::test]
+async fn ignoring_the_sampled_flag_ignores_a_bare_b3_deny_too() {
+    use tracewire::propagation::B3Propagator;
+    let (exporter, _guard) = traced();
+    for trust in [TrustBoundary::Trust, TrustBoundary::IgnoreSampledFlag] {
+        let svc = ServiceBuilder::new()
+            .layer(
+                TraceLayer::server()
+                    .propagator(B3Propagator::new())
+                    .trust_boundary(trust),
+            )
+            .service_fn(ok);
+        svc.oneshot(
+            request("/")
+                .header("b3", "0")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    // Trusted, `b3: 0` suppresses recording; ignored, the sampler records it.
+    assert_eq!(exporter.len(), 1);
+}
