@@ -791,3 +791,29 @@ async fn ignoring_the_sampled_flag_ignores_a_bare_b3_deny_too() {
     // Trusted, `b3: 0` suppresses recording; ignored, the sampler records it.
     assert_eq!(exporter.len(), 1);
 }
+
+#[tokio::test]
+async fn forwarded_headers_only_when_trusted() {
+    let (exporter, _guard) = traced();
+    let peer = SocketAddr::from(([10, 0, 0, 9], 4000));
+    for trusted in [false, true] {
+        let svc = ServiceBuilder::new()
+            .layer(TraceLayer::server().trust_forwarded_headers(trusted))
+            .service_fn(ok);
+        let mut req = request("/")
+            .header("x-forwarded-for", "203.0.113.7, 10.0.0.9")
+            .header("x-forwarded-proto", "https")
+            .body(Full::default())
+            .unwrap();
+        req.extensions_mut().insert(peer);
+        svc.oneshot(req).await.unwrap();
+    }
+    let spans = exporter.spans_named("GET");
+    assert_eq!(str_attr(&spans[0], "client.address"), "10.0.0.9");
+    assert_eq!(str_attr(&spans[0], "url.scheme"), "http");
+    assert_eq!(str_attr(&spans[1], "client.address"), "203.0.113.7");
+    assert_eq!(str_attr(&spans[1], "url.scheme"), "https");
+    assert_eq!(spans[1].attribute("server.port"), Some(&Value::I64(8080)));
+    // The socket peer stays the socket peer.
+    assert_eq!(str_attr(&spans[1], "network.peer.address"), "10.0.0.9");
+}
