@@ -105,7 +105,10 @@ pub(crate) fn producer_config(servers: &str) -> ClientConfig {
 }
 
 /// The notification service's consumer settings: a group per run, reading
-/// the topic from the start (events of other runs are skipped).
+/// the topic from the start, so that no event of this run is missed
+/// whenever the group forms. On a real broker that also reads the events of
+/// earlier runs: they are skipped, each in a short `process` trace of its
+/// own.
 pub(crate) fn consumer_config(servers: &str, run_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config

@@ -156,7 +156,7 @@ async fn launch(options: &Options) -> Result<(), BoxError> {
         }
     };
     progress.item(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
-    traffic::write_outcomes(&out.join("requests.jsonl"), &outcomes)?;
+    let written = traffic::write_outcomes(&out.join("requests.jsonl"), &outcomes);
 
     let waited = wait_for_notifications(&database_url).await;
     match &waited {
@@ -174,6 +174,7 @@ async fn launch(options: &Options) -> Result<(), BoxError> {
     let stopped = fleet.stop().await;
     progress.say("stopped", stopped);
     drop(broker);
+    written?;
 
     crate::report::print(&out, &outcomes)?;
     let unexpected = outcomes.iter().filter(|o| !o.as_expected()).count();
