@@ -100,8 +100,12 @@ fn unsampled_requests_cost_no_more_than_a_span() {
                 drop(span.enter());
             }
         });
+        // dhat counts every thread of the process; a few stray blocks from
+        // the test harness on a busy machine are not the layer's. One
+        // allocation per request would be ROUNDS blocks.
+        let slack = ROUNDS / 20;
         assert!(
-            traced_cost - bare_cost <= span_cost,
+            traced_cost - bare_cost <= span_cost + slack,
             "the layer allocated {} blocks per request beyond the handler, a bare span costs {}",
             (traced_cost - bare_cost) as f64 / ROUNDS as f64,
             span_cost as f64 / ROUNDS as f64,
