@@ -49,13 +49,14 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
         ready.clone(),
         shutdown.clone(),
     );
-    let assigned = async {
+    let assignment = async {
         while !consumer.inner().assignment().is_ok_and(|a| a.count() > 0) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tracing::info!("partitions of {TOPIC} assigned");
         ready.set();
     };
+    let stop_assignment = shutdown.clone();
     let consume = async {
         let stop = shutdown.wait();
         tokio::pin!(stop);
@@ -80,8 +81,26 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
             }
         }
     };
-    let (served, (), ()) = tokio::join!(server, consume, assigned);
-    served
+    let work = async {
+        let assigned = async {
+            tokio::select! {
+                () = assignment => {}
+                () = stop_assignment.wait() => {}
+            }
+        };
+        tokio::join!(consume, assigned);
+    };
+    tokio::pin!(server, work);
+    tokio::select! {
+        // Listening failed, or the server stopped: let the message in hand
+        // be finished.
+        served = &mut server => {
+            served?;
+            work.await;
+            Ok(())
+        }
+        () = &mut work => server.await,
+    }
 }
 
 impl Notifier {
