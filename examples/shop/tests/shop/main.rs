@@ -16,21 +16,43 @@ use support::{
     string,
 };
 
+/// Where the shop keeps its tables.
+#[derive(Clone, Copy, Debug)]
+enum Database<'a> {
+    Sqlite,
+    Postgres { url: &'a str },
+}
+
 /// One run serves every check: starting six processes is the slow part.
 #[test]
 fn the_shop_is_traced_end_to_end() {
     // Two rounds of the traffic mix; enough rows that a scan is measurable.
-    let run = run_shop(20, 50_000, Duration::from_secs(300));
-    assert_eq!(run.requests.len(), 20);
+    let run = run_shop(20, 50_000, None, Duration::from_secs(300));
+    check(&run, Database::Sqlite);
+}
 
-    every_request_is_one_trace_through_the_services_it_touched(&run);
-    the_kafka_hop_continues_the_order_trace(&run);
-    database_spans_carry_the_db_attributes(&run);
-    a_declined_card_marks_the_right_spans_as_errors(&run);
-    the_retried_call_shows_its_resend_count(&run);
-    log_lines_inside_a_request_carry_its_trace(&run);
-    cache_misses_are_slower_than_cache_hits(&run);
-    the_report_shows_waterfalls_bottleneck_diff_and_logs(&run);
+/// The same with `DATABASE_URL` pointing at PostgreSQL (runs when server
+/// tests are on, as in CI).
+#[test]
+fn the_shop_on_postgresql_is_traced_end_to_end() {
+    let Some(url) = support::postgres_url() else {
+        println!("skipped: set TRACEWIRE_SQLX_DB_TESTS=1 to run the shop on PostgreSQL");
+        return;
+    };
+    let run = run_shop(20, 50_000, Some(&url), Duration::from_secs(300));
+    check(&run, Database::Postgres { url: &url });
+}
+
+fn check(run: &Run, database: Database<'_>) {
+    assert_eq!(run.requests.len(), 20);
+    every_request_is_one_trace_through_the_services_it_touched(run);
+    the_kafka_hop_continues_the_order_trace(run);
+    database_spans_carry_the_db_attributes(run, database);
+    a_declined_card_marks_the_right_spans_as_errors(run);
+    the_retried_call_shows_its_resend_count(run);
+    log_lines_inside_a_request_carry_its_trace(run);
+    cache_misses_are_slower_than_cache_hits(run);
+    the_report_shows_waterfalls_bottleneck_diff_and_logs(run);
 }
 
 /// The services a request of `scenario` goes through.
@@ -160,7 +182,7 @@ fn the_kafka_hop_continues_the_order_trace(run: &Run) {
     assert!(checked >= 4, "only {checked} orders");
 }
 
-fn database_spans_carry_the_db_attributes(run: &Run) {
+fn database_spans_carry_the_db_attributes(run: &Run, database: Database<'_>) {
     let db_spans: Vec<(&Trace, &Span)> = run
         .traces
         .iter()
@@ -175,9 +197,21 @@ fn database_spans_carry_the_db_attributes(run: &Run) {
             db.service
         );
         assert_eq!(db.kind, SpanKind::Client, "{}", db.name);
-        assert_eq!(string(db, "db.system.name"), Some("sqlite"));
         let namespace = string(db, "db.namespace").expect("db.namespace");
-        assert!(namespace.ends_with("shop.db"), "db.namespace {namespace}");
+        match database {
+            Database::Sqlite => {
+                assert_eq!(string(db, "db.system.name"), Some("sqlite"));
+                assert!(namespace.ends_with("shop.db"), "db.namespace {namespace}");
+            }
+            Database::Postgres { url } => {
+                assert_eq!(string(db, "db.system.name"), Some("postgresql"));
+                // The database name: the URL's path.
+                let name = url.rsplit('/').next().unwrap_or_default();
+                let name = name.split('?').next().unwrap_or_default();
+                assert_eq!(namespace, name, "db.namespace");
+                assert!(string(db, "server.address").is_some(), "{}", db.name);
+            }
+        }
         let operation = string(db, "db.operation.name").expect("db.operation.name");
         let table = string(db, "db.collection.name").expect("db.collection.name");
         assert_eq!(db.name, format!("{operation} {table}"));

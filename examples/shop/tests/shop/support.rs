@@ -45,18 +45,41 @@ pub(crate) struct Run {
     pub(crate) logs: Vec<LogLine>,
 }
 
+/// The PostgreSQL server for the PostgreSQL run, when server tests are on
+/// (`TRACEWIRE_SQLX_DB_TESTS=1`, as in CI; `TRACEWIRE_POSTGRES_URL`
+/// overrides the machine's default server).
+pub(crate) fn postgres_url() -> Option<String> {
+    let enabled = std::env::var("TRACEWIRE_SQLX_DB_TESTS").is_ok_and(|v| v.trim() == "1");
+    enabled.then(|| {
+        std::env::var("TRACEWIRE_POSTGRES_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    })
+}
+
 /// Runs `shop --requests <requests> --users <users> --quiet` with the
-/// embedded defaults (SQLite, the mock Kafka cluster, no OTLP), and fails
-/// the test if it does not finish successfully within `timeout`.
-pub(crate) fn run_shop(requests: u32, users: u32, timeout: Duration) -> Run {
+/// embedded defaults (SQLite unless `database_url` is given, the mock
+/// Kafka cluster, no OTLP), and fails the test if it does not finish
+/// successfully within `timeout`.
+pub(crate) fn run_shop(
+    requests: u32,
+    users: u32,
+    database_url: Option<&str>,
+    timeout: Duration,
+) -> Run {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shop"));
+    match database_url {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
+    };
+    let mut child = command
         .args(["--requests", &requests.to_string()])
         .args(["--users", &users.to_string()])
         .arg("--out")
         .arg(dir.path())
         .arg("--quiet")
-        .env_remove("DATABASE_URL")
         .env_remove("KAFKA_BROKERS")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
