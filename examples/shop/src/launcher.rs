@@ -83,6 +83,10 @@ async fn launch(options: &Options) -> Result<(), BoxError> {
     let progress = Progress {
         quiet: options.quiet,
     };
+    let user_database = optional("DATABASE_URL");
+    if let Some(url) = &user_database {
+        db::check_url(url)?;
+    }
     let out = prepare_out_dir(&options.out)?;
     let run_id = format!("{:08x}", fastrand::u32(..));
     println!(
@@ -93,10 +97,14 @@ async fn launch(options: &Options) -> Result<(), BoxError> {
     );
 
     let started = Instant::now();
-    let (database_url, database) = match optional("DATABASE_URL") {
+    let (database_url, database) = match user_database {
         Some(url) => {
-            db::check_url(&url)?;
-            (url, "PostgreSQL (DATABASE_URL), schema shop".to_owned())
+            let what = if url.starts_with("sqlite:") {
+                "SQLite (DATABASE_URL)"
+            } else {
+                "PostgreSQL (DATABASE_URL), schema shop"
+            };
+            (url, what.to_owned())
         }
         None => {
             let path = out.join("shop.db");
