@@ -8,6 +8,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tracewire::{SpanKind, Value};
 use tracewire_cli::{RenderOptions, Trace, Traces, render};
 
 use crate::BoxError;
@@ -57,16 +58,27 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
         let options = options.with_min_delta(Duration::from_millis(1));
         print!("{}", render::diff(&diff, &options));
     }
-    if let Some(failed) = pick(&traces, outcomes, Scenario::OrderPaymentFails, Pick::Median) {
-        heading("A declined card: the spans with status Error");
-        print_errors(failed);
-    }
     if let Some(slow) = slow {
         let id = slow.id().to_hex().to_string();
         heading(&format!(
             "Log lines of the slow trace, gathered from every service by trace_id={id}"
         ));
         print_logs(out, &id)?;
+    }
+    if let Some(order) = pick(&traces, outcomes, Scenario::Order, Pick::Median) {
+        heading(&format!(
+            "An order: one trace through HTTP, SQL and the Kafka topic {}",
+            crate::kafka::TOPIC
+        ));
+        print!("{}", render::view(order, &options));
+    }
+    if let Some(failed) = pick(&traces, outcomes, Scenario::OrderPaymentFails, Pick::Median) {
+        heading("A declined card: the spans with status Error");
+        print_errors(failed);
+    }
+    if let Some(retried) = pick(&traces, outcomes, Scenario::LoginRetried, Pick::Median) {
+        heading("An overloaded auth: the gateway's attempts");
+        print_attempts(retried);
     }
 
     heading("Files");
@@ -132,6 +144,33 @@ fn print_errors(trace: &Trace) {
         };
         let name = format!("{:indent$}{}", "", span.name, indent = depth * 2);
         println!("  {:<14} {name:<24} {why}", span.service);
+    }
+}
+
+/// Prints the gateway's calls to auth in `trace`, one line per attempt.
+fn print_attempts(trace: &Trace) {
+    println!("  trace {}", trace.id().to_hex());
+    let root = trace.root();
+    for (attempt, &index) in trace
+        .children(root)
+        .iter()
+        .filter(|&&i| trace.span(i).kind == SpanKind::Client)
+        .enumerate()
+    {
+        let span = trace.span(index);
+        let int = |key: &str| match span.attribute(key) {
+            Some(Value::I64(n)) => n.to_string(),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "  attempt {}  {} {}  status {}  http.request.resend_count={}  {}",
+            attempt + 1,
+            span.name,
+            int("http.response.status_code"),
+            if span.is_error() { "Error" } else { "Unset" },
+            int("http.request.resend_count"),
+            render::format_duration(span.duration_nanos()),
+        );
     }
 }
 

@@ -433,7 +433,10 @@ fn the_report_shows_waterfalls_bottleneck_diff_and_logs(run: &Run) {
         "SELECT users",
         &format!("gathered from every service by trace_id={id}"),
         "cache miss: looking the user up in the database",
+        "An order: one trace through HTTP, SQL and the Kafka topic order.created",
+        "process order.created",
         "charge card",
+        "attempt 2  POST 200  status Unset  http.request.resend_count=1",
         &format!("cargo run -p tracewire-cli -- view {id}"),
     ] {
         assert!(
