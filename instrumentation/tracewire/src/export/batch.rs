@@ -303,6 +303,14 @@ impl Worker {
                 recv(self.spans) -> span => match span {
                     Ok(span) => {
                         self.batch.push(span);
+                        // Take what else is queued now, without a `select`
+                        // per span.
+                        while self.batch.len() < self.config.max_export_batch_size {
+                            match self.spans.try_recv() {
+                                Ok(span) => self.batch.push(span),
+                                Err(_) => break,
+                            }
+                        }
                         if self.batch.len() >= self.config.max_export_batch_size {
                             // Failures are counted and logged inside.
                             let _ = self.export(&runtime);

@@ -72,84 +72,162 @@ fn flags(cx: &SpanContext, remote: bool) -> u32 {
     u32::from(cx.flags().bits()) | HAS_IS_REMOTE | if remote { IS_REMOTE } else { 0 }
 }
 
-fn span(data: &SpanData) -> Span {
-    let cx = &data.span_context;
-    Span {
-        trace_id: cx.trace_id().to_bytes().to_vec(),
-        span_id: cx.span_id().to_bytes().to_vec(),
-        trace_state: cx.trace_state().header(),
-        parent_span_id: if data.parent_span_id.is_valid() {
-            data.parent_span_id.to_bytes().to_vec()
-        } else {
-            Vec::new()
-        },
-        flags: flags(cx, data.parent_is_remote),
-        name: data.name.to_string(),
-        kind: kind(data.kind),
-        start_time_unix_nano: nanos(data.start_time),
-        end_time_unix_nano: nanos(data.end_time),
-        attributes: attributes(&data.attributes),
-        dropped_attributes_count: data.dropped_attributes_count,
-        events: data
-            .events
-            .iter()
-            .map(|e| span::Event {
-                time_unix_nano: nanos(e.timestamp),
-                name: e.name.to_string(),
-                attributes: attributes(&e.attributes),
-                dropped_attributes_count: e.dropped_attributes_count,
-            })
-            .collect(),
-        dropped_events_count: data.dropped_events_count,
-        links: data
-            .links
-            .iter()
-            .map(|l| span::Link {
-                trace_id: l.span_context.trace_id().to_bytes().to_vec(),
-                span_id: l.span_context.span_id().to_bytes().to_vec(),
-                trace_state: l.span_context.trace_state().header(),
-                attributes: attributes(&l.attributes),
-                dropped_attributes_count: l.dropped_attributes_count,
-                flags: flags(&l.span_context, l.span_context.is_remote()),
-            })
-            .collect(),
-        dropped_links_count: data.dropped_links_count,
-        status: status(&data.status),
-    }
-}
-
 /// One export request for `batch`: a single resource, one `ScopeSpans` per
 /// instrumentation scope in order of first appearance.
 pub(crate) fn export_request(resource: &Resource, batch: &[SpanData]) -> ExportTraceServiceRequest {
-    let mut scopes: Vec<ScopeSpans> = Vec::new();
-    for data in batch {
-        let scope = InstrumentationScope {
-            name: data.scope.name.to_string(),
-            version: data.scope.version.as_deref().unwrap_or_default().to_owned(),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-        };
-        let span = span(data);
-        match scopes.iter_mut().find(|s| s.scope.as_ref() == Some(&scope)) {
-            Some(existing) => existing.spans.push(span),
-            None => scopes.push(ScopeSpans {
-                scope: Some(scope),
-                spans: vec![span],
-                schema_url: String::new(),
-            }),
+    let mut buffer = RequestBuffer::default();
+    buffer.fill(resource, batch);
+    buffer.request
+}
+
+/// An export request kept from one batch to the next, so that its strings,
+/// byte vectors and messages keep their capacity: filling it for a new
+/// batch copies the spans' data into what the previous batch allocated
+/// instead of allocating (and then freeing) every id, name, key and value
+/// again. The result is the same request [`export_request`] builds.
+#[derive(Debug, Default)]
+pub(crate) struct RequestBuffer {
+    request: ExportTraceServiceRequest,
+    /// Spans filled so far in each `ScopeSpans` (while filling).
+    counts: Vec<usize>,
+}
+
+impl RequestBuffer {
+    /// The request for `resource` and `batch`, reusing this buffer.
+    pub(crate) fn fill(
+        &mut self,
+        resource: &Resource,
+        batch: &[SpanData],
+    ) -> &ExportTraceServiceRequest {
+        let resource_spans = &mut self.request.resource_spans;
+        resource_spans.truncate(1);
+        if resource_spans.is_empty() {
+            resource_spans.push(ResourceSpans::default());
+        }
+        let rs = &mut resource_spans[0];
+        let proto_resource = rs.resource.get_or_insert_with(ProtoResource::default);
+        fill_attributes(&mut proto_resource.attributes, resource.attributes());
+        proto_resource.dropped_attributes_count = 0;
+        proto_resource.entity_refs.clear();
+        rs.schema_url.clear();
+
+        let scopes = &mut rs.scope_spans;
+        let counts = &mut self.counts;
+        counts.clear();
+        for data in batch {
+            let version = data.scope.version.as_deref().unwrap_or_default();
+            let found = scopes[..counts.len()].iter().position(|s| {
+                s.scope
+                    .as_ref()
+                    .is_some_and(|scope| scope.name == data.scope.name && scope.version == version)
+            });
+            let index = match found {
+                Some(index) => index,
+                None => {
+                    let index = counts.len();
+                    if index == scopes.len() {
+                        scopes.push(ScopeSpans::default());
+                    }
+                    let slot = &mut scopes[index];
+                    let scope = slot.scope.get_or_insert_with(InstrumentationScope::default);
+                    set_str(&mut scope.name, &data.scope.name);
+                    set_str(&mut scope.version, version);
+                    scope.attributes.clear();
+                    scope.dropped_attributes_count = 0;
+                    slot.schema_url.clear();
+                    counts.push(0);
+                    index
+                }
+            };
+            let spans = &mut scopes[index].spans;
+            let n = counts[index];
+            if n == spans.len() {
+                spans.push(Span::default());
+            }
+            fill_span(&mut spans[n], data);
+            counts[index] = n + 1;
+        }
+        scopes.truncate(counts.len());
+        for (scope, &n) in scopes.iter_mut().zip(counts.iter()) {
+            scope.spans.truncate(n);
+        }
+        &self.request
+    }
+}
+
+fn set_str(out: &mut String, value: &str) {
+    out.clear();
+    out.push_str(value);
+}
+
+fn set_bytes(out: &mut Vec<u8>, value: &[u8]) {
+    out.clear();
+    out.extend_from_slice(value);
+}
+
+/// `out` set to `list`, reusing its key/value messages.
+fn fill_attributes(out: &mut Vec<KeyValue>, list: &[crate::KeyValue]) {
+    out.truncate(list.len());
+    for (i, kv) in list.iter().enumerate() {
+        if i == out.len() {
+            out.push(KeyValue::default());
+        }
+        let slot = &mut out[i];
+        set_str(&mut slot.key, &kv.key);
+        slot.key_strindex = 0;
+        match (&kv.value, &mut slot.value) {
+            (
+                Value::String(s),
+                Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(existing)),
+                }),
+            ) => set_str(existing, s),
+            (value, slot) => *slot = Some(any_value(value)),
         }
     }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(ProtoResource {
-                attributes: attributes(resource.attributes()),
-                dropped_attributes_count: 0,
-                entity_refs: Vec::new(),
-            }),
-            scope_spans: scopes,
-            schema_url: String::new(),
-        }],
+}
+
+/// `out` set to the message for `data`, reusing its allocations.
+fn fill_span(out: &mut Span, data: &SpanData) {
+    let cx = &data.span_context;
+    set_bytes(&mut out.trace_id, &cx.trace_id().to_bytes());
+    set_bytes(&mut out.span_id, &cx.span_id().to_bytes());
+    if cx.trace_state().is_empty() {
+        out.trace_state.clear();
+    } else {
+        out.trace_state = cx.trace_state().header();
     }
+    if data.parent_span_id.is_valid() {
+        set_bytes(&mut out.parent_span_id, &data.parent_span_id.to_bytes());
+    } else {
+        out.parent_span_id.clear();
+    }
+    out.flags = flags(cx, data.parent_is_remote);
+    set_str(&mut out.name, &data.name);
+    out.kind = kind(data.kind);
+    out.start_time_unix_nano = nanos(data.start_time);
+    out.end_time_unix_nano = nanos(data.end_time);
+    fill_attributes(&mut out.attributes, &data.attributes);
+    out.dropped_attributes_count = data.dropped_attributes_count;
+    out.events.clear();
+    out.events.extend(data.events.iter().map(|e| span::Event {
+        time_unix_nano: nanos(e.timestamp),
+        name: e.name.to_string(),
+        attributes: attributes(&e.attributes),
+        dropped_attributes_count: e.dropped_attributes_count,
+    }));
+    out.dropped_events_count = data.dropped_events_count;
+    out.links.clear();
+    out.links.extend(data.links.iter().map(|l| span::Link {
+        trace_id: l.span_context.trace_id().to_bytes().to_vec(),
+        span_id: l.span_context.span_id().to_bytes().to_vec(),
+        trace_state: l.span_context.trace_state().header(),
+        attributes: attributes(&l.attributes),
+        dropped_attributes_count: l.dropped_attributes_count,
+        flags: flags(&l.span_context, l.span_context.is_remote()),
+    }));
+    out.dropped_links_count = data.dropped_links_count;
+    out.status = status(&data.status);
 }
 
 #[cfg(test)]
@@ -260,6 +338,59 @@ mod tests {
         assert_eq!(scopes[0].spans.len(), 2);
         assert!(scopes[0].spans[0].parent_span_id.is_empty());
         assert!(scopes[0].spans[0].status.is_none());
+    }
+
+    #[test]
+    fn a_reused_buffer_builds_the_same_requests_as_fresh_ones() {
+        let full = sample_span();
+        let mut root = sample_span();
+        root.parent_span_id = SpanId::INVALID;
+        root.status = crate::Status::Unset;
+        root.span_context = root
+            .span_context
+            .clone()
+            .with_trace_state(TraceState::new());
+        root.events.clear();
+        root.links.clear();
+        let mut other_scope = sample_span();
+        other_scope.scope = Scope {
+            name: "app".into(),
+            version: None,
+        };
+        // Values changing type, fewer and more attributes than before.
+        let mut retyped = root.clone();
+        retyped.attributes = vec![
+            Kv::new("http.response.status_code", "200"),
+            Kv::new("ok", 1),
+        ];
+        let mut more = root.clone();
+        more.attributes
+            .extend([Kv::new("a", "x"), Kv::new("b", false), Kv::new("c", "y")]);
+        let batches: Vec<Vec<SpanData>> = vec![
+            vec![full.clone(), other_scope.clone(), full.clone()],
+            vec![retyped.clone()],
+            vec![
+                other_scope.clone(),
+                more.clone(),
+                root.clone(),
+                full.clone(),
+            ],
+            vec![],
+            vec![more, retyped, other_scope, root, full],
+        ];
+        let resources = [
+            Resource::new("users"),
+            Resource::new("users").with_attribute("k", "v"),
+        ];
+        let mut buffer = RequestBuffer::default();
+        for (i, batch) in batches.iter().enumerate() {
+            let resource = &resources[i % 2];
+            assert_eq!(
+                buffer.fill(resource, batch),
+                &export_request(resource, batch),
+                "batch {i}"
+            );
+        }
     }
 
     #[test]

@@ -148,11 +148,22 @@ enum Transport {
     Grpc(Box<grpc::GrpcTransport>),
 }
 
+/// What one export sends, prepared before its future runs.
+enum Payload {
+    /// The encoded (and maybe compressed) HTTP body.
+    Http(Result<Bytes, ExportError>),
+    /// The message for tonic, which encodes it itself.
+    #[cfg(feature = "grpc")]
+    Grpc(ExportTraceServiceRequest),
+}
+
 /// Exports spans over OTLP. See the [module docs](self).
 pub struct OtlpExporter {
     resource: Resource,
     config: OtlpConfig,
     transport: Transport,
+    /// The HTTP request message, reused from batch to batch.
+    buffer: proto::RequestBuffer,
     shut_down: bool,
 }
 
@@ -232,6 +243,7 @@ impl OtlpExporter {
             resource,
             config,
             transport,
+            buffer: proto::RequestBuffer::default(),
             shut_down: false,
         })
     }
@@ -252,14 +264,17 @@ impl OtlpExporter {
     }
 
     /// The HTTP request body for `request`, encoded and compressed.
-    fn http_body(&self, request: &ExportTraceServiceRequest) -> Result<Bytes, ExportError> {
-        let encoded = match self.config.protocol {
+    fn http_body(
+        config: &OtlpConfig,
+        request: &ExportTraceServiceRequest,
+    ) -> Result<Bytes, ExportError> {
+        let encoded = match config.protocol {
             Protocol::HttpJson => {
                 serde_json::to_vec(request).map_err(|e| ExportError::Rejected(e.to_string()))?
             }
             _ => request.encode_to_vec(),
         };
-        match self.config.compression {
+        match config.compression {
             Compression::None => Ok(Bytes::from(encoded)),
             Compression::Gzip => {
                 let mut gz = flate2::write::GzEncoder::new(
@@ -342,19 +357,29 @@ impl SpanExporter for OtlpExporter {
         if self.shut_down {
             return Box::pin(async { Err(ExportError::Shutdown) });
         }
-        let request = proto::export_request(&self.resource, &batch);
-        drop(batch);
         let deadline = Instant::now() + self.config.timeout;
         let policy = self.config.retry;
+        let payload = match &self.transport {
+            // Encoded now, from a message reused from batch to batch.
+            Transport::Http { .. } => Payload::Http(Self::http_body(
+                &self.config,
+                self.buffer.fill(&self.resource, &batch),
+            )),
+            #[cfg(feature = "grpc")]
+            Transport::Grpc(_) => Payload::Grpc(proto::export_request(&self.resource, &batch)),
+        };
+        drop(batch);
         Box::pin(async move {
-            match &self.transport {
-                Transport::Http {
-                    client,
-                    uri,
-                    headers,
-                } => {
-                    let body = self.http_body(&request)?;
-                    drop(request);
+            match (&self.transport, payload) {
+                (
+                    Transport::Http {
+                        client,
+                        uri,
+                        headers,
+                    },
+                    Payload::Http(body),
+                ) => {
+                    let body = body?;
                     let this = &*self;
                     with_retries(policy, deadline, || {
                         this.send_http(client.as_ref(), uri, headers, body.clone())
@@ -362,10 +387,14 @@ impl SpanExporter for OtlpExporter {
                     .await
                 }
                 #[cfg(feature = "grpc")]
-                Transport::Grpc(grpc) => {
+                (Transport::Grpc(grpc), Payload::Grpc(request)) => {
                     let grpc = grpc.as_ref().clone();
                     with_retries(policy, deadline, || grpc.send(request.clone())).await
                 }
+                #[cfg(feature = "grpc")]
+                _ => Err(ExportError::Rejected(
+                    "internal error: payload made for another transport".into(),
+                )),
             }
         })
     }
