@@ -6,21 +6,21 @@
 //! - `opentelemetry_sdk`'s `BatchSpanProcessor` + `opentelemetry-otlp`'s
 //!   HTTP/protobuf exporter (its default client, reqwest's blocking one),
 //!
-//! both to the same [`Receiver`] in the same run. One iteration ends
-//! [`SPANS`] spans (clones of one four-attribute server span) and then
-//! force-flushes, which returns once every batch got its `200 OK`. Both
-//! processors use the OpenTelemetry default batch size (512) with a queue
-//! large enough for an iteration, so nothing is dropped (checked before the
-//! timed runs by decoding what the receiver got).
+//! both to the same [`Receiver`] in the same run. One round ends [`SPANS`]
+//! spans (clones of one four-attribute server span) and then force-flushes,
+//! which returns once every batch got its `200 OK`. Both processors use the
+//! OpenTelemetry default batch size (512) with a queue large enough for a
+//! round, so nothing is dropped (checked first by decoding what the
+//! receiver got). The variants take turns, round by round
+//! ([`tracewire_benches::alternate`]).
 //!
 //! For context, the same through each stack's `tracing` layer (tracewire's
 //! layer; tracing-opentelemetry), from span creation to acknowledgement.
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use criterion::{BenchmarkGroup, Throughput, measurement::WallTime};
 use opentelemetry::trace::{TraceFlags, TraceState, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SpanProcessor as _;
@@ -29,12 +29,14 @@ use tracewire::export::{BatchConfig, BatchSpanProcessor, Resource};
 use tracewire::processor::SpanProcessor as _;
 use tracewire::{KeyValue, SpanContext, SpanId, SpanKind, TraceId, TracewireLayer};
 use tracewire_benches::Receiver;
-use tracewire_benches::report::{self, Bar, Check};
+use tracewire_benches::alternate::{self, Settings, Variant};
+use tracewire_benches::report::{self, Bar};
+use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
-/// Spans per iteration.
+/// Spans per round.
 const SPANS: u64 = 8192;
-/// Queue size of both processors: an iteration never drops.
+/// Queue size of both processors: a round never drops.
 const QUEUE: usize = 2 * SPANS as usize;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -158,45 +160,6 @@ fn check_delivery(receiver: &Receiver, what: &str, round: impl FnOnce()) {
     );
 }
 
-/// Times `iters` rounds of `round`.
-fn timed(iters: u64, mut round: impl FnMut()) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        round();
-    }
-    start.elapsed()
-}
-
-fn bench_pipeline(g: &mut BenchmarkGroup<'_, WallTime>, receiver: &Receiver) {
-    let processor = tracewire_processor(receiver);
-    let template = tracewire_span(1);
-    let round = || {
-        for _ in 0..SPANS {
-            processor.on_end(template.clone());
-        }
-        processor
-            .force_flush(FLUSH_TIMEOUT)
-            .expect("the flush completes");
-    };
-    check_delivery(receiver, "tracewire", round);
-    g.bench_function("tracewire", |b| b.iter_custom(|iters| timed(iters, round)));
-    let stats = processor.stats();
-    assert_eq!(stats.dropped() + stats.failed(), 0, "tracewire lost spans");
-    let _ = processor.shutdown(FLUSH_TIMEOUT);
-
-    let processor = otel_processor(receiver);
-    let template = otel_span(1);
-    let round = || {
-        for _ in 0..SPANS {
-            processor.on_end(template.clone());
-        }
-        processor.force_flush().expect("the flush completes");
-    };
-    check_delivery(receiver, "opentelemetry_sdk", round);
-    g.bench_function("otel_sdk", |b| b.iter_custom(|iters| timed(iters, round)));
-    let _ = processor.shutdown();
-}
-
 fn one_span(i: u64) {
     let span = tracing::info_span!(
         "GET /users/{id}",
@@ -211,26 +174,70 @@ fn one_span(i: u64) {
     drop(entered);
 }
 
-fn bench_end_to_end(g: &mut BenchmarkGroup<'_, WallTime>, receiver: &Receiver) {
+/// Span end to acknowledged batch, processor against processor.
+fn pipeline(settings: &Settings, receiver: &Receiver) -> String {
+    let tracewire = tracewire_processor(receiver);
+    let tracewire_span = tracewire_span(1);
+    let tracewire_round = || {
+        for _ in 0..SPANS {
+            tracewire.on_end(tracewire_span.clone());
+        }
+        tracewire
+            .force_flush(FLUSH_TIMEOUT)
+            .expect("the flush completes");
+    };
+    check_delivery(receiver, "tracewire", tracewire_round);
+
+    let otel = otel_processor(receiver);
+    let otel_span = otel_span(1);
+    let otel_round = || {
+        for _ in 0..SPANS {
+            otel.on_end(otel_span.clone());
+        }
+        otel.force_flush().expect("the flush completes");
+    };
+    check_delivery(receiver, "opentelemetry_sdk", otel_round);
+
+    let mut variants = [
+        Variant::new("tracewire", tracewire_round),
+        Variant::new("otel_sdk", otel_round),
+    ];
+    alternate::run(settings, "export", SPANS, &mut variants);
+    let stats = tracewire.stats();
+    assert_eq!(stats.dropped() + stats.failed(), 0, "tracewire lost spans");
+    let row = alternate::throughput_row(
+        "export throughput (span end to acknowledged batch): tracewire / opentelemetry_sdk + opentelemetry-otlp",
+        &variants[0],
+        &variants[1],
+        Bar::ThroughputAtLeast(2.0),
+    );
+    drop(variants);
+    let _ = tracewire.shutdown(FLUSH_TIMEOUT);
+    let _ = otel.shutdown();
+    row
+}
+
+/// Span creation to acknowledged batch, `tracing` layer against layer.
+fn end_to_end(settings: &Settings, receiver: &Receiver) -> String {
     let processor = Arc::new(tracewire_processor(receiver));
-    let layer = TracewireLayer::builder()
-        .shared_processor(processor.clone())
-        .build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        let round = || {
+    let tracewire = Dispatch::new(
+        tracing_subscriber::registry().with(
+            TracewireLayer::builder()
+                .shared_processor(processor.clone())
+                .build(),
+        ),
+    );
+    let tracewire_round = || {
+        tracing::dispatcher::with_default(&tracewire, || {
             for i in 0..SPANS {
                 one_span(black_box(i));
             }
-            processor
-                .force_flush(FLUSH_TIMEOUT)
-                .expect("the flush completes");
-        };
-        check_delivery(receiver, "tracewire layer", round);
-        g.bench_function("tracewire_layer", |b| {
-            b.iter_custom(|iters| timed(iters, round));
         });
-    });
-    let _ = processor.shutdown(FLUSH_TIMEOUT);
+        processor
+            .force_flush(FLUSH_TIMEOUT)
+            .expect("the flush completes");
+    };
+    check_delivery(receiver, "tracewire layer", tracewire_round);
 
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_span_processor(otel_processor(receiver))
@@ -240,53 +247,46 @@ fn bench_end_to_end(g: &mut BenchmarkGroup<'_, WallTime>, receiver: &Receiver) {
                 .build(),
         )
         .build();
-    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        let round = || {
+    let otel = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
+    );
+    let otel_round = || {
+        tracing::dispatcher::with_default(&otel, || {
             for i in 0..SPANS {
                 one_span(black_box(i));
             }
-            provider.force_flush().expect("the flush completes");
-        };
-        check_delivery(receiver, "tracing-opentelemetry", round);
-        g.bench_function("otel_layer", |b| b.iter_custom(|iters| timed(iters, round)));
-    });
+        });
+        provider.force_flush().expect("the flush completes");
+    };
+    check_delivery(receiver, "tracing-opentelemetry", otel_round);
+
+    let mut variants = [
+        Variant::new("tracewire_layer", tracewire_round),
+        Variant::new("otel_layer", otel_round),
+    ];
+    alternate::run(settings, "export_end_to_end", SPANS, &mut variants);
+    let row = alternate::throughput_row(
+        "span creation to acknowledged batch: tracewire layer / tracing-opentelemetry",
+        &variants[0],
+        &variants[1],
+        Bar::Info,
+    );
+    drop(variants);
+    let _ = processor.shutdown(FLUSH_TIMEOUT);
     let _ = provider.shutdown();
+    row
 }
 
-const CHECKS: &[Check] = &[
-    Check::ratio(
-        "export throughput (span end to acknowledged batch): tracewire / opentelemetry_sdk + opentelemetry-otlp",
-        "export/tracewire",
-        "export/otel_sdk",
-        Bar::ThroughputAtLeast(2.0),
-    ),
-    Check::ratio(
-        "span creation to acknowledged batch: tracewire layer / tracing-opentelemetry",
-        "export_end_to_end/tracewire_layer",
-        "export_end_to_end/otel_layer",
-        Bar::Info,
-    ),
-];
-
 fn main() {
-    report::start();
-    let mut c = tracewire_benches::criterion();
+    let settings = Settings::from_args();
     let receiver = Receiver::start().expect("the local receiver starts");
-    {
-        let mut g = c.benchmark_group("export");
-        g.throughput(Throughput::Elements(SPANS));
-        g.sample_size(10);
-        bench_pipeline(&mut g, &receiver);
-        g.finish();
+    let mut rows = String::new();
+    if settings.wants("export/") {
+        rows.push_str(&pipeline(&settings, &receiver));
     }
-    {
-        let mut g = c.benchmark_group("export_end_to_end");
-        g.throughput(Throughput::Elements(SPANS));
-        g.sample_size(10);
-        bench_end_to_end(&mut g, &receiver);
-        g.finish();
+    if settings.wants("export_end_to_end/") {
+        rows.push_str(&end_to_end(&settings, &receiver));
     }
-    c.final_summary();
-    report::print("export (issue 3)", CHECKS);
+    report::print_rows("export (issue 3)", &rows);
 }

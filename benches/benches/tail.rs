@@ -2,7 +2,7 @@
 //!
 //! The pipeline: `tracing` spans through `TracewireLayer` (AlwaysOn) into a
 //! `BatchSpanProcessor` whose exporter counts and discards, with or without
-//! a `TailSamplingProcessor` in between. One iteration creates [`TRACES`]
+//! a `TailSamplingProcessor` in between. One round creates [`TRACES`]
 //! traces of a root and four children (nested two deep, four attributes on
 //! each span, one late `record`) and flushes: with tail sampling, the flush
 //! decides every buffered trace and forwards the kept ones.
@@ -13,23 +13,29 @@
 //!   about;
 //! - `readme_policies`: the README's set (all errors, traces over 2 s, 1%
 //!   of the rest), where the stage also spares the exporter most spans.
+//!
+//! The three pipelines take turns, round by round
+//! ([`tracewire_benches::alternate`]).
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use criterion::{BenchmarkGroup, Throughput, measurement::WallTime};
 use tracewire::SpanData;
 use tracewire::TracewireLayer;
-use tracewire::export::{BatchConfig, BatchSpanProcessor, ExportFuture, SpanExporter};
+use tracewire::export::{
+    BatchConfig, BatchSpanProcessor, ExportFuture, PipelineStats, SpanExporter,
+};
 use tracewire::processor::SpanProcessor;
 use tracewire::sampling::AlwaysOn;
 use tracewire::tail::{Policy, StatusMatch, TailConfig, TailSamplingProcessor};
-use tracewire_benches::report::{self, Bar, Check};
+use tracewire_benches::alternate::{self, Settings, Variant};
+use tracewire_benches::report::{self, Bar};
+use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
-/// Traces per iteration.
+/// Traces per round.
 const TRACES: u64 = 1000;
 /// Spans per trace.
 const SPANS_PER_TRACE: u64 = 5;
@@ -94,105 +100,118 @@ fn readme_policies() -> Vec<Policy> {
     ]
 }
 
-fn bench_variant(
-    g: &mut BenchmarkGroup<'_, WallTime>,
-    name: &str,
-    build: impl FnOnce(BatchSpanProcessor) -> Arc<dyn SpanProcessor>,
-    expect_all: bool,
-) {
-    let exported = CountingExporter::default();
-    let batch = BatchSpanProcessor::new(
-        exported.clone(),
-        BatchConfig {
-            max_queue_size: 2 * (TRACES * SPANS_PER_TRACE) as usize,
-            ..BatchConfig::default()
-        },
-    );
-    let stats = batch.stats();
-    let processor = build(batch);
-    let layer = TracewireLayer::builder()
-        .sampler(AlwaysOn)
-        .shared_processor(Arc::clone(&processor))
-        .build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        let round = || {
+/// A pipeline: the layer into `build(batch processor)`, and the counter
+/// of what reached the exporter.
+struct Pipeline {
+    dispatch: Dispatch,
+    processor: Arc<dyn SpanProcessor>,
+    exported: CountingExporter,
+    stats: Arc<PipelineStats>,
+}
+
+impl Pipeline {
+    fn new(build: impl FnOnce(BatchSpanProcessor) -> Arc<dyn SpanProcessor>) -> Self {
+        let exported = CountingExporter::default();
+        let batch = BatchSpanProcessor::new(
+            exported.clone(),
+            BatchConfig {
+                max_queue_size: 2 * (TRACES * SPANS_PER_TRACE) as usize,
+                ..BatchConfig::default()
+            },
+        );
+        let stats = batch.stats();
+        let processor = build(batch);
+        let layer = TracewireLayer::builder()
+            .sampler(AlwaysOn)
+            .shared_processor(Arc::clone(&processor))
+            .build();
+        Pipeline {
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+            processor,
+            exported,
+            stats,
+        }
+    }
+
+    /// One round: [`TRACES`] traces, then a flush.
+    fn round(&self) {
+        tracing::dispatcher::with_default(&self.dispatch, || {
             for i in 0..TRACES {
                 one_trace(black_box(i));
             }
-            processor
-                .force_flush(FLUSH_TIMEOUT)
-                .expect("the flush completes");
-        };
-        // One checked round first: the pipeline delivers what it should.
-        let before = exported.0.load(Ordering::Relaxed);
-        round();
-        let delivered = exported.0.load(Ordering::Relaxed) - before;
-        if expect_all {
-            assert_eq!(delivered, TRACES * SPANS_PER_TRACE, "{name} lost spans");
-        }
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    round();
-                }
-                start.elapsed()
-            });
         });
-    });
-    assert_eq!(stats.dropped(), 0, "{name}: the batch queue dropped spans");
-    let _ = processor.shutdown(FLUSH_TIMEOUT);
+        self.processor
+            .force_flush(FLUSH_TIMEOUT)
+            .expect("the flush completes");
+    }
+
+    /// Spans the exporter received during one round.
+    fn delivered_in_a_round(&self) -> u64 {
+        let before = self.exported.0.load(Ordering::Relaxed);
+        self.round();
+        self.exported.0.load(Ordering::Relaxed) - before
+    }
 }
 
-const CHECKS: &[Check] = &[
-    Check::ratio(
-        "pipeline throughput, tail sampling on (keep all) / off",
-        "tail/on_always_sample",
-        "tail/off",
-        Bar::ThroughputAtLeast(0.8),
-    ),
-    Check::ratio(
-        "pipeline throughput, tail sampling on (README policies) / off",
-        "tail/on_readme_policies",
-        "tail/off",
-        Bar::Info,
-    ),
-];
-
 fn main() {
-    report::start();
-    let mut c = tracewire_benches::criterion();
-    {
-        let mut g = c.benchmark_group("tail");
-        g.throughput(Throughput::Elements(TRACES * SPANS_PER_TRACE));
-        g.sample_size(20);
-        bench_variant(&mut g, "off", |batch| Arc::new(batch), true);
-        bench_variant(
-            &mut g,
-            "on_always_sample",
-            |batch| {
-                Arc::new(TailSamplingProcessor::new(
-                    vec![Policy::AlwaysSample],
-                    TailConfig::default(),
-                    batch,
-                ))
-            },
-            true,
-        );
-        bench_variant(
-            &mut g,
-            "on_readme_policies",
-            |batch| {
-                Arc::new(TailSamplingProcessor::new(
-                    readme_policies(),
-                    TailConfig::default(),
-                    batch,
-                ))
-            },
-            false,
-        );
-        g.finish();
+    let settings = Settings::from_args();
+    if !settings.wants("tail/") {
+        return;
     }
-    c.final_summary();
-    report::print("tail sampling (issue 7)", CHECKS);
+    let off = Pipeline::new(|batch| Arc::new(batch));
+    let keep_all = Pipeline::new(|batch| {
+        Arc::new(TailSamplingProcessor::new(
+            vec![Policy::AlwaysSample],
+            TailConfig::default(),
+            batch,
+        ))
+    });
+    let readme = Pipeline::new(|batch| {
+        Arc::new(TailSamplingProcessor::new(
+            readme_policies(),
+            TailConfig::default(),
+            batch,
+        ))
+    });
+    // The pipelines deliver what they should.
+    let all = TRACES * SPANS_PER_TRACE;
+    assert_eq!(
+        off.delivered_in_a_round(),
+        all,
+        "no tail sampling: spans lost"
+    );
+    assert_eq!(
+        keep_all.delivered_in_a_round(),
+        all,
+        "keep-all tail sampling: spans lost"
+    );
+    assert!(
+        readme.delivered_in_a_round() < all / 10,
+        "README policies kept too much"
+    );
+
+    let mut variants = [
+        Variant::new("off", || off.round()),
+        Variant::new("on_always_sample", || keep_all.round()),
+        Variant::new("on_readme_policies", || readme.round()),
+    ];
+    alternate::run(&settings, "tail", all, &mut variants);
+    let mut rows = alternate::throughput_row(
+        "pipeline throughput, tail sampling on (keep all) / off",
+        &variants[1],
+        &variants[0],
+        Bar::ThroughputAtLeast(0.8),
+    );
+    rows.push_str(&alternate::throughput_row(
+        "pipeline throughput, tail sampling on (README policies: errors, > 2 s, 1%) / off",
+        &variants[2],
+        &variants[0],
+        Bar::Info,
+    ));
+    drop(variants);
+    for pipeline in [&off, &keep_all, &readme] {
+        assert_eq!(pipeline.stats.dropped(), 0, "the batch queue dropped spans");
+        let _ = pipeline.processor.shutdown(FLUSH_TIMEOUT);
+    }
+    report::print_rows("tail sampling (issue 7)", &rows);
 }

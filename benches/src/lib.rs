@@ -2,11 +2,15 @@
 //!
 //! Every bench target under `benches/` measures tracewire next to its
 //! baseline in the same run, then prints the ratios against the bars set in
-//! the issues ([`report`]). The export benchmarks send to [`Receiver`], a
-//! minimal OTLP/HTTP receiver on loopback.
+//! the issues ([`report`]). Single-threaded code is measured with criterion
+//! (in thread CPU time, [`ThreadCpuTime`]); multi-threaded pipelines with
+//! rounds that alternate between the variants ([`alternate`]). The export
+//! benchmarks send to [`Receiver`], a minimal OTLP/HTTP receiver on
+//! loopback.
 //!
 //! Run them all with `bash benches/run.sh`.
 
+pub mod alternate;
 pub mod receiver;
 pub mod report;
 

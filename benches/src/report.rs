@@ -167,24 +167,37 @@ pub fn rows(checks: &[Check]) -> String {
             (Bar::Info, None) => (format_ns(subject), "(context)".to_owned(), None),
             (_, None) => continue,
         };
-        let verdict = match met {
-            Some(true) => "met",
-            Some(false) => "**missed**",
-            None => "",
-        };
-        let _ = writeln!(out, "| {} | {measured} | {bar} | {verdict} |", check.label);
+        out.push_str(&row(check.label, &measured, &bar, met));
     }
     out
 }
 
-/// Prints the report's rows for `checks` under a heading line, if any was
-/// measured in this run.
-pub fn print(title: &str, checks: &[Check]) {
-    let rows = rows(checks);
+/// One Markdown table row: what is compared, the measurement, the bar and
+/// whether it is met (`None`: no bar).
+pub fn row(label: &str, measured: &str, bar: &str, met: Option<bool>) -> String {
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "",
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "| {label} | {measured} | {bar} | {verdict} |");
+    out
+}
+
+/// Prints `rows` (from [`rows`] or [`row`]) as a table under a heading
+/// line, if there are any.
+pub fn print_rows(title: &str, rows: &str) {
     if !rows.is_empty() {
         println!("\n### {title}\n");
         println!("| comparison | measured | bar | |");
         println!("|---|---|---|---|");
         print!("{rows}");
     }
+}
+
+/// Prints the report's rows for `checks` under a heading line, if any was
+/// measured in this run.
+pub fn print(title: &str, checks: &[Check]) {
+    print_rows(title, &rows(checks));
 }

@@ -1,0 +1,189 @@
+//! Throughput runs that alternate between the variants compared.
+//!
+//! The pipeline benchmarks (export, tail sampling) run several threads each
+//! and take milliseconds per round. On a shared machine the load from other
+//! processes drifts over seconds, so measuring one variant for a few
+//! seconds and then the other (as criterion does) compares them under
+//! different loads. Here every variant runs one round in turn, many times
+//! over: a drift hits all of them alike, and the ratio of each pair of
+//! neighbouring rounds is taken before the median.
+
+use std::time::{Duration, Instant};
+
+use crate::report::{Bar, format_ns, row};
+
+/// Settings from the command line: `--rounds N` (default 40) and
+/// `--warm-up-rounds N` (default 5); a bare word is a filter on the
+/// benchmark name. Other arguments (criterion's, passed to every bench
+/// target by `benches/run.sh`) are ignored.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Measured rounds per variant.
+    pub rounds: usize,
+    /// Unmeasured rounds per variant first.
+    pub warm_up_rounds: usize,
+    /// Run only benchmarks whose name contains this.
+    pub filter: Option<String>,
+}
+
+impl Settings {
+    /// The settings given to this process.
+    pub fn from_args() -> Self {
+        let mut settings = Settings {
+            rounds: 40,
+            warm_up_rounds: 5,
+            filter: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--rounds" => {
+                    if let Some(n) = args.next().and_then(|n| n.parse().ok()) {
+                        settings.rounds = n;
+                    }
+                }
+                "--warm-up-rounds" => {
+                    if let Some(n) = args.next().and_then(|n| n.parse().ok()) {
+                        settings.warm_up_rounds = n;
+                    }
+                }
+                // Criterion options that take a value.
+                "--warm-up-time" | "--measurement-time" | "--sample-size" | "--save-baseline"
+                | "--baseline" | "--profile-time" | "--noise-threshold" => {
+                    let _ = args.next();
+                }
+                other if other.starts_with('-') => {}
+                other => settings.filter = Some(other.to_owned()),
+            }
+        }
+        settings
+    }
+
+    /// Whether the benchmark `name` runs.
+    pub fn wants(&self, name: &str) -> bool {
+        self.filter.as_deref().is_none_or(|f| name.contains(f))
+    }
+}
+
+/// One variant: a name and a closure running one round.
+pub struct Variant<'a> {
+    /// The variant's name in the output.
+    pub name: &'static str,
+    round: Box<dyn FnMut() + 'a>,
+    times: Vec<Duration>,
+}
+
+impl std::fmt::Debug for Variant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Variant")
+            .field("name", &self.name)
+            .field("rounds", &self.times.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Variant<'a> {
+    /// A variant running `round` once per round.
+    pub fn new(name: &'static str, round: impl FnMut() + 'a) -> Self {
+        Variant {
+            name,
+            round: Box::new(round),
+            times: Vec::new(),
+        }
+    }
+
+    /// The measured wall time of each round.
+    pub fn times(&self) -> &[Duration] {
+        &self.times
+    }
+
+    /// The median round time, in nanoseconds.
+    pub fn median_ns(&self) -> f64 {
+        median(self.times.iter().map(|t| t.as_nanos() as f64).collect())
+    }
+}
+
+/// Runs `variants` in turn, `settings.warm_up_rounds` unmeasured rounds
+/// then `settings.rounds` measured ones each, and prints each variant's
+/// median round time and throughput (`elements` per round).
+pub fn run(settings: &Settings, group: &str, elements: u64, variants: &mut [Variant<'_>]) {
+    for _ in 0..settings.warm_up_rounds {
+        for v in variants.iter_mut() {
+            (v.round)();
+        }
+    }
+    for round in 0..settings.rounds {
+        // Rotate who goes first, so no variant always follows the same one.
+        let n = variants.len();
+        for k in 0..n {
+            let v = &mut variants[(round + k) % n];
+            let start = Instant::now();
+            (v.round)();
+            v.times.push(start.elapsed());
+        }
+    }
+    for v in variants.iter() {
+        let ns = v.median_ns();
+        println!(
+            "{group}/{:<24} median {:>10} per round, {:>10.0} elements/s ({} rounds)",
+            v.name,
+            format_ns(ns),
+            elements as f64 * 1e9 / ns,
+            v.times.len()
+        );
+    }
+}
+
+/// The median of `values` (0 when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// A report row comparing `subject` with `baseline` round by round: the
+/// median over rounds of (baseline time / subject time), i.e. the
+/// subject's throughput relative to the baseline's, with the interquartile
+/// range of those per-round ratios.
+pub fn throughput_row(
+    label: &str,
+    subject: &Variant<'_>,
+    baseline: &Variant<'_>,
+    bar: Bar,
+) -> String {
+    let mut ratios: Vec<f64> = subject
+        .times
+        .iter()
+        .zip(&baseline.times)
+        .map(|(s, b)| b.as_secs_f64() / s.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let r = median(ratios.clone());
+    let quartile = |q: f64| {
+        ratios
+            .get(((ratios.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let measured = format!(
+        "{r:.2}x throughput (rounds: median {} vs {}; per-round ratio IQR {:.2}–{:.2}, {} rounds)",
+        format_ns(subject.median_ns()),
+        format_ns(baseline.median_ns()),
+        quartile(0.25),
+        quartile(0.75),
+        ratios.len()
+    );
+    let (bar_text, met) = match bar {
+        Bar::ThroughputAtLeast(min) => (format!(">= {min}x throughput"), Some(r >= min)),
+        Bar::TimeAtMost(max) => (format!("<= {max}x time"), Some(1.0 / r <= max)),
+        Bar::NanosUnder(_) | Bar::Info => ("(context)".to_owned(), None),
+    };
+    row(label, &measured, &bar_text, met)
+}
