@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::report::{Bar, format_ns, row};
 
-/// Settings from the command line: `--rounds N` (default 40) and
-/// `--warm-up-rounds N` (default 5); a bare word is a filter on the
-/// benchmark name. Other arguments (criterion's, passed to every bench
-/// target by `benches/run.sh`) are ignored.
+/// Settings: `BENCH_ROUNDS` (default 40) and `BENCH_WARM_UP_ROUNDS`
+/// (default 5) from the environment, so that the same command line works
+/// for criterion's bench targets; the first bare word on the command line
+/// is a filter on benchmark names, as for criterion.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Measured rounds per variant.
@@ -29,34 +29,32 @@ pub struct Settings {
 impl Settings {
     /// The settings given to this process.
     pub fn from_args() -> Self {
-        let mut settings = Settings {
-            rounds: 40,
-            warm_up_rounds: 5,
-            filter: None,
+        let env = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
         };
+        let mut filter = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--rounds" => {
-                    if let Some(n) = args.next().and_then(|n| n.parse().ok()) {
-                        settings.rounds = n;
-                    }
-                }
-                "--warm-up-rounds" => {
-                    if let Some(n) = args.next().and_then(|n| n.parse().ok()) {
-                        settings.warm_up_rounds = n;
-                    }
-                }
                 // Criterion options that take a value.
                 "--warm-up-time" | "--measurement-time" | "--sample-size" | "--save-baseline"
                 | "--baseline" | "--profile-time" | "--noise-threshold" => {
                     let _ = args.next();
                 }
                 other if other.starts_with('-') => {}
-                other => settings.filter = Some(other.to_owned()),
+                other => {
+                    filter.get_or_insert_with(|| other.to_owned());
+                }
             }
         }
-        settings
+        Settings {
+            rounds: env("BENCH_ROUNDS", 40),
+            warm_up_rounds: env("BENCH_WARM_UP_ROUNDS", 5),
+            filter,
+        }
     }
 
     /// Whether the benchmark `name` runs.
@@ -149,20 +147,24 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// A report row comparing `subject` with `baseline` round by round: the
-/// median over rounds of (baseline time / subject time), i.e. the
-/// subject's throughput relative to the baseline's, with the interquartile
-/// range of those per-round ratios.
+/// median over rounds of the per-round ratio (baseline time / subject
+/// time for a throughput bar, subject time / baseline time for a time
+/// bar), with the interquartile range of those ratios.
 pub fn throughput_row(
     label: &str,
     subject: &Variant<'_>,
     baseline: &Variant<'_>,
     bar: Bar,
 ) -> String {
+    let as_time = matches!(bar, Bar::TimeAtMost(_));
     let mut ratios: Vec<f64> = subject
         .times
         .iter()
         .zip(&baseline.times)
-        .map(|(s, b)| b.as_secs_f64() / s.as_secs_f64())
+        .map(|(s, b)| {
+            let (s, b) = (s.as_secs_f64(), b.as_secs_f64());
+            if as_time { s / b } else { b / s }
+        })
         .collect();
     ratios.sort_by(f64::total_cmp);
     let r = median(ratios.clone());
@@ -173,7 +175,8 @@ pub fn throughput_row(
             .unwrap_or(0.0)
     };
     let measured = format!(
-        "{r:.2}x throughput (rounds: median {} vs {}; per-round ratio IQR {:.2}–{:.2}, {} rounds)",
+        "{r:.3}x {} (rounds: median {} vs {}; per-round ratio IQR {:.3}–{:.3}, {} rounds)",
+        if as_time { "time" } else { "throughput" },
         format_ns(subject.median_ns()),
         format_ns(baseline.median_ns()),
         quartile(0.25),
@@ -182,7 +185,7 @@ pub fn throughput_row(
     );
     let (bar_text, met) = match bar {
         Bar::ThroughputAtLeast(min) => (format!(">= {min}x throughput"), Some(r >= min)),
-        Bar::TimeAtMost(max) => (format!("<= {max}x time"), Some(1.0 / r <= max)),
+        Bar::TimeAtMost(max) => (format!("<= {max}x time"), Some(r <= max)),
         Bar::NanosUnder(_) | Bar::Info => ("(context)".to_owned(), None),
     };
     row(label, &measured, &bar_text, met)
