@@ -67,7 +67,8 @@ impl Settings {
 pub struct Variant<'a> {
     /// The variant's name in the output.
     pub name: &'static str,
-    round: Box<dyn FnMut() + 'a>,
+    /// Runs a round; returns its time when the round measures it itself.
+    round: Box<dyn FnMut() -> Option<Duration> + 'a>,
     times: Vec<Duration>,
 }
 
@@ -81,11 +82,24 @@ impl std::fmt::Debug for Variant<'_> {
 }
 
 impl<'a> Variant<'a> {
-    /// A variant running `round` once per round.
-    pub fn new(name: &'static str, round: impl FnMut() + 'a) -> Self {
+    /// A variant running `round` once per round, timed in wall time.
+    pub fn new(name: &'static str, mut round: impl FnMut() + 'a) -> Self {
         Variant {
             name,
-            round: Box::new(round),
+            round: Box::new(move || {
+                round();
+                None
+            }),
+            times: Vec::new(),
+        }
+    }
+
+    /// A variant whose rounds report their own time per element (a load
+    /// test running for a fixed duration returns duration / requests).
+    pub fn measured(name: &'static str, mut round: impl FnMut() -> Duration + 'a) -> Self {
+        Variant {
+            name,
+            round: Box::new(move || Some(round())),
             times: Vec::new(),
         }
     }
@@ -107,7 +121,7 @@ impl<'a> Variant<'a> {
 pub fn run(settings: &Settings, group: &str, elements: u64, variants: &mut [Variant<'_>]) {
     for _ in 0..settings.warm_up_rounds {
         for v in variants.iter_mut() {
-            (v.round)();
+            let _ = (v.round)();
         }
     }
     for round in 0..settings.rounds {
@@ -116,8 +130,8 @@ pub fn run(settings: &Settings, group: &str, elements: u64, variants: &mut [Vari
         for k in 0..n {
             let v = &mut variants[(round + k) % n];
             let start = Instant::now();
-            (v.round)();
-            v.times.push(start.elapsed());
+            let measured = (v.round)();
+            v.times.push(measured.unwrap_or_else(|| start.elapsed()));
         }
     }
     for v in variants.iter() {
