@@ -64,6 +64,24 @@
 //! call to a third party; the span is still recorded. [`ResendCount`] marks
 //! a request your own code resends.
 //!
+//! ```
+//! # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> reqwest_middleware::Result<()> {
+//! use tracewire_reqwest::DisablePropagation;
+//!
+//! client
+//!     .get("https://api.partner.example/quote")
+//!     .with_extension(DisablePropagation)
+//!     .send()
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Both are the types of [`tracewire::http`], re-exported: the same marks
+//! work with `tracewire-tower`'s client layer, and the attributes, the
+//! redaction of `url.full` and the status rules are the ones that module
+//! gives every tracewire HTTP client.
+//!
 //! # Features
 //!
 //! This crate has no features of its own; TLS and the other reqwest options
@@ -72,14 +90,18 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::{Extensions, HeaderName, Method};
+use http::{Extensions, HeaderName};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next, Result};
-use tracewire::SpanExt as _;
+use tracewire::http::{
+    ClientRequest, RedactedUrl, inject_context, record_client_response, record_error,
+    record_request_headers, record_response_headers,
+};
 use tracewire::propagation::Propagator;
 use tracing::Instrument as _;
 use tracing::Span;
-use tracing::field::Empty;
+
+pub use tracewire::http::{DisablePropagation, ResendCount};
 
 /// The span target, which `EnvFilter` directives can name.
 const TARGET: &str = "tracewire_reqwest";
@@ -103,22 +125,9 @@ impl Default for TracingMiddleware {
             propagator: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
-            legacy: legacy_opt_in(
-                std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
-                    .ok()
-                    .as_deref(),
-            ),
+            legacy: tracewire::http::legacy_opt_in_from_env(),
         }
     }
-}
-
-/// Whether an `OTEL_SEMCONV_STABILITY_OPT_IN` value asks for the old HTTP
-/// attribute names next to the stable ones (`http/dup`).
-fn legacy_opt_in(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        v.split(',')
-            .any(|item| item.trim().eq_ignore_ascii_case("http/dup"))
-    })
 }
 
 impl fmt::Debug for TracingMiddleware {
@@ -167,95 +176,36 @@ impl TracingMiddleware {
     }
 
     fn span(&self, request: &mut Request, resend: Option<u32>, propagate: bool) -> Span {
-        let (method, method_original) = method_attributes(request.method());
         let url = request.url();
-        let host = url
-            .host_str()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']'));
-        let span = tracing::info_span!(
+        let span = tracewire::http_client_span!(
             target: TARGET,
-            "HTTP client request",
-            otel.name = method_for_name(request.method()),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            otel.status_message = Empty,
-            http.request.method = method,
-            http.request.method_original = method_original,
-            server.address = host,
-            server.port = url.port_or_known_default(),
-            url.full = %RedactedUrl(url),
-            http.request.resend_count = resend,
-            network.protocol.version = Empty,
-            http.response.status_code = Empty,
-            error.type = Empty,
-            http.method = Empty,
-            http.url = Empty,
-            net.peer.name = Empty,
-            http.status_code = Empty,
+            ClientRequest::from_parts(
+                request.method(),
+                redacted_url(url),
+                url.host_str(),
+                url.port_or_known_default(),
+            )
+            .with_resend_count(resend)
+            .with_legacy_attributes(self.legacy),
         );
-        if self.legacy && span.is_recording() {
-            span.record("http.method", request.method().as_str());
-            span.record("http.url", tracing::field::display(RedactedUrl(url)));
-            span.record("net.peer.name", host);
-        }
         if propagate {
             let propagator = self
                 .propagator
                 .clone()
                 .unwrap_or_else(tracewire::propagation::global);
-            // A span filtered out by the subscriber still passes the
-            // current trace on.
-            let cx = if span.is_disabled() {
-                tracewire::current_context()
-            } else {
-                span.context()
-            };
-            propagator.inject(&cx, request.headers_mut());
+            inject_context(&span, &*propagator, request.headers_mut());
         }
-        if span.is_disabled() {
-            return span;
-        }
-        if !self.request_headers.is_empty() && span.is_recording() {
-            record_headers(
-                &span,
-                "http.request.header.",
-                &self.request_headers,
-                request.headers(),
-            );
-        }
+        record_request_headers(&span, &self.request_headers, request.headers());
         span
     }
 
     fn record(&self, span: &Span, result: &Result<Response>) {
         match result {
             Ok(response) => {
-                let status = response.status();
-                span.record("http.response.status_code", status.as_u16());
-                if self.legacy {
-                    span.record("http.status_code", status.as_u16());
-                }
-                span.record(
-                    "network.protocol.version",
-                    protocol_version(response.version()),
-                );
-                if status.is_client_error() || status.is_server_error() {
-                    span.record("otel.status_code", "error");
-                    span.record("error.type", status.as_str());
-                }
-                if !self.response_headers.is_empty() && span.is_recording() {
-                    record_headers(
-                        span,
-                        "http.response.header.",
-                        &self.response_headers,
-                        response.headers(),
-                    );
-                }
+                record_client_response(span, response.status(), response.version(), self.legacy);
+                record_response_headers(span, &self.response_headers, response.headers());
             }
-            Err(error) => {
-                span.record("otel.status_code", "error");
-                span.record("otel.status_message", tracing::field::display(error));
-                span.record("error.type", error_type(error));
-            }
+            Err(error) => record_error(span, error_type(error), Some(error)),
         }
     }
 }
@@ -264,31 +214,6 @@ impl TracingMiddleware {
 /// extensions to every attempt.
 #[derive(Clone, Copy, Debug)]
 struct Attempts(u32);
-
-/// Put in a request's extensions (`RequestBuilder::with_extension`) to keep
-/// [`TracingMiddleware`] from writing `traceparent`, `tracestate` and
-/// `baggage` into it. The CLIENT span is still recorded.
-///
-/// ```
-/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> reqwest_middleware::Result<()> {
-/// use tracewire_reqwest::DisablePropagation;
-///
-/// client
-///     .get("https://api.partner.example/quote")
-///     .with_extension(DisablePropagation)
-///     .send()
-///     .await?;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DisablePropagation;
-
-/// Marks a request as a resend made by your own code (not by
-/// `reqwest-retry`, which this crate counts by itself): its span gets
-/// `http.request.resend_count` with this value when it is above 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ResendCount(pub u32);
 
 /// The resend count of this attempt: an explicit [`ResendCount`], else how
 /// many times this middleware already saw the request's extensions.
@@ -317,7 +242,7 @@ impl Middleware for TracingMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let resend = resend_count(extensions);
-        let propagate = extensions.get::<DisablePropagation>().is_none();
+        let propagate = !DisablePropagation::is_set(extensions);
         let span = self.span(&mut request, resend, propagate);
         let result = next.run(request, extensions).instrument(span.clone()).await;
         self.record(&span, &result);
@@ -338,108 +263,15 @@ fn error_type(error: &reqwest_middleware::Error) -> &'static str {
     }
 }
 
-fn known_method(method: &Method) -> Option<&'static str> {
-    Some(match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => return None,
-    })
-}
-
-fn method_attributes(method: &Method) -> (&'static str, Option<&str>) {
-    match known_method(method) {
-        Some(m) => (m, None),
-        None => ("_OTHER", Some(method.as_str())),
-    }
-}
-
-fn method_for_name(method: &Method) -> &'static str {
-    known_method(method).unwrap_or("HTTP")
-}
-
-fn protocol_version(version: http::Version) -> Option<&'static str> {
-    Some(match version {
-        http::Version::HTTP_09 => "0.9",
-        http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_11 => "1.1",
-        http::Version::HTTP_2 => "2",
-        http::Version::HTTP_3 => "3",
-        _ => return None,
-    })
-}
-
-/// Query parameters whose values are replaced by `REDACTED` in `url.full`.
-const SENSITIVE_QUERY_KEYS: [&str; 5] = [
-    "X-Amz-Signature",
-    "X-Amz-Credential",
-    "X-Amz-Security-Token",
-    "sig",
-    "X-Goog-Signature",
-];
-
-/// `url.full` with credentials and signatures redacted; formatted only for
-/// recorded spans. The fragment is left out (it is never sent).
-struct RedactedUrl<'a>(&'a Url);
-
-impl fmt::Display for RedactedUrl<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.0;
-        write!(f, "{}:", url.scheme())?;
-        if let Some(host) = url.host_str() {
-            f.write_str("//")?;
-            if !url.username().is_empty() || url.password().is_some() {
-                f.write_str("REDACTED:REDACTED@")?;
-            }
-            f.write_str(host)?;
-            if let Some(port) = url.port() {
-                write!(f, ":{port}")?;
-            }
-        }
-        f.write_str(url.path())?;
-        if let Some(query) = url.query() {
-            f.write_str("?")?;
-            for (i, pair) in query.split('&').enumerate() {
-                if i > 0 {
-                    f.write_str("&")?;
-                }
-                match pair.split_once('=') {
-                    Some((key, _))
-                        if SENSITIVE_QUERY_KEYS
-                            .iter()
-                            .any(|s| s.eq_ignore_ascii_case(key)) =>
-                    {
-                        write!(f, "{key}=REDACTED")?;
-                    }
-                    _ => f.write_str(pair)?,
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Sets `{prefix}{name}` for every allow-listed header present.
-fn record_headers(span: &Span, prefix: &str, names: &[HeaderName], headers: &http::HeaderMap) {
-    for name in names {
-        let mut joined = String::new();
-        for value in headers.get_all(name) {
-            let Ok(value) = value.to_str() else { continue };
-            if !joined.is_empty() {
-                joined.push(',');
-            }
-            joined.push_str(value);
-        }
-        if !joined.is_empty() {
-            span.set_attribute(format!("{prefix}{}", name.as_str()), joined);
-        }
-    }
+/// `url.full` of `url`: its parts as they are written (the fragment is
+/// never sent), redacted when a recorded span formats it.
+fn redacted_url(url: &Url) -> RedactedUrl<'_> {
+    RedactedUrl::from_parts(
+        Some(url.scheme()),
+        url.host_str().map(|_| url.authority()),
+        url.path(),
+        url.query(),
+    )
 }
 
 #[cfg(test)]
@@ -453,12 +285,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            RedactedUrl(&url).to_string(),
+            redacted_url(&url).to_string(),
             "https://REDACTED:REDACTED@files.example:8443/a/b?X-Amz-Signature=REDACTED&keep=1&sig=REDACTED"
         );
         let plain = Url::parse("http://[::1]:3000/users?id=7").unwrap();
         assert_eq!(
-            RedactedUrl(&plain).to_string(),
+            redacted_url(&plain).to_string(),
             "http://[::1]:3000/users?id=7"
         );
     }
@@ -474,21 +306,5 @@ mod tests {
         assert_eq!(resend_count(&mut explicit), Some(4));
         explicit.insert(ResendCount(0));
         assert_eq!(resend_count(&mut explicit), None);
-    }
-
-    #[test]
-    fn legacy_opt_in_parsing() {
-        assert!(legacy_opt_in(Some("http/dup")));
-        assert!(legacy_opt_in(Some("database,http/dup")));
-        assert!(!legacy_opt_in(Some("http")));
-        assert!(!legacy_opt_in(None));
-    }
-
-    #[test]
-    fn methods() {
-        let purge = Method::from_bytes(b"PURGE").unwrap();
-        assert_eq!(method_attributes(&purge), ("_OTHER", Some("PURGE")));
-        assert_eq!(method_for_name(&purge), "HTTP");
-        assert_eq!(method_attributes(&Method::PATCH), ("PATCH", None));
     }
 }

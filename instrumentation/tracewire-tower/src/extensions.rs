@@ -1,4 +1,5 @@
-//! Per-request switches and facts that travel in `http::Extensions`.
+//! Per-request facts that travel in `http::Extensions`. The client-side
+//! switches (`DisablePropagation`, `ResendCount`) live in `tracewire::http`.
 
 use std::borrow::Cow;
 
@@ -27,30 +28,3 @@ impl HttpRoute {
         &self.0
     }
 }
-
-/// Put in an outgoing request's extensions to keep the client layer (or
-/// the reqwest middleware) from writing `traceparent`, `tracestate` and
-/// `baggage` into it; the CLIENT span is still recorded. For calls to
-/// third parties that must not learn your trace ids.
-///
-/// ```
-/// use tracewire_tower::DisablePropagation;
-///
-/// let mut request = http::Request::new(());
-/// request.extensions_mut().insert(DisablePropagation);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DisablePropagation;
-
-/// Marks an outgoing request as a resend (a retry or redirect): its CLIENT
-/// span gets `http.request.resend_count` with this value. The first attempt
-/// carries no mark (or 0, which is not recorded).
-///
-/// ```
-/// use tracewire_tower::ResendCount;
-///
-/// let mut retry = http::Request::new(());
-/// retry.extensions_mut().insert(ResendCount(1));
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ResendCount(pub u32);

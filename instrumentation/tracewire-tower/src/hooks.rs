@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use tracing::{Level, Span};
 
-use crate::semconv::method_for_name;
+use tracewire::http::method_for_span_name;
 
 /// Decides whether a request is traced. A request it rejects goes straight
 /// to the inner service: no span is created, no header is read.
@@ -88,7 +88,7 @@ impl DefaultSpanName {
 
 impl<B> SpanName<B> for DefaultSpanName {
     fn span_name(&self, request: &Request<B>, route: Option<&str>) -> Cow<'static, str> {
-        let method = method_for_name(request.method());
+        let method = method_for_span_name(request.method());
         match route {
             Some(route) => Cow::Owned(format!("{method} {route}")),
             None => Cow::Borrowed(method),
@@ -267,4 +267,21 @@ impl<B> OnResponse<B> for DefaultOnResponse {
             "finished processing request"
         );
     }
+}
+
+/// Calls `inner` with `request` inside `span`, after the
+/// [`OnRequest`] hook: how both layers hand a request on.
+pub(crate) fn call_in_span<S, B, R>(
+    inner: &mut S,
+    on_request: &R,
+    request: Request<B>,
+    span: &Span,
+) -> S::Future
+where
+    S: tower_service::Service<Request<B>>,
+    R: OnRequest<B>,
+{
+    let _entered = span.enter();
+    on_request.on_request(&request, span);
+    inner.call(request)
 }

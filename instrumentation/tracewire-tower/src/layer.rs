@@ -53,11 +53,7 @@ impl Common {
     /// The defaults, with `legacy` from `OTEL_SEMCONV_STABILITY_OPT_IN`.
     pub(crate) fn from_env() -> Self {
         Common {
-            legacy: legacy_opt_in(
-                std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
-                    .ok()
-                    .as_deref(),
-            ),
+            legacy: tracewire::http::legacy_opt_in_from_env(),
             ..Common::default()
         }
     }
@@ -78,15 +74,6 @@ impl fmt::Debug for Common {
             .field("legacy", &self.legacy)
             .finish()
     }
-}
-
-/// Whether an `OTEL_SEMCONV_STABILITY_OPT_IN` value asks for the old HTTP
-/// attribute names next to the stable ones (`http/dup`).
-pub(crate) fn legacy_opt_in(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        v.split(',')
-            .any(|item| item.trim().eq_ignore_ascii_case("http/dup"))
-    })
 }
 
 /// The server preset's options and hooks (see [`TraceLayer::server`]).
@@ -227,7 +214,35 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
     /// Traces only the requests `filter` accepts (see [`Filter`](crate::Filter));
     /// the others pass through without a span.
     pub fn filter<F2>(self, filter: F2) -> TraceLayer<Server<F2, N, Req, Res>> {
+        self.map_hooks(|(_, name, on_request, on_response)| (filter, name, on_request, on_response))
+    }
+
+    /// Names spans with `name` (see [`SpanName`](crate::SpanName)).
+    pub fn span_name<N2>(self, name: N2) -> TraceLayer<Server<F, N2, Req, Res>> {
+        self.map_hooks(|(filter, _, on_request, on_response)| {
+            (filter, name, on_request, on_response)
+        })
+    }
+
+    /// Runs `hook` when a request starts (see [`OnRequest`](crate::OnRequest)).
+    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Server<F, N, Req2, Res>> {
+        self.map_hooks(|(filter, name, _, on_response)| (filter, name, hook, on_response))
+    }
+
+    /// Runs `hook` when the response head is ready (see
+    /// [`OnResponse`](crate::OnResponse)).
+    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Server<F, N, Req, Res2>> {
+        self.map_hooks(|(filter, name, on_request, _)| (filter, name, on_request, hook))
+    }
+
+    /// The same options with the hooks `f` makes of the current ones.
+    fn map_hooks<F2, N2, Req2, Res2>(
+        self,
+        f: impl FnOnce((F, N, Req, Res)) -> (F2, N2, Req2, Res2),
+    ) -> TraceLayer<Server<F2, N2, Req2, Res2>> {
         let m = self.mode;
+        let (filter, name, on_request, on_response) =
+            f((m.filter, m.name, m.on_request, m.on_response));
         TraceLayer {
             mode: Server {
                 common: m.common,
@@ -237,67 +252,9 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
                 traceresponse: m.traceresponse,
                 server_timing: m.server_timing,
                 filter,
-                name: m.name,
-                on_request: m.on_request,
-                on_response: m.on_response,
-            },
-        }
-    }
-
-    /// Names spans with `name` (see [`SpanName`](crate::SpanName)).
-    pub fn span_name<N2>(self, name: N2) -> TraceLayer<Server<F, N2, Req, Res>> {
-        let m = self.mode;
-        TraceLayer {
-            mode: Server {
-                common: m.common,
-                trust: m.trust,
-                forwarded: m.forwarded,
-                scheme: m.scheme,
-                traceresponse: m.traceresponse,
-                server_timing: m.server_timing,
-                filter: m.filter,
                 name,
-                on_request: m.on_request,
-                on_response: m.on_response,
-            },
-        }
-    }
-
-    /// Runs `hook` when a request starts (see [`OnRequest`](crate::OnRequest)).
-    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Server<F, N, Req2, Res>> {
-        let m = self.mode;
-        TraceLayer {
-            mode: Server {
-                common: m.common,
-                trust: m.trust,
-                forwarded: m.forwarded,
-                scheme: m.scheme,
-                traceresponse: m.traceresponse,
-                server_timing: m.server_timing,
-                filter: m.filter,
-                name: m.name,
-                on_request: hook,
-                on_response: m.on_response,
-            },
-        }
-    }
-
-    /// Runs `hook` when the response head is ready (see
-    /// [`OnResponse`](crate::OnResponse)).
-    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Server<F, N, Req, Res2>> {
-        let m = self.mode;
-        TraceLayer {
-            mode: Server {
-                common: m.common,
-                trust: m.trust,
-                forwarded: m.forwarded,
-                scheme: m.scheme,
-                traceresponse: m.traceresponse,
-                server_timing: m.server_timing,
-                filter: m.filter,
-                name: m.name,
-                on_request: m.on_request,
-                on_response: hook,
+                on_request,
+                on_response,
             },
         }
     }

@@ -71,6 +71,13 @@
 //! out, the current span's context is injected instead, so the trace still
 //! reaches the next service.
 //!
+//! [`DisablePropagation`] and [`ResendCount`] are re-exports of
+//! [`tracewire::http`]'s types, which `tracewire-reqwest` uses too, and the
+//! client span is the one that module's
+//! [`http_client_span!`](tracewire::http_client_span) creates: a request
+//! marked for one tracewire client is understood by the other, and both
+//! record the same attributes.
+//!
 //! # When each hook runs
 //!
 //! | hook | server | client |
@@ -127,7 +134,6 @@
 
 mod client;
 mod extensions;
-mod headers;
 mod hooks;
 mod layer;
 mod record;
@@ -135,12 +141,13 @@ mod semconv;
 mod server;
 
 pub use client::ClientFuture;
-pub use extensions::{DisablePropagation, HttpRoute, ResendCount};
+pub use extensions::HttpRoute;
 pub use hooks::{
     DefaultOnRequest, DefaultOnResponse, DefaultSpanName, Filter, OnRequest, OnResponse, SpanName,
 };
 pub use layer::{Client, Server, Trace, TraceLayer, TrustBoundary};
 pub use server::{ResponseBody, ResponseFuture};
+pub use tracewire::http::{DisablePropagation, ResendCount};
 
 #[cfg(test)]
 mod tests;

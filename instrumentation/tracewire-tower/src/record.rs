@@ -1,24 +1,40 @@
-//! Recording outcomes on a span: error status, panics, captured headers.
+//! Polling inside a request's span, and recording a panic on it.
 
 use std::any::Any;
-use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::task::Poll;
 
+use tracewire::http::record_error;
 use tracing::Span;
 
-/// Sets status Error with `error.type`, and the error's message as the
-/// status message when there is one.
-pub(crate) fn error_status(span: &Span, error_type: &str, error: Option<&dyn fmt::Display>) {
-    span.record("otel.status_code", "error");
-    span.record("error.type", error_type);
-    if let Some(error) = error {
-        span.record("otel.status_message", tracing::field::display(error));
-    }
+/// Runs `poll` inside the span of `traced` (what a response future or body
+/// keeps of its request; `span_of` finds the span in it). A panic is
+/// recorded on the span, `traced` is taken (which ends the span) and the
+/// panic unwinds on. Without `traced`, `poll` simply runs.
+pub(crate) fn poll_in_span<S, T>(
+    traced: &mut Option<S>,
+    span_of: fn(&S) -> &Span,
+    poll: impl FnOnce() -> Poll<T>,
+) -> Poll<T> {
+    let Some(state) = traced.as_ref() else {
+        return poll();
+    };
+    let polled = {
+        let _entered = span_of(state).enter();
+        catch_unwind(AssertUnwindSafe(poll))
+    };
+    polled.unwrap_or_else(|payload| {
+        if let Some(state) = traced.take() {
+            panic(span_of(&state), payload.as_ref());
+        }
+        resume_unwind(payload)
+    })
 }
 
 /// Records a panic that unwound through the request's future or body: an
 /// `exception` event with the panic message, status Error and
 /// `error.type = panic`.
-pub(crate) fn panic(span: &Span, payload: &(dyn Any + Send)) {
+fn panic(span: &Span, payload: &(dyn Any + Send)) {
     let message = payload
         .downcast_ref::<&str>()
         .copied()
@@ -30,5 +46,5 @@ pub(crate) fn panic(span: &Span, payload: &(dyn Any + Send)) {
         error = message,
         "request handler panicked"
     );
-    error_status(span, "panic", Some(&message));
+    record_error(span, "panic", Some(&message));
 }

@@ -1,64 +1,11 @@
-//! OpenTelemetry HTTP semantic conventions: the pieces of a request that
-//! become attributes, read without allocating where possible.
+//! OpenTelemetry HTTP semantic conventions on the server side: the pieces
+//! of an incoming request that become attributes, read without allocating.
+//! What clients share with them is in `tracewire::http`.
 
-use std::fmt;
 use std::net::IpAddr;
 
-use http::{HeaderMap, Method, Uri, Version, header};
-
-/// The `http.request.method` value of `method`: the method itself when it
-/// is one of the nine the conventions know, else `None` (the caller uses
-/// `_OTHER` and records `http.request.method_original`).
-pub(crate) fn known_method(method: &Method) -> Option<&'static str> {
-    Some(match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => return None,
-    })
-}
-
-/// The method attributes: (`http.request.method`, `http.request.method_original`).
-pub(crate) fn method_attributes(method: &Method) -> (&'static str, Option<&str>) {
-    match known_method(method) {
-        Some(m) => (m, None),
-        None => ("_OTHER", Some(method.as_str())),
-    }
-}
-
-/// The method part of a span name: the method, or `HTTP` for an unknown one.
-pub(crate) fn method_for_name(method: &Method) -> &'static str {
-    known_method(method).unwrap_or("HTTP")
-}
-
-/// `network.protocol.version` for an HTTP version.
-pub(crate) fn protocol_version(version: Version) -> Option<&'static str> {
-    Some(match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => return None,
-    })
-}
-
-/// The default port of a URL scheme.
-pub(crate) fn default_port(scheme: &str) -> Option<u16> {
-    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
-        Some(80)
-    } else if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
-        Some(443)
-    } else {
-        None
-    }
-}
+use http::{HeaderMap, Uri, header};
+use tracewire::http::default_port;
 
 /// Splits `host[:port]` (IPv6 in brackets) into the host (without
 /// brackets) and the port. `None` when the value is not a plausible host.
@@ -177,99 +124,9 @@ fn valid_scheme(s: &str) -> Option<&str> {
     ok.then_some(s)
 }
 
-/// Query parameters whose values are replaced by `REDACTED` in `url.full`.
-pub(crate) const SENSITIVE_QUERY_KEYS: [&str; 5] = [
-    "X-Amz-Signature",
-    "X-Amz-Credential",
-    "X-Amz-Security-Token",
-    "sig",
-    "X-Goog-Signature",
-];
-
-/// Whether the value of query parameter `key` is replaced by `REDACTED` in
-/// `url.full` (one of [`SENSITIVE_QUERY_KEYS`], ignoring case).
-pub(crate) fn is_sensitive_query_key(key: &str) -> bool {
-    SENSITIVE_QUERY_KEYS
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(key))
-}
-
-/// `url.full` of a client request: credentials become
-/// `REDACTED:REDACTED`, values of signature query parameters become
-/// `REDACTED`. Written lazily (it is only formatted for recorded spans).
-pub(crate) struct RedactedUrl<'a> {
-    pub(crate) uri: &'a Uri,
-}
-
-impl fmt::Display for RedactedUrl<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let uri = self.uri;
-        if let Some(scheme) = uri.scheme_str() {
-            write!(f, "{scheme}://")?;
-        }
-        if let Some(authority) = uri.authority() {
-            let host_port = match authority.as_str().rsplit_once('@') {
-                Some((_, host_port)) => {
-                    f.write_str("REDACTED:REDACTED@")?;
-                    host_port
-                }
-                None => authority.as_str(),
-            };
-            f.write_str(host_port)?;
-        }
-        f.write_str(uri.path())?;
-        if let Some(query) = uri.query() {
-            f.write_str("?")?;
-            for (i, pair) in query.split('&').enumerate() {
-                if i > 0 {
-                    f.write_str("&")?;
-                }
-                match pair.split_once('=') {
-                    Some((key, _)) if is_sensitive_query_key(key) => {
-                        write!(f, "{key}=REDACTED")?;
-                    }
-                    _ => f.write_str(pair)?,
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `server.address` and `server.port` of a client request, from its URI.
-pub(crate) fn client_host(uri: &Uri) -> Option<(&str, Option<u16>)> {
-    let authority = uri.authority()?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let port = authority
-        .port_u16()
-        .or_else(|| uri.scheme_str().and_then(default_port));
-    Some((host, port))
-}
-
-/// A low-cardinality `error.type` for an error value of type `E`: the type
-/// path without generic arguments (`hyper_util::client::legacy::Error`).
-pub(crate) fn error_type_name<E: ?Sized>() -> &'static str {
-    let name = std::any::type_name::<E>();
-    if name.starts_with("alloc::boxed::Box<") {
-        return "_OTHER";
-    }
-    name.split('<').next().unwrap_or(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn methods() {
-        assert_eq!(method_attributes(&Method::GET), ("GET", None));
-        let custom = Method::from_bytes(b"PURGE").unwrap();
-        assert_eq!(method_attributes(&custom), ("_OTHER", Some("PURGE")));
-        assert_eq!(method_for_name(&custom), "HTTP");
-    }
 
     #[test]
     fn host_ports() {
@@ -334,36 +191,5 @@ mod tests {
             "for=unknown;proto=\"ht tp\"".parse().unwrap(),
         );
         assert_eq!(forwarded_proto(&headers), None);
-    }
-
-    #[test]
-    fn url_full_is_redacted() {
-        let uri: Uri =
-            "https://user:secret@files.example:8443/a/b?X-Amz-Signature=abc&keep=1&sig=zz&x"
-                .parse()
-                .unwrap();
-        assert_eq!(
-            RedactedUrl { uri: &uri }.to_string(),
-            "https://REDACTED:REDACTED@files.example:8443/a/b?X-Amz-Signature=REDACTED&keep=1&sig=REDACTED&x"
-        );
-        let plain: Uri = "http://api.example/users?id=7".parse().unwrap();
-        assert_eq!(
-            RedactedUrl { uri: &plain }.to_string(),
-            "http://api.example/users?id=7"
-        );
-        assert_eq!(client_host(&plain), Some(("api.example", Some(80))));
-    }
-
-    #[test]
-    fn error_type_names() {
-        assert_eq!(error_type_name::<std::io::Error>(), "std::io::error::Error");
-        assert_eq!(
-            error_type_name::<Box<dyn std::error::Error + Send + Sync>>(),
-            "_OTHER"
-        );
-        assert_eq!(
-            error_type_name::<std::convert::Infallible>(),
-            "core::convert::Infallible"
-        );
     }
 }

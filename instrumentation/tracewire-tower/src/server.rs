@@ -4,7 +4,6 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
@@ -13,6 +12,10 @@ use http::{HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_service::Service;
+use tracewire::http::{
+    error_type_name, method_attributes, protocol_version, record_error, record_request_headers,
+    record_response_headers, record_status_code,
+};
 use tracewire::propagation::format_traceparent;
 use tracewire::{SpanContext, SpanExt as _, with_remote_parent};
 use tracing::Span;
@@ -20,11 +23,8 @@ use tracing::field::{Empty, display};
 
 use crate::hooks::{Filter, LazyName, OnRequest, OnResponse, SpanName};
 use crate::layer::{Server, Trace, TrustBoundary};
-use crate::semconv::{
-    error_type_name, forwarded_client, forwarded_proto, method_attributes, protocol_version,
-    server_host, single_header,
-};
-use crate::{HttpRoute, headers, record};
+use crate::semconv::{forwarded_client, forwarded_proto, server_host, single_header};
+use crate::{HttpRoute, record};
 
 /// The span target, which `EnvFilter` directives can name.
 pub(crate) const TARGET: &str = "tracewire_tower";
@@ -143,14 +143,7 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
         if let Some(link) = link {
             span.add_link(&link);
         }
-        if !self.common.request_headers.is_empty() && span.is_recording() {
-            headers::record(
-                &span,
-                "http.request.header.",
-                &self.common.request_headers,
-                headers,
-            );
-        }
+        record_request_headers(&span, &self.common.request_headers, headers);
         span
     }
 }
@@ -198,11 +191,8 @@ where
             };
         }
         let span = self.mode.make_span(&request);
-        let future = {
-            let _entered = span.enter();
-            self.mode.on_request.on_request(&request, &span);
-            self.inner.call(request)
-        };
+        let future =
+            crate::hooks::call_in_span(&mut self.inner, &self.mode.on_request, request, &span);
         ResponseFuture {
             inner: future,
             state: Some(State {
@@ -251,25 +241,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(state) = this.state.as_ref() else {
+        if this.state.is_none() {
             let response = ready!(this.inner.poll(cx))?;
             return Poll::Ready(Ok(response.map(ResponseBody::untraced)));
-        };
-        let polled = {
-            let _entered = state.span.enter();
-            let inner = this.inner;
-            catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
-        };
-        let result = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => result,
-            Err(panic) => {
-                if let Some(state) = this.state.take() {
-                    record::panic(&state.span, panic.as_ref());
-                }
-                resume_unwind(panic);
-            }
-        };
+        }
+        let inner = this.inner;
+        let result = ready!(record::poll_in_span(
+            this.state,
+            |state| &state.span,
+            || inner.poll(cx)
+        ));
         let Some(State { span, start, mode }) = this.state.take() else {
             unreachable!("state checked above");
         };
@@ -277,33 +258,23 @@ where
         match result {
             Ok(mut response) => {
                 let status = response.status();
-                span.record("http.response.status_code", status.as_u16());
-                if mode.common.legacy {
-                    span.record("http.status_code", status.as_u16());
-                }
+                record_status_code(&span, status, mode.common.legacy);
                 if status.is_server_error() {
-                    record::error_status(&span, status.as_str(), None);
+                    record_error(&span, status.as_str(), None);
                 }
                 if (mode.traceresponse || mode.server_timing)
                     && let Some(cx) = span.span_context()
                 {
                     add_trace_headers(&mut response, &cx, mode.traceresponse, mode.server_timing);
                 }
-                if !mode.common.response_headers.is_empty() && span.is_recording() {
-                    headers::record(
-                        &span,
-                        "http.response.header.",
-                        &mode.common.response_headers,
-                        response.headers(),
-                    );
-                }
+                record_response_headers(&span, &mode.common.response_headers, response.headers());
                 mode.on_response
                     .on_response(&response, start.elapsed(), &span);
                 drop(_entered);
                 Poll::Ready(Ok(response.map(|body| ResponseBody::traced(body, span))))
             }
             Err(error) => {
-                record::error_status(&span, error_type_name::<E>(), Some(&error));
+                record_error(&span, error_type_name::<E>(), Some(&error));
                 Poll::Ready(Err(error))
             }
         }
@@ -374,29 +345,17 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let Some(span) = this.span.as_ref() else {
-            return this.inner.poll_frame(cx);
-        };
-        let polled = {
-            let _entered = span.enter();
-            let inner = this.inner;
-            catch_unwind(AssertUnwindSafe(|| inner.poll_frame(cx)))
-        };
-        let frame = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(frame)) => frame,
-            Err(panic) => {
-                if let Some(span) = this.span.take() {
-                    record::panic(&span, panic.as_ref());
-                }
-                resume_unwind(panic);
-            }
-        };
+        let inner = this.inner;
+        let frame = ready!(record::poll_in_span(
+            this.span,
+            |span| span,
+            || inner.poll_frame(cx)
+        ));
         match &frame {
             None => *this.span = None,
             Some(Err(error)) => {
                 if let Some(span) = this.span.take() {
-                    record::error_status(&span, error_type_name::<B::Error>(), Some(error));
+                    record_error(&span, error_type_name::<B::Error>(), Some(error));
                 }
             }
             Some(Ok(_)) => {}

@@ -209,18 +209,28 @@ impl http_body::Body for ChannelBody {
     }
 }
 
-#[tokio::test]
-async fn the_span_ends_when_a_streaming_body_ends() {
-    let (exporter, _guard) = traced();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+/// A traced server whose one response streams what `rx` receives.
+fn streaming_server(
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = Response<crate::ResponseBody<ChannelBody>>,
+    Error = Infallible,
+> {
     let body = std::sync::Mutex::new(Some(rx));
-    let svc = ServiceBuilder::new()
+    ServiceBuilder::new()
         .layer(TraceLayer::server())
         .service_fn(move |_: Request<Full<Bytes>>| {
             let rx = body.lock().unwrap().take().expect("one request");
             async move { Ok::<_, Infallible>(Response::new(ChannelBody(rx))) }
-        });
-    let response = svc
+        })
+}
+
+#[tokio::test]
+async fn the_span_ends_when_a_streaming_body_ends() {
+    let (exporter, _guard) = traced();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let response = streaming_server(rx)
         .oneshot(request("/events").body(Full::default()).unwrap())
         .await
         .unwrap();
@@ -249,14 +259,7 @@ async fn the_span_ends_when_a_streaming_body_ends() {
 async fn a_dropped_body_ends_the_span() {
     let (exporter, _guard) = traced();
     let (_tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
-    let body = std::sync::Mutex::new(Some(rx));
-    let svc = ServiceBuilder::new()
-        .layer(TraceLayer::server())
-        .service_fn(move |_: Request<Full<Bytes>>| {
-            let rx = body.lock().unwrap().take().expect("one request");
-            async move { Ok::<_, Infallible>(Response::new(ChannelBody(rx))) }
-        });
-    let response = svc
+    let response = streaming_server(rx)
         .oneshot(request("/").body(Full::default()).unwrap())
         .await
         .unwrap();
@@ -716,7 +719,7 @@ async fn legacy_attribute_names_on_request() {
 
 #[test]
 fn legacy_opt_in_parsing() {
-    use crate::layer::legacy_opt_in;
+    use tracewire::http::legacy_opt_in;
     assert!(legacy_opt_in(Some("http/dup")));
     assert!(legacy_opt_in(Some("database, HTTP/DUP")));
     assert!(!legacy_opt_in(Some("http")));

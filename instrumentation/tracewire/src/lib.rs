@@ -48,6 +48,8 @@ mod context;
 #[cfg(feature = "export")]
 pub mod export;
 pub mod fmt;
+#[cfg(feature = "http")]
+pub mod http;
 mod id;
 #[cfg(feature = "otlp")]
 mod init;
