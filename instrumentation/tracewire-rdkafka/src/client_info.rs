@@ -69,6 +69,14 @@ pub(crate) fn error_type(error: &KafkaError) -> String {
     }
 }
 
+/// Marks `span` as failed by `error`: status Error with the error's
+/// message, and `error.type`.
+pub(crate) fn record_kafka_error(span: &tracing::Span, error: &KafkaError) {
+    span.record("otel.status_code", "error");
+    span.record("otel.status_message", error.to_string());
+    span.record("error.type", error_type(error));
+}
+
 /// A message key as a string attribute when it is UTF-8.
 pub(crate) fn key_str(key: Option<&[u8]>) -> Option<&str> {
     key.and_then(|k| std::str::from_utf8(k).ok())

@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, ConsumerContext, DefaultConsumerContext, StreamConsumer,
 };
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message as _, OwnedMessage};
 use rdkafka::util::{AsyncRuntime, DefaultRuntime};
 use tracewire::propagation::Propagator;
@@ -18,7 +18,7 @@ use tracewire::{Context, SpanExt as _, with_remote_parent};
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::client_info::{ClientInfo, error_type, is_recorded, key_str};
+use crate::client_info::{ClientInfo, is_recorded, key_str, record_kafka_error};
 use crate::headers::extract;
 
 /// Where a message's process span goes in the trace.
@@ -200,16 +200,10 @@ impl Tracing {
         }
         let result = span.in_scope(|| consumer.commit_message(message, mode));
         if let Err(error) = &result {
-            record_error(&span, error);
+            record_kafka_error(&span, error);
         }
         result
     }
-}
-
-fn record_error(span: &Span, error: &KafkaError) {
-    span.record("otel.status_code", "error");
-    span.record("otel.status_message", error.to_string());
-    span.record("error.type", error_type(error));
 }
 
 /// A received message and its `process {topic}` span.

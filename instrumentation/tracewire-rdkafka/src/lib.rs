@@ -41,10 +41,26 @@
 //!
 //! | span | kind | name | made by |
 //! |---|---|---|---|
-//! | send | PRODUCER | `send {topic}` | [`TracedFutureProducer::send`] |
+//! | send | PRODUCER | `send {topic}` | [`TracedFutureProducer::send`], [`TracedBaseProducer::send`], [`TracedThreadedProducer::send`] |
 //! | process | CONSUMER | `process {topic}` | [`TracedStreamConsumer::recv`], [`stream`](TracedStreamConsumer::stream), [`TracedBaseConsumer::poll`] |
 //! | poll | CLIENT | `poll {topic}` | [`TracedBaseConsumer::poll_batch`] (links every message) |
 //! | commit | CLIENT | `commit {topic}` | `commit_message` on either consumer |
+//!
+//! ## When a send span ends
+//!
+//! Each producer starts the send span under the current span when the
+//! record is handed over, and ends it when the broker's answer arrives, with
+//! the partition and offset, or status Error and `error.type`:
+//!
+//! | producer | the span ends |
+//! |---|---|
+//! | [`TracedFutureProducer`] | when the delivery future completes |
+//! | [`TracedBaseProducer`] | when [`poll`](TracedBaseProducer::poll) or `flush` serves the delivery report, in [`TracedProducerContext`]'s `delivery` callback |
+//! | [`TracedThreadedProducer`] | when its polling thread serves the delivery report, in the same callback |
+//!
+//! A record refused at once (queue full, unknown partition…) ends its span
+//! with Error right away. Dropping a base or threaded producer purges what
+//! it still holds and serves the reports, so no span is left open.
 
 mod client_info;
 mod consumer;
@@ -55,4 +71,6 @@ pub use consumer::{
     ProcessParent, TracedBaseConsumer, TracedBatch, TracedMessage, TracedStreamConsumer,
 };
 pub use headers::{HeaderExtractor, inject_headers};
-pub use producer::TracedFutureProducer;
+pub use producer::{
+    TracedBaseProducer, TracedFutureProducer, TracedProducerContext, TracedThreadedProducer,
+};

@@ -1,6 +1,4 @@
-//! The traced producer.
-
-use std::sync::Arc;
+//! The traced [`FutureProducer`].
 
 use rdkafka::ClientConfig;
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -9,13 +7,11 @@ use rdkafka::message::ToBytes;
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::{AsyncRuntime, DefaultRuntime, Timeout};
-use tracewire::SpanExt as _;
 use tracewire::propagation::Propagator;
 use tracing::Instrument as _;
-use tracing::field::Empty;
 
-use crate::client_info::{ClientInfo, error_type, is_recorded, key_str};
-use crate::headers::inject_headers;
+use super::{Outgoing, SendTracing, record_delivery};
+use crate::client_info::record_kafka_error;
 
 /// A [`FutureProducer`] whose sends are PRODUCER spans (`send {topic}`)
 /// carrying their context to consumers in the message headers.
@@ -48,16 +44,14 @@ where
     C: ClientContext + 'static,
 {
     inner: FutureProducer<C, R>,
-    info: Arc<ClientInfo>,
-    propagator: Option<Arc<dyn Propagator>>,
+    tracing: SendTracing,
 }
 
 impl<C: ClientContext + 'static, R> Clone for TracedFutureProducer<C, R> {
     fn clone(&self) -> Self {
         TracedFutureProducer {
             inner: self.inner.clone(),
-            info: self.info.clone(),
-            propagator: self.propagator.clone(),
+            tracing: self.tracing.clone(),
         }
     }
 }
@@ -65,7 +59,7 @@ impl<C: ClientContext + 'static, R> Clone for TracedFutureProducer<C, R> {
 impl<C: ClientContext + 'static, R> std::fmt::Debug for TracedFutureProducer<C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TracedFutureProducer")
-            .field("info", &self.info)
+            .field("tracing", &self.tracing)
             .finish_non_exhaustive()
     }
 }
@@ -86,15 +80,14 @@ impl<C: ClientContext + 'static, R: AsyncRuntime> TracedFutureProducer<C, R> {
     pub fn new(producer: FutureProducer<C, R>, config: &ClientConfig) -> Self {
         TracedFutureProducer {
             inner: producer,
-            info: Arc::new(ClientInfo::from_config(config)),
-            propagator: None,
+            tracing: SendTracing::new(config),
         }
     }
 
     /// Injects with `propagator` instead of the global one.
     #[must_use]
     pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.propagator = Some(Arc::new(propagator));
+        self.tracing.set_propagator(propagator);
         self
     }
 
@@ -119,67 +112,24 @@ impl<C: ClientContext + 'static, R: AsyncRuntime> TracedFutureProducer<C, R> {
         P: ToBytes + ?Sized,
         T: Into<Timeout>,
     {
-        let span = tracing::info_span!(
-            "send",
-            otel.name = Empty,
-            otel.kind = "producer",
-            otel.status_code = Empty,
-            otel.status_message = Empty,
-            messaging.system = "kafka",
-            messaging.operation.name = "send",
-            messaging.operation.type = "send",
-            messaging.destination.name = record.topic,
-            messaging.destination.partition.id = Empty,
-            messaging.kafka.offset = Empty,
-            messaging.kafka.message.key = Empty,
-            messaging.kafka.message.tombstone = Empty,
-            messaging.client.id = Empty,
-            server.address = Empty,
-            server.port = Empty,
-            error.type = Empty,
-        );
-        if is_recorded(&span) {
-            span.record("otel.name", format!("send {}", record.topic));
-            if let Some(key) = key_str(record.key.map(ToBytes::to_bytes)) {
-                span.record("messaging.kafka.message.key", key);
-            }
-            if record.payload.is_none() {
-                span.record("messaging.kafka.message.tombstone", true);
-            }
-            if let Some(partition) = record.partition {
-                span.record("messaging.destination.partition.id", partition.to_string());
-            }
-            self.info.record(&span);
-        }
-        let propagator = self
-            .propagator
-            .clone()
-            .unwrap_or_else(tracewire::propagation::global);
-        record.headers = Some(inject_headers(
-            propagator.as_ref(),
-            &span.context(),
+        let (span, headers) = self.tracing.start(
+            &Outgoing {
+                topic: record.topic,
+                key: record.key.map(ToBytes::to_bytes),
+                tombstone: record.payload.is_none(),
+                partition: record.partition,
+            },
             record.headers.take(),
-        ));
+        );
+        record.headers = Some(headers);
         let result = self
             .inner
             .send(record, queue_timeout)
             .instrument(span.clone())
             .await;
         match &result {
-            Ok(delivery) => {
-                if is_recorded(&span) {
-                    span.record(
-                        "messaging.destination.partition.id",
-                        delivery.partition.to_string(),
-                    );
-                    span.record("messaging.kafka.offset", delivery.offset);
-                }
-            }
-            Err((error, _)) => {
-                span.record("otel.status_code", "error");
-                span.record("otel.status_message", error.to_string());
-                span.record("error.type", error_type(error));
-            }
+            Ok(delivery) => record_delivery(&span, delivery.partition, delivery.offset),
+            Err((error, _)) => record_kafka_error(&span, error),
         }
         result
     }
