@@ -40,7 +40,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `http` | yes | propagation over `http::HeaderMap` |
+//! | `http` | yes | propagation over `http::HeaderMap`; the `http` module of HTTP semantic-convention helpers |
 //! | `export` | yes | the batch span processor and exporters |
 
 pub mod baggage;

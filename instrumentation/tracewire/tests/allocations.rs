@@ -3,6 +3,7 @@
 //! One process, one profiler: every check runs inside the single test of
 //! this binary, so nothing else allocates concurrently.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use tracewire::TracewireLayer;
@@ -16,11 +17,19 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// Heap blocks allocated while running `f`.
-fn blocks(f: impl FnOnce()) -> u64 {
-    let before = dhat::HeapStats::get().total_blocks;
-    f();
-    dhat::HeapStats::get().total_blocks - before
+/// Heap blocks allocated while running `f`, the least of three runs: dhat
+/// counts every thread of the process, and the test harness's own thread
+/// can allocate a few blocks while a busy machine lets it catch up. An
+/// allocation made by `f` itself shows in every run.
+fn blocks(f: impl Fn()) -> u64 {
+    (0..3)
+        .map(|_| {
+            let before = dhat::HeapStats::get().total_blocks;
+            f();
+            dhat::HeapStats::get().total_blocks - before
+        })
+        .min()
+        .unwrap_or_default()
 }
 
 fn parsing_a_valid_traceparent_allocates_nothing() {
@@ -47,12 +56,12 @@ fn extracting_from_a_header_map_allocates_nothing() {
 }
 
 fn injection_allocates_only_the_header_value() {
-    let mut carrier: HashMap<String, String> = HashMap::with_capacity(4);
+    let carrier: RefCell<HashMap<String, String>> = RefCell::new(HashMap::with_capacity(4));
     let cx = TraceContextPropagator::new().extract(&HashMap::from([(
         "traceparent".to_owned(),
         TRACEPARENT.to_owned(),
     )]));
-    let n = blocks(|| TraceContextPropagator::new().inject(&cx, &mut carrier));
+    let n = blocks(|| TraceContextPropagator::new().inject(&cx, &mut *carrier.borrow_mut()));
     // One String for the key, one for the value: nothing else.
     assert_eq!(n, 2, "injection allocated more than the carrier's strings");
 }
