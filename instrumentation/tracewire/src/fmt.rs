@@ -192,13 +192,29 @@ fn write_stamped(shape: Shape, line: &str, cx: &SpanContext, out: &mut Writer<'_
         cx.span_id().to_hex(),
         cx.flags().to_hex(),
     );
+    // Plain `write_str`s: `write!` would run the formatting machinery for
+    // every log line.
+    let (trace_id, span_id, flags) = (trace_id.as_str(), span_id.as_str(), flags.as_str());
     match shape {
         Shape::Json => match line.strip_prefix('{') {
             Some(rest) => {
-                write!(
-                    out,
-                    "{{\"{TRACE_ID}\":\"{trace_id}\",\"{SPAN_ID}\":\"{span_id}\",\"{TRACE_FLAGS}\":\"{flags}\""
-                )?;
+                for piece in [
+                    "{\"",
+                    TRACE_ID,
+                    "\":\"",
+                    trace_id,
+                    "\",\"",
+                    SPAN_ID,
+                    "\":\"",
+                    span_id,
+                    "\",\"",
+                    TRACE_FLAGS,
+                    "\":\"",
+                    flags,
+                    "\"",
+                ] {
+                    out.write_str(piece)?;
+                }
                 if !rest.starts_with('}') {
                     out.write_char(',')?;
                 }
@@ -211,10 +227,25 @@ fn write_stamped(shape: Shape, line: &str, cx: &SpanContext, out: &mut Writer<'_
                 Some(body) => (body, "\n"),
                 None => (line, ""),
             };
-            write!(
-                out,
-                "{body} {TRACE_ID}={trace_id} {SPAN_ID}={span_id} {TRACE_FLAGS}={flags}{newline}"
-            )
+            for piece in [
+                body,
+                " ",
+                TRACE_ID,
+                "=",
+                trace_id,
+                " ",
+                SPAN_ID,
+                "=",
+                span_id,
+                " ",
+                TRACE_FLAGS,
+                "=",
+                flags,
+                newline,
+            ] {
+                out.write_str(piece)?;
+            }
+            Ok(())
         }
     }
 }
