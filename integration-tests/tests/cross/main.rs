@@ -1,0 +1,18 @@
+//! Cross-crate traces over real sockets and real peers: the tower server
+//! layer, the reqwest middleware, the sqlx pool and the rdkafka wrappers
+//! together in one trace.
+//!
+//! - `db`: a request to an axum app whose handlers query through a
+//!   `TracedPool`: the query spans sit under the request's SERVER span.
+//!   SQLite (in memory) always runs; PostgreSQL and MariaDB run when
+//!   `TRACEWIRE_SQLX_DB_TESTS=1` (`TRACEWIRE_POSTGRES_URL`,
+//!   `TRACEWIRE_MYSQL_URL` override their URLs, `TRACEWIRE_MYSQL_SYSTEM`
+//!   the expected `db.system.name`, `mariadb` by default).
+//! - `kafka`: a request that produces a message whose consumer calls
+//!   another service: one trace from the caller to the last server.
+//!   librdkafka's mock cluster by default; the broker at `KAFKA_BROKERS`
+//!   when set.
+
+mod db;
+mod kafka;
+mod support;
