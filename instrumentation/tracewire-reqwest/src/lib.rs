@@ -153,8 +153,8 @@ impl TracingMiddleware {
         self
     }
 
-    /// Request headers recorded as `http.request.header.<name>` (several
-    /// values joined with `,`). Only these are read: keep secrets out.
+    /// Request headers recorded as `http.request.header.<name>` (a string
+    /// array, one element per header line). Only these are read: keep secrets out.
     pub fn request_headers<I: IntoIterator<Item = HeaderName>>(mut self, names: I) -> Self {
         self.request_headers = names.into_iter().collect();
         self

@@ -175,7 +175,7 @@ macro_rules! common_options {
         }
 
         /// Request headers recorded as `http.request.header.<name>` attributes
-        /// (lowercase name; several values are joined with `,`). Only these
+        /// (lowercase name; a string array, one element per header line). Only these
         /// headers are read: keep secrets such as `authorization` out.
         pub fn request_headers<I>(mut self, names: I) -> Self
         where

@@ -103,8 +103,8 @@
 //! - [`request_headers`](TraceLayer::request_headers),
 //!   [`response_headers`](TraceLayer::response_headers): an allow-list of
 //!   headers recorded as `http.request.header.<name>` /
-//!   `http.response.header.<name>` (several values joined with `,`:
-//!   tracewire attributes have no array type yet).
+//!   `http.response.header.<name>` (string arrays, one element per
+//!   header line).
 //! - [`trust_boundary`](TraceLayer::trust_boundary): ignore the caller's
 //!   sampled flag, or restart the trace and keep the caller only as a link.
 //! - [`trust_forwarded_headers`](TraceLayer::trust_forwarded_headers):

@@ -639,8 +639,8 @@ pub fn record_client_response(span: &Span, status: StatusCode, version: Version,
 /// Records the request headers named in `names` (an allow-list: keep
 /// secrets such as `authorization` out) as `http.request.header.<name>`
 /// attributes of a recorded span. Values that are not visible ASCII are
-/// skipped; several values are joined with `,` (attribute values have no
-/// array type yet).
+/// skipped; the value is an array of strings, one per header line, as the
+/// semantic conventions say.
 pub fn record_request_headers(span: &Span, names: &[HeaderName], headers: &HeaderMap) {
     record_headers(span, "http.request.header.", names, headers);
 }
@@ -656,16 +656,13 @@ fn record_headers(span: &Span, prefix: &str, names: &[HeaderName], headers: &Hea
         return;
     }
     for name in names {
-        let mut joined = String::new();
-        for value in headers.get_all(name) {
-            let Ok(value) = value.to_str() else { continue };
-            if !joined.is_empty() {
-                joined.push(',');
-            }
-            joined.push_str(value);
-        }
-        if !joined.is_empty() {
-            span.set_attribute(format!("{prefix}{}", name.as_str()), joined);
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok().map(str::to_owned))
+            .collect();
+        if !values.is_empty() {
+            span.set_attribute(format!("{prefix}{}", name.as_str()), values);
         }
     }
 }

@@ -73,6 +73,6 @@ pub use layer::{
     current_span_context, with_remote_parent,
 };
 pub use span_data::{
-    Event, InstrumentationScope, KeyValue, Link, SpanData, SpanKind, Status, Str, Value,
+    Array, Event, InstrumentationScope, KeyValue, Link, SpanData, SpanKind, Status, Str, Value,
 };
 pub use trace_state::TraceState;

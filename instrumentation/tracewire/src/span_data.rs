@@ -21,6 +21,72 @@ pub enum Value {
     F64(f64),
     /// A string.
     String(Str),
+    /// An array of values of one type (OpenTelemetry attributes allow
+    /// homogeneous arrays), e.g. `http.request.header.accept`.
+    Array(Array),
+}
+
+/// The values of an array attribute, all of one type.
+///
+/// ```
+/// use tracewire::{Array, Value};
+///
+/// let accept = Value::from(vec!["text/html".to_owned(), "*/*".to_owned()]);
+/// assert_eq!(accept, Value::Array(Array::String(vec!["text/html".into(), "*/*".into()])));
+/// assert_eq!(accept.to_string(), r#"["text/html", "*/*"]"#);
+/// ```
+#[derive(Clone, PartialEq, Debug)]
+pub enum Array {
+    /// Booleans.
+    Bool(Vec<bool>),
+    /// Signed 64-bit integers.
+    I64(Vec<i64>),
+    /// 64-bit floats.
+    F64(Vec<f64>),
+    /// Strings.
+    String(Vec<Str>),
+}
+
+impl Array {
+    /// How many values the array holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Array::Bool(v) => v.len(),
+            Array::I64(v) => v.len(),
+            Array::F64(v) => v.len(),
+            Array::String(v) => v.len(),
+        }
+    }
+
+    /// Whether the array is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Array {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T>(
+            f: &mut fmt::Formatter<'_>,
+            items: &[T],
+            item: impl Fn(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+        ) -> fmt::Result {
+            f.write_str("[")?;
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                item(f, v)?;
+            }
+            f.write_str("]")
+        }
+        match self {
+            Array::Bool(v) => list(f, v, |f, v| v.fmt(f)),
+            Array::I64(v) => list(f, v, |f, v| v.fmt(f)),
+            Array::F64(v) => list(f, v, |f, v| v.fmt(f)),
+            Array::String(v) => list(f, v, |f, v| write!(f, "{v:?}")),
+        }
+    }
 }
 
 impl Value {
@@ -64,6 +130,7 @@ impl fmt::Display for Value {
             Value::I64(v) => v.fmt(f),
             Value::F64(v) => v.fmt(f),
             Value::String(v) => f.write_str(v),
+            Value::Array(v) => v.fmt(f),
         }
     }
 }
@@ -90,6 +157,37 @@ impl From<String> for Value {
     fn from(v: String) -> Self {
         Value::String(Cow::Owned(v))
     }
+}
+
+impl From<Str> for Value {
+    fn from(v: Str) -> Self {
+        Value::String(v)
+    }
+}
+
+impl From<Array> for Value {
+    fn from(v: Array) -> Self {
+        Value::Array(v)
+    }
+}
+
+macro_rules! array_from {
+    ($($t:ty => $variant:ident $(, $convert:expr)?;)*) => {
+        $(impl From<Vec<$t>> for Value {
+            fn from(v: Vec<$t>) -> Self {
+                Value::Array(Array::$variant(v$(.into_iter().map($convert).collect())?))
+            }
+        })*
+    };
+}
+
+array_from! {
+    bool => Bool;
+    i64 => I64;
+    f64 => F64;
+    Str => String;
+    String => String, Cow::Owned;
+    &'static str => String, Cow::Borrowed;
 }
 
 /// A named attribute.

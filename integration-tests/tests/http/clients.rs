@@ -48,8 +48,14 @@ fn headers_and_legacy_names_are_recorded_on_request() {
             .unwrap();
         let spans = support::wait_for_spans(&exporter, 2).await;
         let span = spans.iter().find(|s| s.kind == SpanKind::Client).unwrap();
-        assert_eq!(str_attr(span, "http.request.header.x-request-id"), "req-17");
-        assert_eq!(str_attr(span, "http.response.header.x-served-by"), "node-3");
+        assert_eq!(
+            span.attribute("http.request.header.x-request-id"),
+            Some(&tracewire::Value::from(vec!["req-17"]))
+        );
+        assert_eq!(
+            span.attribute("http.response.header.x-served-by"),
+            Some(&tracewire::Value::from(vec!["node-3"]))
+        );
         assert!(
             span.attributes
                 .iter()

@@ -6,7 +6,7 @@
 //! 40%). The README of the crate lists every field.
 
 use serde_json::{Map, Value as Json, json};
-use tracewire::{SpanKind, Status, Value};
+use tracewire::{Array, SpanKind, Status, Value};
 
 use crate::critical_path::CriticalPath;
 use crate::diff::{KeyPart, Matched, SpanKey, TraceDiff, Unmatched};
@@ -253,5 +253,15 @@ fn value(value: &Value) -> Json {
             serde_json::Number::from_f64(*f).map_or_else(|| json!(f.to_string()), Json::Number)
         }
         Value::String(s) => json!(s),
+        Value::Array(a) => array(a),
+    }
+}
+
+fn array(array: &Array) -> Json {
+    match array {
+        Array::Bool(v) => json!(v),
+        Array::I64(v) => json!(v),
+        Array::F64(v) => Json::Array(v.iter().map(|f| value(&Value::F64(*f))).collect()),
+        Array::String(v) => json!(v),
     }
 }

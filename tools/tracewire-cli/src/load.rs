@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as ProtoKeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span as ProtoSpan, span, status};
 use serde::Deserialize;
-use tracewire::{KeyValue, SpanId, SpanKind, Status, TraceId, Value};
+use tracewire::{Array, KeyValue, SpanId, SpanKind, Status, TraceId, Value};
 
 use crate::model::{Event, Span, Trace, UNKNOWN_SERVICE};
 
@@ -331,7 +331,39 @@ fn value(v: &AnyValue) -> Option<Value> {
         any_value::Value::BoolValue(b) => Value::Bool(*b),
         any_value::Value::IntValue(i) => Value::I64(*i),
         any_value::Value::DoubleValue(d) => Value::F64(*d),
+        any_value::Value::ArrayValue(a) => match homogeneous(&a.values) {
+            Some(array) => Value::Array(array),
+            None => Value::String(display_any(v.value.as_ref()?).into()),
+        },
         other => Value::String(display_any(other).into()),
+    })
+}
+
+/// An OTLP array whose values are all of one scalar type, as attributes
+/// are; `None` for mixed or nested arrays (shown as a string instead).
+fn homogeneous(values: &[AnyValue]) -> Option<Array> {
+    fn all<T>(values: &[AnyValue], f: impl Fn(&any_value::Value) -> Option<T>) -> Option<Vec<T>> {
+        values.iter().map(|v| f(v.value.as_ref()?)).collect()
+    }
+    use any_value::Value as V;
+    Some(match values.first()?.value.as_ref()? {
+        V::StringValue(_) => Array::String(all(values, |v| match v {
+            V::StringValue(s) => Some(s.clone().into()),
+            _ => None,
+        })?),
+        V::BoolValue(_) => Array::Bool(all(values, |v| match v {
+            V::BoolValue(b) => Some(*b),
+            _ => None,
+        })?),
+        V::IntValue(_) => Array::I64(all(values, |v| match v {
+            V::IntValue(i) => Some(*i),
+            _ => None,
+        })?),
+        V::DoubleValue(_) => Array::F64(all(values, |v| match v {
+            V::DoubleValue(d) => Some(*d),
+            _ => None,
+        })?),
+        _ => return None,
     })
 }
 
@@ -534,7 +566,7 @@ mod tests {
 
     #[test]
     fn reads_spans_with_service_kind_status_and_attributes() {
-        let extra = r#","status":{"code":2,"message":"boom"},"attributes":[{"key":"db.system.name","value":{"stringValue":"postgresql"}},{"key":"rows","value":{"intValue":"7"}},{"key":"tags","value":{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":2}]}}}]"#;
+        let extra = r#","status":{"code":2,"message":"boom"},"attributes":[{"key":"db.system.name","value":{"stringValue":"postgresql"}},{"key":"rows","value":{"intValue":"7"}},{"key":"tags","value":{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":2}]}}},{"key":"accept","value":{"arrayValue":{"values":[{"stringValue":"text/html"},{"stringValue":"*/*"}]}}}]"#;
         let input = line(&span(T1, "00f067aa0ba902b7", "", extra));
         let traces = Traces::from_reader(input.as_bytes()).unwrap();
         let trace = traces.find(T1).unwrap();
@@ -552,7 +584,12 @@ mod tests {
         );
         assert_eq!(
             s.attribute("tags").and_then(Value::as_str),
-            Some(r#"["a", 2]"#)
+            Some(r#"["a", 2]"#),
+            "a mixed array is shown as a string"
+        );
+        assert_eq!(
+            s.attribute("accept"),
+            Some(&Value::from(vec!["text/html", "*/*"]))
         );
     }
 

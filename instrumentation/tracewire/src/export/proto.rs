@@ -4,14 +4,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
 
 use super::Resource;
-use crate::{SpanContext, SpanData, SpanKind, Value};
+use crate::{Array, SpanContext, SpanData, SpanKind, Value};
 
 /// `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK` of the OTLP trace proto.
 const HAS_IS_REMOTE: u32 = 0x100;
@@ -29,8 +31,25 @@ fn any_value(value: &Value) -> AnyValue {
         Value::I64(i) => any_value::Value::IntValue(*i),
         Value::F64(f) => any_value::Value::DoubleValue(*f),
         Value::String(s) => any_value::Value::StringValue(s.to_string()),
+        Value::Array(a) => any_value::Value::ArrayValue(array_value(a)),
     };
     AnyValue { value: Some(value) }
+}
+
+fn array_value(array: &Array) -> ArrayValue {
+    fn each<T>(items: &[T], f: impl Fn(&T) -> any_value::Value) -> Vec<AnyValue> {
+        items
+            .iter()
+            .map(|v| AnyValue { value: Some(f(v)) })
+            .collect()
+    }
+    let values = match array {
+        Array::Bool(v) => each(v, |b| any_value::Value::BoolValue(*b)),
+        Array::I64(v) => each(v, |i| any_value::Value::IntValue(*i)),
+        Array::F64(v) => each(v, |f| any_value::Value::DoubleValue(*f)),
+        Array::String(v) => each(v, |s| any_value::Value::StringValue(s.to_string())),
+    };
+    ArrayValue { values }
 }
 
 fn attributes(list: &[crate::KeyValue]) -> Vec<KeyValue> {
@@ -322,6 +341,39 @@ mod tests {
         assert_eq!(
             (status.code, status.message.as_str()),
             (status::StatusCode::Error as i32, "boom")
+        );
+    }
+
+    #[test]
+    fn arrays_keep_their_element_type() {
+        let mut span = sample_span();
+        span.attributes = vec![
+            crate::KeyValue::new("http.request.header.accept", vec!["text/html", "*/*"]),
+            crate::KeyValue::new("ports", vec![80_i64, 443]),
+        ];
+        let req = export_request(&Resource::new("x"), &[span]);
+        let attrs = &req.resource_spans[0].scope_spans[0].spans[0].attributes;
+        let array = |i: usize| match &attrs[i].value.as_ref().unwrap().value {
+            Some(any_value::Value::ArrayValue(a)) => a
+                .values
+                .iter()
+                .map(|v| v.value.clone().unwrap())
+                .collect::<Vec<_>>(),
+            other => panic!("not an array: {other:?}"),
+        };
+        assert_eq!(
+            array(0),
+            [
+                any_value::Value::StringValue("text/html".into()),
+                any_value::Value::StringValue("*/*".into())
+            ]
+        );
+        assert_eq!(
+            array(1),
+            [
+                any_value::Value::IntValue(80),
+                any_value::Value::IntValue(443)
+            ]
         );
     }
 
