@@ -56,17 +56,43 @@ pub trait Injector {
 #[cfg(feature = "http")]
 impl Extractor for http::HeaderMap {
     fn get_value(&self, key: &str) -> Option<&[u8]> {
-        self.get(key).map(http::HeaderValue::as_bytes)
+        match known_header(key) {
+            Some(name) => self.get(name),
+            None => self.get(key),
+        }
+        .map(http::HeaderValue::as_bytes)
     }
 
     fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
         let mut n = 0;
-        for value in self.get_all(key) {
+        let values = match known_header(key) {
+            Some(name) => self.get_all(name),
+            None => self.get_all(key),
+        };
+        for value in values {
             f(value.as_bytes());
             n += 1;
         }
         n
     }
+}
+
+/// The header names our propagators read, made once: looking a `&str` up
+/// in a `HeaderMap` first parses and checks it as a header name, and
+/// extraction does that for several names on every incoming request.
+#[cfg(feature = "http")]
+fn known_header(key: &str) -> Option<&'static http::HeaderName> {
+    static KNOWN: [http::HeaderName; 8] = [
+        http::HeaderName::from_static("traceparent"),
+        http::HeaderName::from_static("tracestate"),
+        http::HeaderName::from_static("baggage"),
+        http::HeaderName::from_static("b3"),
+        http::HeaderName::from_static("x-b3-traceid"),
+        http::HeaderName::from_static("x-b3-spanid"),
+        http::HeaderName::from_static("x-b3-sampled"),
+        http::HeaderName::from_static("x-b3-flags"),
+    ];
+    KNOWN.iter().find(|name| name.as_str() == key)
 }
 
 #[cfg(feature = "http")]
@@ -216,6 +242,27 @@ mod tests {
             joined_value(&headers, "tracestate").as_deref(),
             Some("a=1,b=2")
         );
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn header_maps_are_read_by_known_and_other_names_alike() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("traceparent", "tp".parse().unwrap());
+        headers.append("x-other", "o".parse().unwrap());
+        headers.append("b3", "1".parse().unwrap());
+        headers.append("b3", "2".parse().unwrap());
+        assert_eq!(headers.get_value("traceparent"), Some(&b"tp"[..]));
+        assert_eq!(headers.get_value("TraceParent"), Some(&b"tp"[..]));
+        assert_eq!(headers.get_value("x-other"), Some(&b"o"[..]));
+        assert_eq!(headers.get_value("tracestate"), None);
+        let mut seen = Vec::new();
+        assert_eq!(
+            headers.for_each_value("b3", &mut |v| seen.push(v.to_vec())),
+            2
+        );
+        assert_eq!(seen, [b"1".to_vec(), b"2".to_vec()]);
+        assert_eq!(headers.for_each_value("X-Other", &mut |_| {}), 1);
     }
 
     #[test]
