@@ -260,30 +260,30 @@ impl Inner {
                 }
                 return;
             }
-            if !state.traces.contains_key(&trace_id) {
-                if state.traces.len() >= self.config.max_traces.max(1) {
-                    evicted = Self::pop_oldest(&mut state);
+            // One hash of the trace id for the lookup and the insertion.
+            let State { traces, order, .. } = &mut *state;
+            let mut added = false;
+            let trace = traces.entry(trace_id).or_insert_with(|| {
+                added = true;
+                order.push_back(trace_id);
+                Buffered {
+                    spans: Vec::new(),
+                    first_seen: now,
+                    root_ended: None,
                 }
-                state.order.push_back(trace_id);
-                state.traces.insert(
-                    trace_id,
-                    Buffered {
-                        spans: Vec::new(),
-                        first_seen: now,
-                        root_ended: None,
-                    },
-                );
+            });
+            if is_root {
+                trace.root_ended = Some(now);
             }
-            let max_spans = self.config.max_spans_per_trace;
-            if let Some(trace) = state.traces.get_mut(&trace_id) {
-                if is_root {
-                    trace.root_ended = Some(now);
-                }
-                if trace.spans.len() < max_spans {
-                    trace.spans.push(span);
-                } else {
-                    self.stats.dropped_spans.fetch_add(1, Ordering::Relaxed);
-                }
+            if trace.spans.len() < self.config.max_spans_per_trace {
+                trace.spans.push(span);
+            } else {
+                self.stats.dropped_spans.fetch_add(1, Ordering::Relaxed);
+            }
+            // Over the bound: the oldest trace goes (never the one just
+            // added, which is the newest).
+            if added && state.traces.len() > self.config.max_traces.max(1) {
+                evicted = Self::pop_oldest(&mut state);
             }
         }
         if let Some((id, trace)) = evicted {
