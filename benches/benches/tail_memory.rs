@@ -12,7 +12,9 @@
 //! - the heap per span once buffered in the stage (the span and the
 //!   stage's bookkeeping: per-trace `Vec`s, the trace map, the arrival
 //!   queue);
-//! - the stage's overhead per span (the difference).
+//! - the stage's overhead per span (the difference);
+//! - the heap per trace for its remembered decision, once decided (the
+//!   cache that makes late spans follow the decision).
 //!
 //! Not a criterion benchmark: it counts bytes, not time.
 
