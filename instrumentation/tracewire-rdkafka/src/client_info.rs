@@ -33,16 +33,27 @@ impl ClientInfo {
         }
     }
 
-    pub(crate) fn record(&self, span: &tracing::Span) {
-        if let Some(id) = &self.client_id {
-            span.record("messaging.client.id", id.as_str());
-        }
-        if let Some((host, port)) = &self.server {
-            span.record("server.address", host.as_str());
-            if let Some(port) = port {
-                span.record("server.port", i64::from(*port));
-            }
-        }
+    /// `messaging.client.id`, when configured.
+    pub(crate) fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// `messaging.consumer.group.name`, when configured.
+    pub(crate) fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    /// `server.address`: the first bootstrap server's host.
+    pub(crate) fn server_address(&self) -> Option<&str> {
+        self.server.as_ref().map(|(host, _)| host.as_str())
+    }
+
+    /// `server.port`: the first bootstrap server's port, when given.
+    pub(crate) fn server_port(&self) -> Option<i64> {
+        self.server
+            .as_ref()
+            .and_then(|(_, port)| *port)
+            .map(i64::from)
     }
 }
 
@@ -80,12 +91,6 @@ pub(crate) fn record_kafka_error(span: &tracing::Span, error: &KafkaError) {
 /// A message key as a string attribute when it is UTF-8.
 pub(crate) fn key_str(key: Option<&[u8]>) -> Option<&str> {
     key.and_then(|k| std::str::from_utf8(k).ok())
-}
-
-/// Whether `span` records (so formatting attribute values is worth it).
-pub(crate) fn is_recorded(span: &tracing::Span) -> bool {
-    use tracewire::SpanExt as _;
-    span.span_context().is_some_and(|cx| cx.is_sampled())
 }
 
 #[cfg(test)]

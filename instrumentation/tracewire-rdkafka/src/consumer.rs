@@ -18,7 +18,7 @@ use tracewire::{Context, SpanExt as _, with_remote_parent};
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::client_info::{ClientInfo, is_recorded, key_str, record_kafka_error};
+use crate::client_info::{ClientInfo, key_str, record_kafka_error};
 use crate::headers::extract;
 
 /// Where a message's process span goes in the trace.
@@ -77,26 +77,28 @@ impl Tracing {
     fn process_span(&self, message: &BorrowedMessage<'_>) -> Span {
         let ambient = tracewire::current_span_context();
         let cx = self.message_context(message);
-        let producer = cx.span_context().cloned();
+        let topic = message.topic();
+        // Every attribute is given at creation (one dispatch; the `%`
+        // values are only formatted if the span records).
         let make = || {
             tracing::info_span!(
                 "process",
-                otel.name = Empty,
+                otel.name = %format_args!("process {topic}"),
                 otel.kind = "consumer",
                 otel.status_code = Empty,
                 otel.status_message = Empty,
                 messaging.system = "kafka",
                 messaging.operation.name = "process",
                 messaging.operation.type = "process",
-                messaging.destination.name = message.topic(),
-                messaging.destination.partition.id = Empty,
+                messaging.destination.name = topic,
+                messaging.destination.partition.id = %message.partition(),
                 messaging.kafka.offset = message.offset(),
-                messaging.kafka.message.key = Empty,
-                messaging.kafka.message.tombstone = Empty,
-                messaging.consumer.group.name = Empty,
-                messaging.client.id = Empty,
-                server.address = Empty,
-                server.port = Empty,
+                messaging.kafka.message.key = key_str(message.key()),
+                messaging.kafka.message.tombstone = message.payload().is_none().then_some(true),
+                messaging.consumer.group.name = self.info.group(),
+                messaging.client.id = self.info.client_id(),
+                server.address = self.info.server_address(),
+                server.port = self.info.server_port(),
                 error.type = Empty,
             )
         };
@@ -105,7 +107,7 @@ impl Tracing {
             ProcessParent::NewTraceWithLink => {
                 let fresh = Context::new().with_baggage(cx.baggage().clone());
                 let span = with_remote_parent(&fresh, make);
-                if let Some(producer) = &producer {
+                if let Some(producer) = cx.span_context() {
                     span.add_link(producer);
                 }
                 span
@@ -113,23 +115,6 @@ impl Tracing {
         };
         if let Some(ambient) = ambient {
             span.add_link(&ambient);
-        }
-        if is_recorded(&span) {
-            span.record("otel.name", format!("process {}", message.topic()));
-            span.record(
-                "messaging.destination.partition.id",
-                message.partition().to_string(),
-            );
-            if let Some(key) = key_str(message.key()) {
-                span.record("messaging.kafka.message.key", key);
-            }
-            if message.payload().is_none() {
-                span.record("messaging.kafka.message.tombstone", true);
-            }
-            if let Some(group) = &self.info.group {
-                span.record("messaging.consumer.group.name", group.as_str());
-            }
-            self.info.record(&span);
         }
         span
     }
@@ -139,24 +124,19 @@ impl Tracing {
         let topic = messages.first().map_or("", |m| m.topic());
         let span = tracing::info_span!(
             "poll",
-            otel.name = Empty,
+            otel.name = %format_args!("poll {topic}"),
             otel.kind = "client",
             messaging.system = "kafka",
             messaging.operation.name = "poll",
             messaging.operation.type = "receive",
             messaging.destination.name = topic,
             messaging.batch.message_count = messages.len(),
-            messaging.consumer.group.name = Empty,
-            messaging.client.id = Empty,
-            server.address = Empty,
-            server.port = Empty,
+            messaging.consumer.group.name = self.info.group(),
+            messaging.client.id = self.info.client_id(),
+            server.address = self.info.server_address(),
+            server.port = self.info.server_port(),
         );
-        if is_recorded(&span) {
-            span.record("otel.name", format!("poll {topic}"));
-            if let Some(group) = &self.info.group {
-                span.record("messaging.consumer.group.name", group.as_str());
-            }
-            self.info.record(&span);
+        if span.is_recording() {
             for message in messages {
                 if let Some(producer) = self.message_context(message).span_context() {
                     span.add_link(producer);
@@ -175,7 +155,7 @@ impl Tracing {
     ) -> KafkaResult<()> {
         let span = tracing::info_span!(
             "commit",
-            otel.name = Empty,
+            otel.name = %format_args!("commit {}", message.topic()),
             otel.kind = "client",
             otel.status_code = Empty,
             otel.status_message = Empty,
@@ -183,21 +163,11 @@ impl Tracing {
             messaging.operation.name = "commit",
             messaging.operation.type = "settle",
             messaging.destination.name = message.topic(),
-            messaging.destination.partition.id = Empty,
+            messaging.destination.partition.id = %message.partition(),
             messaging.kafka.offset = message.offset(),
-            messaging.consumer.group.name = Empty,
+            messaging.consumer.group.name = self.info.group(),
             error.type = Empty,
         );
-        if is_recorded(&span) {
-            span.record("otel.name", format!("commit {}", message.topic()));
-            span.record(
-                "messaging.destination.partition.id",
-                message.partition().to_string(),
-            );
-            if let Some(group) = &self.info.group {
-                span.record("messaging.consumer.group.name", group.as_str());
-            }
-        }
         let result = span.in_scope(|| consumer.commit_message(message, mode));
         if let Err(error) = &result {
             record_kafka_error(&span, error);

@@ -13,9 +13,9 @@ use rdkafka::message::OwnedHeaders;
 use tracewire::SpanExt as _;
 use tracewire::propagation::Propagator;
 use tracing::Span;
-use tracing::field::Empty;
+use tracing::field::{Empty, Value, display};
 
-use crate::client_info::{ClientInfo, is_recorded, key_str};
+use crate::client_info::{ClientInfo, key_str};
 use crate::headers::inject_headers;
 
 pub use base::{TracedBaseProducer, TracedThreadedProducer};
@@ -65,9 +65,12 @@ impl SendTracing {
         record: &Outgoing<'_>,
         headers: Option<OwnedHeaders>,
     ) -> (Span, OwnedHeaders) {
+        // Every attribute is given here rather than recorded afterwards:
+        // one dispatch instead of one per attribute, and the `%`
+        // values (name, partition) are only formatted if the span records.
         let span = tracing::info_span!(
             "send",
-            otel.name = Empty,
+            otel.name = %format_args!("send {}", record.topic),
             otel.kind = "producer",
             otel.status_code = Empty,
             otel.status_message = Empty,
@@ -75,41 +78,39 @@ impl SendTracing {
             messaging.operation.name = "send",
             messaging.operation.type = "send",
             messaging.destination.name = record.topic,
-            messaging.destination.partition.id = Empty,
+            messaging.destination.partition.id = record.partition.map(display),
             messaging.kafka.offset = Empty,
-            messaging.kafka.message.key = Empty,
-            messaging.kafka.message.tombstone = Empty,
-            messaging.client.id = Empty,
-            server.address = Empty,
-            server.port = Empty,
+            messaging.kafka.message.key = key_str(record.key),
+            messaging.kafka.message.tombstone = record.tombstone.then_some(true),
+            messaging.client.id = self.info.client_id(),
+            server.address = self.info.server_address(),
+            server.port = self.info.server_port(),
             error.type = Empty,
         );
-        if is_recorded(&span) {
-            span.record("otel.name", format!("send {}", record.topic));
-            if let Some(key) = key_str(record.key) {
-                span.record("messaging.kafka.message.key", key);
-            }
-            if record.tombstone {
-                span.record("messaging.kafka.message.tombstone", true);
-            }
-            if let Some(partition) = record.partition {
-                span.record("messaging.destination.partition.id", partition.to_string());
-            }
-            self.info.record(&span);
-        }
-        let propagator = self
-            .propagator
-            .clone()
-            .unwrap_or_else(tracewire::propagation::global);
-        let headers = inject_headers(propagator.as_ref(), &span.context(), headers);
+        let cx = span.context();
+        let headers = match &self.propagator {
+            Some(propagator) => inject_headers(propagator.as_ref(), &cx, headers),
+            None => inject_headers(tracewire::propagation::global().as_ref(), &cx, headers),
+        };
         (span, headers)
     }
 }
 
-/// Records where the broker stored the message.
+/// Records where the broker stored the message (formatted only when the
+/// span records), in one dispatch.
 pub(crate) fn record_delivery(span: &Span, partition: i32, offset: i64) {
-    if is_recorded(span) {
-        span.record("messaging.destination.partition.id", partition.to_string());
-        span.record("messaging.kafka.offset", offset);
-    }
+    let Some(fields) = span.metadata().map(tracing::Metadata::fields) else {
+        return;
+    };
+    let (Some(partition_field), Some(offset_field)) = (
+        fields.field("messaging.destination.partition.id"),
+        fields.field("messaging.kafka.offset"),
+    ) else {
+        return;
+    };
+    let partition = display(partition);
+    span.record_all(&fields.value_set(&[
+        (&partition_field, Some(&partition as &dyn Value)),
+        (&offset_field, Some(&offset as &dyn Value)),
+    ]));
 }
