@@ -7,29 +7,76 @@ use std::net::IpAddr;
 use http::{HeaderMap, Uri, header};
 use tracewire::http::default_port;
 
+/// The bytes a plausible host (or a port, which is checked by parsing)
+/// may contain: alphanumerics and `-._~%!$&'()*+,;=:`.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"-._~%!$&'()*+,;=:";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+fn plausible_host(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| HOST_BYTES[usize::from(b)])
+}
+
+/// `value` without leading and trailing spaces and tabs.
+fn trim_ows(value: &str) -> &str {
+    let bytes = value.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
+    // Both ends are next to ASCII bytes: char boundaries.
+    &value[start..end]
+}
+
 /// Splits `host[:port]` (IPv6 in brackets) into the host (without
 /// brackets) and the port. `None` when the value is not a plausible host.
+///
+/// Runs for every traced request (the `Host` header): one pass over the
+/// bytes rather than pattern searches.
 pub(crate) fn split_host_port(value: &str) -> Option<(&str, Option<u16>)> {
-    let value = value.trim_matches([' ', '\t']);
-    let plausible = |h: &str| {
-        !h.is_empty()
-            && h.len() <= 255
-            && h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b))
-    };
+    let value = trim_ows(value);
     if let Some(rest) = value.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let port = match after {
             "" => None,
             p => Some(p.strip_prefix(':')?.parse().ok()?),
         };
-        return plausible(host).then_some((host, port));
+        return plausible_host(host).then_some((host, port));
     }
-    let (host, port) = match value.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, Some(p.parse().ok()?)),
-        _ => (value, None),
+    // Every byte must be a host byte: a byte outside the set in the port
+    // would fail its parse anyway. A second `:` makes it no host.
+    let mut colon = None;
+    for (i, &b) in value.as_bytes().iter().enumerate() {
+        if b == b':' {
+            if colon.is_some() {
+                return None;
+            }
+            colon = Some(i);
+        } else if !HOST_BYTES[usize::from(b)] {
+            return None;
+        }
+    }
+    let (host, port) = match colon {
+        Some(i) => (&value[..i], Some(value[i + 1..].parse().ok()?)),
+        None => (value, None),
     };
-    (plausible(host) && !host.contains(':')).then_some((host, port))
+    (!host.is_empty() && host.len() <= 255).then_some((host, port))
 }
 
 /// `server.address` and `server.port` of a request seen by a server: the
@@ -41,13 +88,16 @@ pub(crate) fn server_host<'a>(
     scheme: &str,
 ) -> Option<(&'a str, Option<u16>)> {
     let (host, port) = match uri.authority() {
-        Some(authority) => (authority.host(), authority.port_u16()),
-        None => {
-            let value = single_header(headers, &header::HOST)?;
-            split_host_port(value)?
+        Some(authority) => {
+            let host = authority.host();
+            (
+                host.trim_start_matches('[').trim_end_matches(']'),
+                authority.port_u16(),
+            )
         }
+        // `split_host_port` removes an IPv6 literal's brackets itself.
+        None => split_host_port(single_header(headers, &header::HOST)?)?,
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     Some((host, port.or_else(|| default_port(scheme))))
 }
 
@@ -143,6 +193,11 @@ mod tests {
         assert_eq!(split_host_port(""), None);
         assert_eq!(split_host_port("[::1"), None);
         assert_eq!(split_host_port("::1"), None);
+        assert_eq!(split_host_port("a:b:80"), None);
+        assert_eq!(split_host_port(" \thost:+80\t "), Some(("host", Some(80))));
+        assert_eq!(split_host_port("host: 80"), None);
+        assert_eq!(split_host_port("host:"), None);
+        assert_eq!(split_host_port("[[::1]]"), None);
     }
 
     #[test]
