@@ -1,13 +1,13 @@
 //! A byte-level SQL tokenizer: just enough of SQL's lexical rules to find
 //! every literal, comment, identifier and placeholder. It never fails: an
 //! unterminated string or comment runs to the end of the input.
+//!
+//! Whitespace is not a token: the gaps between tokens are whitespace.
 
 use super::Dialect;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// Spaces, tabs and newlines.
-    Space,
     /// `-- …`, `/* … */` and (MySQL) `# …`.
     Comment,
     /// A bare word: a keyword or an identifier.
@@ -29,12 +29,45 @@ pub(crate) struct Token {
     pub(crate) end: usize,
 }
 
-const fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+/// Byte classes, in [`CLASS`].
+const SPACE: u8 = 1;
+const IDENT_START: u8 = 2;
+const IDENT: u8 = 4;
+const DIGIT: u8 = 8;
+
+/// The class bits of every byte value.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut class = 0;
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            class |= SPACE;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            class |= IDENT_START | IDENT;
+        }
+        if c.is_ascii_digit() {
+            class |= DIGIT | IDENT;
+        }
+        if c == b'$' {
+            class |= IDENT;
+        }
+        t[b] = class;
+        b += 1;
+    }
+    t
+};
+
+#[inline]
+fn is_ident_start(b: u8) -> bool {
+    CLASS[b as usize] & IDENT_START != 0
 }
 
-const fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+#[inline]
+fn is_ident(b: u8) -> bool {
+    CLASS[b as usize] & IDENT != 0
 }
 
 /// Uppercases a short ASCII word into `buf`; `None` when it is too long to
@@ -149,29 +182,32 @@ fn ends_operand(src: &[u8], tok: &Token) -> bool {
         Kind::Word => !is_keyword(&src[tok.start..tok.end]),
         Kind::QuotedIdent | Kind::Placeholder => true,
         Kind::Punct => matches!(src[tok.start], b')' | b']' | b'}'),
-        Kind::Literal | Kind::Space | Kind::Comment => false,
+        Kind::Literal | Kind::Comment => false,
     }
 }
 
-/// Splits `sql` into tokens that cover it exactly, in order.
-pub(crate) fn tokenize(sql: &str, dialect: Dialect, out: &mut Vec<Token>) {
+/// Splits `sql` into tokens, in order; whatever lies between two tokens
+/// (or before the first, or after the last) is whitespace. Returns whether
+/// any token is a comment.
+pub(crate) fn tokenize(sql: &str, dialect: Dialect, out: &mut Vec<Token>) -> bool {
     let src = sql.as_bytes();
     let n = src.len();
     let mut i = 0;
-    // Index in `out` of the last token that is neither space nor comment.
-    let mut last_sig: Option<usize> = None;
-    while i < n {
+    let mut comments = false;
+    // The last token that is not a comment.
+    let mut last_sig: Option<Token> = None;
+    loop {
+        while i < n && CLASS[src[i] as usize] & SPACE != 0 {
+            i += 1;
+        }
+        if i >= n {
+            return comments;
+        }
         let start = i;
         let b = src[i];
         let next = src.get(i + 1).copied();
         let kind = match b {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
-                i += 1;
-                while i < n && matches!(src[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
-                    i += 1;
-                }
-                Kind::Space
-            }
+            _ if is_ident_start(b) => word(src, i, dialect, &mut i),
             b'-' if next == Some(b'-') => {
                 i = line_end(src, i);
                 Kind::Comment
@@ -245,24 +281,26 @@ pub(crate) fn tokenize(sql: &str, dialect: Dialect, out: &mut Vec<Token>) {
             }
             b'+' | b'-'
                 if starts_number(src, i + 1)
-                    && !last_sig.is_some_and(|t| ends_operand(src, &out[t])) =>
+                    && !last_sig.is_some_and(|t| ends_operand(src, &t)) =>
             {
                 i = number_end(src, i + 1);
                 Kind::Literal
             }
-            _ if is_ident_start(b) => word(src, i, dialect, &mut i),
             _ => {
                 i += 1;
                 Kind::Punct
             }
         };
-        out.push(Token {
+        let tok = Token {
             kind,
             start,
             end: i,
-        });
-        if !matches!(kind, Kind::Space | Kind::Comment) {
-            last_sig = Some(out.len() - 1);
+        };
+        out.push(tok);
+        if kind == Kind::Comment {
+            comments = true;
+        } else {
+            last_sig = Some(tok);
         }
     }
 }

@@ -62,62 +62,71 @@ pub enum QueryText {
 }
 
 /// What [`analyze`] found in one query.
+///
+/// One buffer holds the text, then the summary, the operation and the
+/// collection, each ending where the next begins (an empty one is absent).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryInfo {
-    text: Box<str>,
-    summary: Option<Box<str>>,
-    operation: Option<Box<str>>,
-    collection: Option<Box<str>>,
+    buf: String,
+    text_end: usize,
+    summary_end: usize,
+    operation_end: usize,
 }
 
 impl QueryInfo {
     /// The sanitized query text.
     pub fn text(&self) -> &str {
-        &self.text
+        &self.buf[..self.text_end]
     }
 
     /// `db.query.summary`: operations and their targets in order, e.g.
     /// `SELECT users` or `INSERT orders SELECT carts`.
     pub fn summary(&self) -> Option<&str> {
-        self.summary.as_deref()
+        self.part(self.text_end, self.summary_end)
     }
 
     /// `db.operation.name`, when the query has exactly one operation
     /// (`SELECT`, `INSERT`, `CREATE TABLE`, …).
     pub fn operation(&self) -> Option<&str> {
-        self.operation.as_deref()
+        self.part(self.summary_end, self.operation_end)
     }
 
     /// `db.collection.name`, when the query has one operation on exactly one
     /// table.
     pub fn collection(&self) -> Option<&str> {
-        self.collection.as_deref()
+        self.part(self.operation_end, self.buf.len())
+    }
+
+    fn part(&self, start: usize, end: usize) -> Option<&str> {
+        (end > start).then(|| &self.buf[start..end])
     }
 }
 
 /// Sanitizes `sql` and derives its summary, operation and collection.
 /// Never panics, whatever the input.
 pub fn analyze(sql: &str, dialect: Dialect) -> QueryInfo {
-    let mut toks = Vec::with_capacity(sql.len() / 3 + 1);
-    lexer::tokenize(sql, dialect, &mut toks);
-    let text = render(sql, &toks);
-    let summary = summary::summarize(sql, &toks);
-    let single_op = summary.operations.len() == 1;
-    let operation = if single_op {
-        Some(summary.operations[0].as_ref().into())
-    } else {
-        None
-    };
-    let collection = if single_op && summary.collections.len() == 1 {
-        Some(summary.collections[0].into())
-    } else {
-        None
-    };
+    let mut toks = Vec::with_capacity(sql.len() / 4 + 1);
+    let comments = lexer::tokenize(sql, dialect, &mut toks);
+    let mut buf = String::with_capacity(sql.len() + 64);
+    render(sql, &toks, &mut buf);
+    let text_end = buf.len();
+    let found = summary::summarize(sql, &toks, comments, &mut buf);
+    let summary_end = buf.len();
+    if let Some(op) = found.operation.as_deref().filter(|_| found.operations == 1) {
+        buf.push_str(op);
+    }
+    let operation_end = buf.len();
+    if let Some(collection) = found
+        .collection
+        .filter(|_| found.operations == 1 && found.collections == 1)
+    {
+        buf.push_str(collection);
+    }
     QueryInfo {
-        text: text.into_boxed_str(),
-        summary: summary.text().map(String::into_boxed_str),
-        operation,
-        collection,
+        buf,
+        text_end,
+        summary_end,
+        operation_end,
     }
 }
 
@@ -129,67 +138,76 @@ pub fn analyze(sql: &str, dialect: Dialect) -> QueryInfo {
 ///            "UPDATE t SET a = ?, b = ? WHERE id = $1");
 /// ```
 pub fn sanitize(sql: &str, dialect: Dialect) -> String {
-    let mut toks = Vec::with_capacity(sql.len() / 3 + 1);
+    let mut toks = Vec::with_capacity(sql.len() / 4 + 1);
     lexer::tokenize(sql, dialect, &mut toks);
-    render(sql, &toks)
+    let mut out = String::with_capacity(sql.len());
+    render(sql, &toks, &mut out);
+    out
 }
 
 fn tok_is(sql: &str, t: &Token, kind: Kind, text: &str) -> bool {
-    t.kind == kind && sql[t.start..t.end].eq_ignore_ascii_case(text)
+    t.kind == kind && sql.as_bytes()[t.start..t.end].eq_ignore_ascii_case(text.as_bytes())
 }
 
-/// Writes the tokens back: literals as `?`, comments removed (a space stands
-/// in for a comment that separated two tokens), `IN (?, …)` collapsed.
-fn render(sql: &str, toks: &[Token]) -> String {
-    let mut out = String::with_capacity(sql.len());
+/// Writes the tokens back into `out`: literals as `?`, comments removed (a
+/// space stands in for a comment that separated two tokens), `IN (?, …)`
+/// collapsed. Whatever is kept is copied in runs, from the end of what was
+/// last replaced or dropped.
+fn render(sql: &str, toks: &[Token], out: &mut String) {
+    let mut copied = 0;
     let mut i = 0;
     while i < toks.len() {
         let t = &toks[i];
         match t.kind {
-            Kind::Literal => out.push('?'),
+            Kind::Literal => {
+                out.push_str(&sql[copied..t.start]);
+                out.push('?');
+                copied = t.end;
+            }
             Kind::Comment => {
+                out.push_str(&sql[copied..t.start]);
                 let glued_before = out
                     .as_bytes()
                     .last()
                     .is_some_and(|c| !c.is_ascii_whitespace());
                 let glued_after = toks
                     .get(i + 1)
-                    .is_some_and(|n| !matches!(n.kind, Kind::Space | Kind::Comment));
+                    .is_some_and(|n| n.start == t.end && n.kind != Kind::Comment);
                 if glued_before && glued_after {
                     out.push(' ');
                 }
+                copied = t.end;
             }
-            Kind::Word if tok_is(sql, t, Kind::Word, "IN") => {
+            Kind::Word if t.end - t.start == 2 && tok_is(sql, t, Kind::Word, "IN") => {
                 if let Some(end) = in_list_end(sql, toks, i + 1) {
-                    out.push_str(&sql[t.start..t.end]);
+                    out.push_str(&sql[copied..t.end]);
+                    // The whitespace up to the `(`, without the comments.
                     let mut j = i + 1;
-                    while toks[j].kind != Kind::Punct {
-                        if toks[j].kind == Kind::Space {
-                            out.push_str(&sql[toks[j].start..toks[j].end]);
+                    loop {
+                        out.push_str(&sql[toks[j - 1].end..toks[j].start]);
+                        if toks[j].kind == Kind::Punct {
+                            break;
                         }
                         j += 1;
                     }
                     out.push_str("(?)");
+                    copied = toks[end - 1].end;
                     i = end;
                     continue;
                 }
-                out.push_str(&sql[t.start..t.end]);
             }
-            _ => out.push_str(&sql[t.start..t.end]),
+            _ => {}
         }
         i += 1;
     }
-    out
+    out.push_str(&sql[copied..]);
 }
 
 /// When tokens from `i` are `( ? , ? … )` with at least two items, each a
 /// literal or a bare `?` placeholder: the index after the `)`.
 fn in_list_end(sql: &str, toks: &[Token], mut i: usize) -> Option<usize> {
     let skip = |mut i: usize| {
-        while toks
-            .get(i)
-            .is_some_and(|t| matches!(t.kind, Kind::Space | Kind::Comment))
-        {
+        while toks.get(i).is_some_and(|t| t.kind == Kind::Comment) {
             i += 1;
         }
         i

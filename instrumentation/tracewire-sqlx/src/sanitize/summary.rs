@@ -9,40 +9,55 @@ use super::lexer::{Kind, Token, is_keyword, upper};
 /// Longest summary kept, per the conventions (255 characters).
 const MAX_SUMMARY: usize = 255;
 
+/// What the walk found besides the summary's text.
 #[derive(Debug, Default)]
-pub(crate) struct Summary<'a> {
-    /// The summary's words, as written.
-    pub(crate) parts: Vec<&'a str>,
-    /// Every operation found (`SELECT`, `CREATE TABLE`, …).
-    pub(crate) operations: Vec<Cow<'a, str>>,
-    /// Every collection (table) found.
-    pub(crate) collections: Vec<&'a str>,
+pub(crate) struct Found<'a> {
+    /// How many operations (`SELECT`, `CREATE TABLE`, …) were found.
+    pub(crate) operations: usize,
+    /// The first of them.
+    pub(crate) operation: Option<Cow<'a, str>>,
+    /// How many collections (tables) were found.
+    pub(crate) collections: usize,
+    /// The first of them.
+    pub(crate) collection: Option<&'a str>,
 }
 
-impl Summary<'_> {
-    pub(crate) fn text(&self) -> Option<String> {
-        let mut out = String::new();
-        for part in &self.parts {
-            let extra = usize::from(!out.is_empty()) + part.len();
-            if out.len() + extra > MAX_SUMMARY {
-                break;
-            }
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(part);
+/// The summary's text, written into the end of a buffer that holds other
+/// text before it.
+struct Text<'b> {
+    buf: &'b mut String,
+    start: usize,
+    full: bool,
+}
+
+impl Text<'_> {
+    /// Adds a word, unless the summary would grow past [`MAX_SUMMARY`]
+    /// (then no later word is added either).
+    fn push(&mut self, part: &str) {
+        if self.full {
+            return;
         }
-        (!out.is_empty()).then_some(out)
+        let len = self.buf.len() - self.start;
+        let extra = usize::from(len > 0) + part.len();
+        if len + extra > MAX_SUMMARY {
+            self.full = true;
+            return;
+        }
+        if len > 0 {
+            self.buf.push(' ');
+        }
+        self.buf.push_str(part);
     }
 }
 
-struct Walker<'a, 't> {
+struct Walker<'a, 't, 'b> {
     sql: &'a str,
     toks: &'t [Token],
-    summary: Summary<'a>,
+    text: Text<'b>,
+    found: Found<'a>,
 }
 
-impl<'a> Walker<'a, '_> {
+impl<'a> Walker<'a, '_, '_> {
     fn text(&self, i: usize) -> &'a str {
         let t = self.toks[i];
         &self.sql[t.start..t.end]
@@ -89,13 +104,23 @@ impl<'a> Walker<'a, '_> {
     }
 
     fn push_op(&mut self, op: &'a str) {
-        self.summary.parts.push(op);
-        self.summary.operations.push(Cow::Borrowed(op));
+        self.text.push(op);
+        self.add_op(Cow::Borrowed(op));
+    }
+
+    fn add_op(&mut self, op: Cow<'a, str>) {
+        if self.found.operations == 0 {
+            self.found.operation = Some(op);
+        }
+        self.found.operations += 1;
     }
 
     fn push_target(&mut self, name: &'a str) {
-        self.summary.parts.push(name);
-        self.summary.collections.push(name);
+        self.text.push(name);
+        if self.found.collections == 0 {
+            self.found.collection = Some(name);
+        }
+        self.found.collections += 1;
     }
 
     /// Skips words from `skip` (case-insensitive) starting at `i`.
@@ -156,16 +181,18 @@ impl<'a> Walker<'a, '_> {
             ],
         );
         let mut op = Cow::Borrowed(self.text(i));
-        self.summary.parts.push(self.text(i));
+        self.text.push(self.text(i));
         while self.kind(j) == Some(Kind::Word) && is_object_type(self.text(j)) {
             let word = self.text(j);
-            self.summary.parts.push(word);
-            let op = op.to_mut();
-            op.push(' ');
-            op.push_str(word);
+            self.text.push(word);
+            if self.found.operations == 0 {
+                let op = op.to_mut();
+                op.push(' ');
+                op.push_str(word);
+            }
             j += 1;
         }
-        self.summary.operations.push(op);
+        self.add_op(op);
         j = self.skip_words(j, &["IF", "NOT", "EXISTS", "CONCURRENTLY", "ONLY"]);
         if let Some((name, after)) = self.name(j) {
             self.push_target(name);
@@ -179,7 +206,7 @@ impl<'a> Walker<'a, '_> {
         let mut i = 0;
         let mut stmt_start = true;
         // For each open parenthesis: whether it holds function arguments.
-        let mut parens: Vec<bool> = Vec::new();
+        let mut parens = Parens::default();
         while i < n {
             let kind = self.toks[i].kind;
             if kind == Kind::Punct {
@@ -205,7 +232,7 @@ impl<'a> Walker<'a, '_> {
                 i += 1;
                 continue;
             }
-            let in_call = parens.last().copied().unwrap_or(false);
+            let in_call = parens.last();
             let text = self.text(i);
             let mut buf = [0u8; 16];
             let up = upper(text.as_bytes(), &mut buf).unwrap_or(b"");
@@ -255,7 +282,7 @@ impl<'a> Walker<'a, '_> {
                     i = self.skip_statement(i);
                 }
                 b"EXPLAIN" if at_start => {
-                    self.summary.parts.push(text);
+                    self.text.push(text);
                     stmt_start = true;
                     i = self.skip_words(i + 1, &["ANALYZE", "VERBOSE", "QUERY", "PLAN"]);
                 }
@@ -265,7 +292,7 @@ impl<'a> Walker<'a, '_> {
                 b"CALL" | b"EXEC" | b"EXECUTE" if at_start => {
                     self.push_op(text);
                     if let Some((name, _)) = self.name(i + 1) {
-                        self.summary.parts.push(name);
+                        self.text.push(name);
                     }
                     i = self.skip_statement(i + 1);
                 }
@@ -288,20 +315,78 @@ impl<'a> Walker<'a, '_> {
     }
 }
 
-/// Summarizes the tokens of `sql`.
-pub(crate) fn summarize<'a>(sql: &'a str, toks: &[Token]) -> Summary<'a> {
-    let significant: Vec<Token> = toks
-        .iter()
-        .filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
-        .copied()
-        .collect();
+/// Summarizes the tokens of `sql` (`comments`: whether any token is a
+/// comment), writing the summary at the end of `buf`.
+pub(crate) fn summarize<'a>(
+    sql: &'a str,
+    toks: &[Token],
+    comments: bool,
+    buf: &mut String,
+) -> Found<'a> {
+    let filtered: Vec<Token>;
+    let toks = if comments {
+        filtered = toks
+            .iter()
+            .filter(|t| t.kind != Kind::Comment)
+            .copied()
+            .collect();
+        &filtered
+    } else {
+        toks
+    };
+    let start = buf.len();
     let mut walker = Walker {
         sql,
-        toks: &significant,
-        summary: Summary::default(),
+        toks,
+        text: Text {
+            buf,
+            start,
+            full: false,
+        },
+        found: Found::default(),
     };
     walker.walk();
-    walker.summary
+    walker.found
+}
+
+/// The open parentheses, innermost last: whether each holds function
+/// arguments. The innermost 64 fit in a word.
+#[derive(Default)]
+struct Parens {
+    bits: u64,
+    depth: usize,
+    deeper: Vec<bool>,
+}
+
+impl Parens {
+    fn push(&mut self, call: bool) {
+        if self.depth < 64 {
+            self.bits = (self.bits & !(1 << self.depth)) | (u64::from(call) << self.depth);
+        } else {
+            self.deeper.push(call);
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) {
+        if self.depth > 64 {
+            self.deeper.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn last(&self) -> bool {
+        match self.depth {
+            0 => false,
+            d if d <= 64 => self.bits & (1 << (d - 1)) != 0,
+            _ => self.deeper.last().copied().unwrap_or(false),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.depth = 0;
+        self.deeper.clear();
+    }
 }
 
 fn is_object_type(word: &str) -> bool {
