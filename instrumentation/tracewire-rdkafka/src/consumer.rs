@@ -61,16 +61,13 @@ impl Tracing {
         }
     }
 
-    fn propagator(&self) -> Arc<dyn Propagator> {
-        self.propagator
-            .clone()
-            .unwrap_or_else(tracewire::propagation::global)
-    }
-
     /// The context a message carries (none when its headers are absent or
     /// invalid: a new trace).
     fn message_context(&self, message: &BorrowedMessage<'_>) -> Context {
-        extract(self.propagator().as_ref(), message.headers())
+        match &self.propagator {
+            Some(propagator) => extract(propagator.as_ref(), message.headers()),
+            None => extract(tracewire::propagation::global().as_ref(), message.headers()),
+        }
     }
 
     /// The `process {topic}` span of `message`.
