@@ -34,7 +34,7 @@ pub(crate) fn poll_in_span<S, T>(
 /// Records a panic that unwound through the request's future or body: an
 /// `exception` event with the panic message, status Error and
 /// `error.type = panic`.
-fn panic(span: &Span, payload: &(dyn Any + Send)) {
+pub(crate) fn panic(span: &Span, payload: &(dyn Any + Send)) {
     let message = payload
         .downcast_ref::<&str>()
         .copied()

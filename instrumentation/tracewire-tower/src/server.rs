@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
@@ -17,7 +18,7 @@ use tracewire::http::{
     record_response_headers, record_status_code,
 };
 use tracewire::propagation::format_traceparent;
-use tracewire::{SpanContext, SpanExt as _, with_remote_parent};
+use tracewire::{SpanContext, SpanExt as _, with_remote_parent_recording};
 use tracing::Span;
 use tracing::field::{Empty, display};
 
@@ -55,13 +56,14 @@ fn peer_of<B>(request: &Request<B>) -> Option<SocketAddr> {
 }
 
 impl<F, N, Req, Res> Server<F, N, Req, Res> {
-    /// Creates the SERVER span of `request` under the context it carries.
-    fn make_span<B>(&self, request: &Request<B>) -> Span
+    /// Creates the SERVER span of `request` under the context it carries,
+    /// and tells whether it is recorded.
+    fn make_span<B>(&self, request: &Request<B>) -> (Span, bool)
     where
         N: SpanName<B>,
     {
         if !tracing::span_enabled!(target: TARGET, tracing::Level::INFO) {
-            return Span::none();
+            return (Span::none(), false);
         }
         let extracted = self.common.propagator().extract(request.headers());
         let (cx, link) = match self.trust {
@@ -106,7 +108,7 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
             route,
         };
 
-        let span = with_remote_parent(&cx, || {
+        let (span, recording) = with_remote_parent_recording(&cx, || {
             tracing::info_span!(
                 target: TARGET,
                 "HTTP request",
@@ -135,16 +137,19 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
                 http.status_code = Empty,
             )
         });
-        if self.common.legacy && span.is_recording() {
-            span.record("http.method", request.method().as_str());
-            span.record("http.target", uri.path_and_query().map(|pq| pq.as_str()));
-            span.record("net.host.name", host.map(|(h, _)| h));
+        // An unsampled span records nothing: skip what only feeds attributes.
+        if recording {
+            if self.common.legacy {
+                span.record("http.method", request.method().as_str());
+                span.record("http.target", uri.path_and_query().map(|pq| pq.as_str()));
+                span.record("net.host.name", host.map(|(h, _)| h));
+            }
+            if let Some(link) = link {
+                span.add_link(&link);
+            }
+            record_request_headers(&span, &self.common.request_headers, headers);
         }
-        if let Some(link) = link {
-            span.add_link(&link);
-        }
-        record_request_headers(&span, &self.common.request_headers, headers);
-        span
+        (span, recording)
     }
 }
 
@@ -190,13 +195,14 @@ where
                 state: None,
             };
         }
-        let span = self.mode.make_span(&request);
+        let (span, recording) = self.mode.make_span(&request);
         let future =
             crate::hooks::call_in_span(&mut self.inner, &self.mode.on_request, request, &span);
         ResponseFuture {
             inner: future,
             state: Some(State {
                 span,
+                recording,
                 start: Instant::now(),
                 mode: self.mode.clone(),
             }),
@@ -207,6 +213,8 @@ where
 /// What a traced request's future keeps until the response head is ready.
 struct State<M> {
     span: Span,
+    /// Whether `span` is recorded: an unsampled one gets no `record` calls.
+    recording: bool,
     start: Instant,
     mode: std::sync::Arc<M>,
 }
@@ -245,36 +253,61 @@ where
             let response = ready!(this.inner.poll(cx))?;
             return Poll::Ready(Ok(response.map(ResponseBody::untraced)));
         }
-        let inner = this.inner;
-        let result = ready!(record::poll_in_span(
-            this.state,
-            |state| &state.span,
-            || inner.poll(cx)
-        ));
-        let Some(State { span, start, mode }) = this.state.take() else {
+        let Some(state) = this.state.take() else {
             unreachable!("state checked above");
         };
-        let _entered = span.enter();
+        // One entry of the span for the poll and, when the response is
+        // ready, for recording it and the `OnResponse` hook.
+        let entered = state.span.enter();
+        let result = match catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx))) {
+            Ok(Poll::Ready(result)) => result,
+            Ok(Poll::Pending) => {
+                drop(entered);
+                *this.state = Some(state);
+                return Poll::Pending;
+            }
+            Err(payload) => {
+                drop(entered);
+                record::panic(&state.span, payload.as_ref());
+                drop(state);
+                resume_unwind(payload)
+            }
+        };
+        let span = &state.span;
+        let mode = &state.mode;
         match result {
             Ok(mut response) => {
                 let status = response.status();
-                record_status_code(&span, status, mode.common.legacy);
-                if status.is_server_error() {
-                    record_error(&span, status.as_str(), None);
+                if state.recording {
+                    record_status_code(span, status, mode.common.legacy);
+                    if status.is_server_error() {
+                        record_error(span, status.as_str(), None);
+                    }
                 }
                 if (mode.traceresponse || mode.server_timing)
                     && let Some(cx) = span.span_context()
                 {
                     add_trace_headers(&mut response, &cx, mode.traceresponse, mode.server_timing);
                 }
-                record_response_headers(&span, &mode.common.response_headers, response.headers());
+                if state.recording {
+                    record_response_headers(
+                        span,
+                        &mode.common.response_headers,
+                        response.headers(),
+                    );
+                }
                 mode.on_response
-                    .on_response(&response, start.elapsed(), &span);
-                drop(_entered);
-                Poll::Ready(Ok(response.map(|body| ResponseBody::traced(body, span))))
+                    .on_response(&response, state.start.elapsed(), span);
+                drop(entered);
+                Poll::Ready(Ok(
+                    response.map(|body| ResponseBody::traced(body, state.span))
+                ))
             }
             Err(error) => {
-                record_error(&span, error_type_name::<E>(), Some(&error));
+                if state.recording {
+                    record_error(span, error_type_name::<E>(), Some(&error));
+                }
+                drop(entered);
                 Poll::Ready(Err(error))
             }
         }

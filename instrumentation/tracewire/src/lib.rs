@@ -70,7 +70,7 @@ pub use id::{HexBuf, SpanId, TraceId};
 pub use init::{InitError, LogFormat, TracesExporter, Tracewire, TracingGuard, init};
 pub use layer::{
     SetParentError, SpanExt, SpanLimits, TracewireLayer, TracewireLayerBuilder, current_context,
-    current_span_context, with_remote_parent,
+    current_span_context, with_remote_parent, with_remote_parent_recording,
 };
 pub use span_data::{
     Array, Event, InstrumentationScope, KeyValue, Link, SpanData, SpanKind, Status, Str, Value,

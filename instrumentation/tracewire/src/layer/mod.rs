@@ -15,6 +15,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 pub use remote::{
     SetParentError, SpanExt, current_context, current_span_context, with_remote_parent,
+    with_remote_parent_recording,
 };
 pub(crate) use state::SpanState;
 
@@ -255,6 +256,7 @@ where
         } else {
             None
         };
+        let from_remote = remote.is_some();
         let (parent, hint, resample, baggage) = match remote {
             Some(cx) => {
                 let hint = cx.sampling_hint();
@@ -275,6 +277,9 @@ where
             Some(attrs),
             attrs.metadata(),
         );
+        if from_remote {
+            remote::note_recording(state.recording.is_some());
+        }
         span.extensions_mut().insert(state);
     }
 

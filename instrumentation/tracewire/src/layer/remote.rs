@@ -17,6 +17,8 @@ use crate::{Context, SpanContext};
 struct Pending {
     cx: Context,
     current: Option<Id>,
+    /// Whether the last span that took `cx` is recorded (set by the layer).
+    recording: bool,
 }
 
 thread_local! {
@@ -67,13 +69,44 @@ impl Drop for Restore {
 /// assert!(span.parent_is_remote);
 /// ```
 pub fn with_remote_parent<R>(cx: &Context, make_span: impl FnOnce() -> R) -> R {
+    with_remote_parent_recording(cx, make_span).0
+}
+
+/// [`with_remote_parent`], and whether the span `make_span` created under
+/// `cx` is recorded (what [`SpanExt::is_recording`] says of it), told by
+/// the layer as it creates the span, so that instrumentation can skip the
+/// work an unsampled span does not need without looking the span up
+/// again. `false` when no span took `cx` (disabled, or no tracewire
+/// layer); when several did, the last one's.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use tracewire::sampling::AlwaysOff;
+/// use tracewire::{Context, SpanExt as _, TracewireLayer, with_remote_parent_recording};
+///
+/// let layer = TracewireLayer::builder().sampler(AlwaysOff).build();
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     let (span, recording) =
+///         with_remote_parent_recording(&Context::new(), || tracing::info_span!("GET /"));
+///     assert!(!recording);
+///     assert_eq!(recording, span.is_recording());
+/// });
+/// ```
+pub fn with_remote_parent_recording<R>(cx: &Context, make_span: impl FnOnce() -> R) -> (R, bool) {
     let pending = Pending {
         cx: cx.clone(),
         current: Span::current().id(),
+        recording: false,
     };
     let previous = PENDING.with(|p| p.borrow_mut().replace(pending));
-    let _restore = Restore(previous);
-    make_span()
+    let restore = Restore(previous);
+    let made = make_span();
+    let recording = PENDING
+        .try_with(|p| p.borrow().as_ref().is_some_and(|p| p.recording))
+        .unwrap_or(false);
+    drop(restore);
+    (made, recording)
 }
 
 /// The remote parent for a contextual span whose `tracing` parent is
@@ -86,6 +119,16 @@ pub(super) fn pending_parent(parent: Option<Id>) -> Option<Context> {
         })
         .ok()
         .flatten()
+}
+
+/// Tells the pending remote parent whether the span that just took it is
+/// recorded (see [`with_remote_parent_recording`]).
+pub(super) fn note_recording(recording: bool) {
+    let _ = PENDING.try_with(|p| {
+        if let Some(pending) = p.borrow_mut().as_mut() {
+            pending.recording = recording;
+        }
+    });
 }
 
 /// Why [`SpanExt::set_parent`] did nothing.
