@@ -2,7 +2,6 @@
 //! query costs one hash and one lookup.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 use super::{Dialect, QueryInfo, analyze};
@@ -30,7 +29,10 @@ const MAX_CACHED_LEN: usize = 16 * 1024;
 pub struct QueryCache {
     dialect: Dialect,
     capacity: usize,
-    map: RwLock<HashMap<Box<str>, Arc<QueryInfo>, BuildHasherDefault<FoldHasher>>>,
+    // foldhash: SQL strings come from the application, and SipHash (or a
+    // hash whose every 8-byte step waits for the last multiplication) would
+    // cost more than the rest of the lookup.
+    map: RwLock<HashMap<Box<str>, Arc<QueryInfo>, foldhash::fast::RandomState>>,
 }
 
 impl QueryCache {
@@ -72,76 +74,5 @@ impl QueryCache {
             map.insert(sql.into(), Arc::clone(&info));
         }
         info
-    }
-}
-
-/// A folded-multiply hash (as in foldhash and wyhash) taking 32 bytes per
-/// step in two independent lanes: SQL strings come from the application,
-/// and SipHash, or a one-word-at-a-time hash whose every step waits for the
-/// last multiplication, would cost more than the lookup.
-#[derive(Default, Clone, Copy)]
-struct FoldHasher {
-    hash: u64,
-}
-
-const SEEDS: [u64; 3] = [
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7344,
-    0xa409_3822_299f_31d0,
-];
-
-#[inline]
-const fn fold(a: u64, b: u64) -> u64 {
-    let full = (a as u128).wrapping_mul(b as u128);
-    (full as u64) ^ ((full >> 64) as u64)
-}
-
-#[inline]
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
-impl Hasher for FoldHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let len = bytes.len();
-        let mut a = self.hash ^ SEEDS[0] ^ len as u64;
-        let mut b = self.hash ^ SEEDS[1];
-        let mut step = |chunk: &[u8]| {
-            a = fold(a ^ word(chunk, 0), word(chunk, 8) ^ SEEDS[2]);
-            b = fold(b ^ word(chunk, 16), word(chunk, 24) ^ SEEDS[2]);
-        };
-        if len >= 32 {
-            let mut chunks = bytes.chunks_exact(32);
-            for chunk in &mut chunks {
-                step(chunk);
-            }
-            if !chunks.remainder().is_empty() {
-                // The last 32 bytes, overlapping: the length is in the hash.
-                step(&bytes[len - 32..]);
-            }
-        } else {
-            let mut padded = [0u8; 32];
-            padded[..len].copy_from_slice(bytes);
-            step(&padded);
-        }
-        self.hash = fold(a ^ SEEDS[1], b ^ SEEDS[0]);
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_usize(usize::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.hash = fold(self.hash ^ i as u64 ^ SEEDS[0], SEEDS[2]);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
     }
 }
