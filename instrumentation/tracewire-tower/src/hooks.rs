@@ -70,6 +70,18 @@ where
 pub trait SpanName<B> {
     /// The span name for `request`.
     fn span_name(&self, request: &Request<B>, route: Option<&str>) -> Cow<'static, str>;
+
+    /// Writes the span name for `request` into `f` (how the layer reads
+    /// it): [`span_name`](SpanName::span_name) written out, unless an
+    /// implementation can write the name without building it first.
+    fn write_span_name(
+        &self,
+        request: &Request<B>,
+        route: Option<&str>,
+        f: &mut fmt::Formatter<'_>,
+    ) -> fmt::Result {
+        f.write_str(&self.span_name(request, route))
+    }
 }
 
 /// The conventional name: `{method} {route}` when the route is known, else
@@ -94,6 +106,20 @@ impl<B> SpanName<B> for DefaultSpanName {
             None => Cow::Borrowed(method),
         }
     }
+
+    fn write_span_name(
+        &self,
+        request: &Request<B>,
+        route: Option<&str>,
+        f: &mut fmt::Formatter<'_>,
+    ) -> fmt::Result {
+        f.write_str(method_for_span_name(request.method()))?;
+        if let Some(route) = route {
+            f.write_str(" ")?;
+            f.write_str(route)?;
+        }
+        Ok(())
+    }
 }
 
 impl<B, F, S> SpanName<B> for F
@@ -116,7 +142,7 @@ pub(crate) struct LazyName<'a, N, B> {
 
 impl<N: SpanName<B>, B> fmt::Display for LazyName<'_, N, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.hook.span_name(self.request, self.route))
+        self.hook.write_span_name(self.request, self.route, f)
     }
 }
 

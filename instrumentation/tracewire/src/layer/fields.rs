@@ -144,8 +144,15 @@ impl Visit for SpanVisitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let text = format!("{value:?}");
-        if !self.special(field, &text) {
-            self.set(field, Value::String(Cow::Owned(text)));
+        // The formatted text is ours: a name or message takes it as it is.
+        match field.name() {
+            "otel.name" => self.rec.name = Cow::Owned(text),
+            "otel.status_message" => self.rec.set_status_message(Cow::Owned(text)),
+            _ => {
+                if !self.special(field, &text) {
+                    self.set(field, Value::String(Cow::Owned(text)));
+                }
+            }
         }
     }
 
