@@ -2,7 +2,7 @@
 //!
 //! Criterion writes each benchmark's estimates to
 //! `{criterion home}/{group}/{bench}/new/estimates.json`. After its
-//! benchmarks ran, a bench target lists its [`Check`]s; [`print`] reads the
+//! benchmarks ran, a bench target lists its [`Check`]s; [`print()`] reads the
 //! medians written by this process (older files are ignored, so a filtered
 //! run never reports stale numbers) and prints one Markdown table row per
 //! check, ready for the README.

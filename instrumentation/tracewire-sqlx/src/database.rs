@@ -24,7 +24,7 @@ pub struct ConnectionInfo {
 }
 
 /// A sqlx database this crate can trace: [`sqlx::Postgres`] (feature
-/// `postgres`), [`sqlx::MySql`] (feature `mysql`, MySQL and MariaDB) and
+/// `postgres`), `sqlx::MySql` (feature `mysql`, MySQL and MariaDB) and
 /// [`sqlx::Sqlite`] (feature `sqlite`). Sealed: its methods are this crate's
 /// business.
 pub trait TracedDatabase: Database + sealed::Sealed {

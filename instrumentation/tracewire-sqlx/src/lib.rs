@@ -90,7 +90,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `postgres` | no | [`sqlx::Postgres`] |
-//! | `mysql` | no | [`sqlx::MySql`], MySQL and MariaDB |
+//! | `mysql` | no | `sqlx::MySql`, MySQL and MariaDB |
 //! | `sqlite` | no | [`sqlx::Sqlite`] (bundled libsqlite3) |
 //!
 //! The crate turns on sqlx's `runtime-tokio` and `macros` features (the
