@@ -194,6 +194,8 @@ fn fill_attributes(out: &mut Vec<KeyValue>, list: &[crate::KeyValue]) {
         let slot = &mut out[i];
         set_str(&mut slot.key, &kv.key);
         slot.key_strindex = 0;
+        // Scalars and strings are written into the previous batch's value
+        // when it has the same type (no drop and rebuild of the message).
         match (&kv.value, &mut slot.value) {
             (
                 Value::String(s),
@@ -201,6 +203,24 @@ fn fill_attributes(out: &mut Vec<KeyValue>, list: &[crate::KeyValue]) {
                     value: Some(any_value::Value::StringValue(existing)),
                 }),
             ) => set_str(existing, s),
+            (
+                Value::I64(i),
+                Some(AnyValue {
+                    value: Some(any_value::Value::IntValue(existing)),
+                }),
+            ) => *existing = *i,
+            (
+                Value::Bool(b),
+                Some(AnyValue {
+                    value: Some(any_value::Value::BoolValue(existing)),
+                }),
+            ) => *existing = *b,
+            (
+                Value::F64(f),
+                Some(AnyValue {
+                    value: Some(any_value::Value::DoubleValue(existing)),
+                }),
+            ) => *existing = *f,
             (value, slot) => *slot = Some(any_value(value)),
         }
     }
