@@ -1,7 +1,7 @@
 //! The small API instrumentation uses to read and set context: the context
 //! of a span, and creating a span under a remote parent.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use tracing::Span;
 use tracing_core::span::Id;
@@ -23,6 +23,11 @@ struct Pending {
 
 thread_local! {
     static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+    /// How many [`with_remote_parent`] calls are running on this thread.
+    /// Every new span checks it: a `Cell` with no destructor is read
+    /// without the registration check `PENDING` needs, so spans created
+    /// outside `with_remote_parent` (nearly all) skip `PENDING`.
+    static ACTIVE: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Restores the previous pending parent when `with_remote_parent` returns
@@ -33,6 +38,7 @@ impl Drop for Restore {
     fn drop(&mut self) {
         let previous = self.0.take();
         let _ = PENDING.try_with(|p| *p.borrow_mut() = previous);
+        let _ = ACTIVE.try_with(|a| a.set(a.get().saturating_sub(1)));
     }
 }
 
@@ -100,6 +106,7 @@ pub fn with_remote_parent_recording<R>(cx: &Context, make_span: impl FnOnce() ->
         recording: false,
     };
     let previous = PENDING.with(|p| p.borrow_mut().replace(pending));
+    ACTIVE.with(|a| a.set(a.get() + 1));
     let restore = Restore(previous);
     let made = make_span();
     let recording = PENDING
@@ -112,6 +119,9 @@ pub fn with_remote_parent_recording<R>(cx: &Context, make_span: impl FnOnce() ->
 /// The remote parent for a contextual span whose `tracing` parent is
 /// `parent`, if one is pending for it.
 pub(super) fn pending_parent(parent: Option<Id>) -> Option<Context> {
+    if ACTIVE.with(Cell::get) == 0 {
+        return None;
+    }
     PENDING
         .try_with(|p| match &*p.borrow() {
             Some(pending) if pending.current == parent => Some(pending.cx.clone()),
