@@ -5,6 +5,7 @@
 //! Whitespace is not a token: the gaps between tokens are whitespace.
 
 use super::Dialect;
+use super::words;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -25,6 +26,9 @@ pub(crate) enum Kind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Token {
     pub(crate) kind: Kind,
+    /// For a [`Kind::Word`], which word it is ([`words`]); otherwise
+    /// [`words::OTHER`].
+    pub(crate) word: u8,
     pub(crate) start: usize,
     pub(crate) end: usize,
 }
@@ -70,116 +74,12 @@ fn is_ident(b: u8) -> bool {
     CLASS[b as usize] & IDENT != 0
 }
 
-/// Uppercases a short ASCII word into `buf`; `None` when it is too long to
-/// be a keyword.
-pub(crate) fn upper<'b>(word: &[u8], buf: &'b mut [u8; 16]) -> Option<&'b [u8]> {
-    if word.len() > buf.len() {
-        return None;
-    }
-    for (d, s) in buf.iter_mut().zip(word) {
-        *d = s.to_ascii_uppercase();
-    }
-    Some(&buf[..word.len()])
-}
-
-/// Reserved words that cannot be a bare alias or a function name, and after
-/// which a sign belongs to a following number.
-pub(crate) fn is_keyword(word: &[u8]) -> bool {
-    let mut buf = [0u8; 16];
-    let Some(w) = upper(word, &mut buf) else {
-        return false;
-    };
-    matches!(
-        w,
-        b"SELECT"
-            | b"FROM"
-            | b"WHERE"
-            | b"AND"
-            | b"OR"
-            | b"NOT"
-            | b"IN"
-            | b"IS"
-            | b"NULL"
-            | b"LIKE"
-            | b"ILIKE"
-            | b"BETWEEN"
-            | b"EXISTS"
-            | b"JOIN"
-            | b"INNER"
-            | b"LEFT"
-            | b"RIGHT"
-            | b"FULL"
-            | b"OUTER"
-            | b"CROSS"
-            | b"NATURAL"
-            | b"ON"
-            | b"USING"
-            | b"AS"
-            | b"GROUP"
-            | b"BY"
-            | b"ORDER"
-            | b"HAVING"
-            | b"LIMIT"
-            | b"OFFSET"
-            | b"FETCH"
-            | b"UNION"
-            | b"INTERSECT"
-            | b"EXCEPT"
-            | b"ALL"
-            | b"ANY"
-            | b"SOME"
-            | b"DISTINCT"
-            | b"SET"
-            | b"VALUES"
-            | b"INTO"
-            | b"INSERT"
-            | b"UPDATE"
-            | b"DELETE"
-            | b"MERGE"
-            | b"RETURNING"
-            | b"WITH"
-            | b"CASE"
-            | b"WHEN"
-            | b"THEN"
-            | b"ELSE"
-            | b"END"
-            | b"FOR"
-            | b"DO"
-            | b"LATERAL"
-            | b"ONLY"
-            | b"WINDOW"
-            | b"DEFAULT"
-            | b"CONFLICT"
-            | b"NOTHING"
-            | b"RECURSIVE"
-            | b"ASC"
-            | b"DESC"
-            | b"NULLS"
-            | b"OVER"
-            | b"PARTITION"
-            | b"FILTER"
-            | b"ESCAPE"
-            | b"COLLATE"
-            | b"ARRAY"
-            | b"ROW"
-            | b"IF"
-            | b"INTERVAL"
-            | b"RETURN"
-            | b"SIMILAR"
-            | b"REGEXP"
-            | b"RLIKE"
-            | b"DIV"
-            | b"MOD"
-            | b"XOR"
-    )
-}
-
 /// Whether a token can end an operand, so that a following `+`/`-` is a
 /// binary operator rather than a sign. A literal does not count: the
 /// conventions' cases read `99+100` as two literals.
 fn ends_operand(src: &[u8], tok: &Token) -> bool {
     match tok.kind {
-        Kind::Word => !is_keyword(&src[tok.start..tok.end]),
+        Kind::Word => !words::is_keyword(tok.word),
         Kind::QuotedIdent | Kind::Placeholder => true,
         Kind::Punct => matches!(src[tok.start], b')' | b']' | b'}'),
         Kind::Literal | Kind::Comment => false,
@@ -206,8 +106,9 @@ pub(crate) fn tokenize(sql: &str, dialect: Dialect, out: &mut Vec<Token>) -> boo
         let start = i;
         let b = src[i];
         let next = src.get(i + 1).copied();
+        let mut word_id = words::OTHER;
         let kind = match b {
-            _ if is_ident_start(b) => word(src, i, dialect, &mut i),
+            _ if is_ident_start(b) => word(src, i, dialect, &mut i, &mut word_id),
             b'-' if next == Some(b'-') => {
                 i = line_end(src, i);
                 Kind::Comment
@@ -293,6 +194,7 @@ pub(crate) fn tokenize(sql: &str, dialect: Dialect, out: &mut Vec<Token>) -> boo
         };
         let tok = Token {
             kind,
+            word: word_id,
             start,
             end: i,
         };
@@ -433,9 +335,9 @@ fn number_end(src: &[u8], mut i: usize) -> usize {
     ident_end(src, i)
 }
 
-/// A word, a prefixed string (`E'…'`, `X'…'`, `B'…'`, `N'…'`, `U&'…'`) or a
-/// boolean literal.
-fn word(src: &[u8], start: usize, dialect: Dialect, end: &mut usize) -> Kind {
+/// A word (its id in `id`), a prefixed string (`E'…'`, `X'…'`, `B'…'`,
+/// `N'…'`, `U&'…'`) or a boolean literal.
+fn word(src: &[u8], start: usize, dialect: Dialect, end: &mut usize, id: &mut u8) -> Kind {
     let n = src.len();
     let mut i = ident_end(src, start);
     let w = &src[start..i];
@@ -461,9 +363,11 @@ fn word(src: &[u8], start: usize, dialect: Dialect, end: &mut usize) -> Kind {
         };
     }
     *end = i;
-    if w.eq_ignore_ascii_case(b"true") || w.eq_ignore_ascii_case(b"false") {
-        Kind::Literal
-    } else {
-        Kind::Word
+    match words::classify(src, start, i) {
+        words::TRUE | words::FALSE => Kind::Literal,
+        word => {
+            *id = word;
+            Kind::Word
+        }
     }
 }

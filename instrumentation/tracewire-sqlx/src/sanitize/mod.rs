@@ -28,6 +28,7 @@
 mod cache;
 mod lexer;
 mod summary;
+mod words;
 
 pub use cache::QueryCache;
 
@@ -105,7 +106,7 @@ impl QueryInfo {
 /// Sanitizes `sql` and derives its summary, operation and collection.
 /// Never panics, whatever the input.
 pub fn analyze(sql: &str, dialect: Dialect) -> QueryInfo {
-    let mut toks = Vec::with_capacity(sql.len() / 4 + 1);
+    let mut toks = Vec::with_capacity(sql.len() / 3 + 1);
     let comments = lexer::tokenize(sql, dialect, &mut toks);
     let mut buf = String::with_capacity(sql.len() + 64);
     render(sql, &toks, &mut buf);
@@ -138,7 +139,7 @@ pub fn analyze(sql: &str, dialect: Dialect) -> QueryInfo {
 ///            "UPDATE t SET a = ?, b = ? WHERE id = $1");
 /// ```
 pub fn sanitize(sql: &str, dialect: Dialect) -> String {
-    let mut toks = Vec::with_capacity(sql.len() / 4 + 1);
+    let mut toks = Vec::with_capacity(sql.len() / 3 + 1);
     lexer::tokenize(sql, dialect, &mut toks);
     let mut out = String::with_capacity(sql.len());
     render(sql, &toks, &mut out);
@@ -178,7 +179,7 @@ fn render(sql: &str, toks: &[Token], out: &mut String) {
                 }
                 copied = t.end;
             }
-            Kind::Word if t.end - t.start == 2 && tok_is(sql, t, Kind::Word, "IN") => {
+            Kind::Word if t.word == words::IN => {
                 if let Some(end) = in_list_end(sql, toks, i + 1) {
                     out.push_str(&sql[copied..t.end]);
                     // The whitespace up to the `(`, without the comments.

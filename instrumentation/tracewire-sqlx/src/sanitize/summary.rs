@@ -4,7 +4,8 @@
 
 use std::borrow::Cow;
 
-use super::lexer::{Kind, Token, is_keyword, upper};
+use super::lexer::{Kind, Token};
+use super::words::{self, is_keyword};
 
 /// Longest summary kept, per the conventions (255 characters).
 const MAX_SUMMARY: usize = 255;
@@ -73,15 +74,17 @@ impl<'a> Walker<'a, '_, '_> {
         })
     }
 
-    fn is_word(&self, i: usize, w: &str) -> bool {
-        self.kind(i) == Some(Kind::Word) && self.text(i).eq_ignore_ascii_case(w)
+    /// Whether token `i` is the word `w` (an id from [`words`], not
+    /// [`words::OTHER`]).
+    fn is_word(&self, i: usize, w: u8) -> bool {
+        self.toks.get(i).is_some_and(|t| t.word == w)
     }
 
     /// Whether token `i` can start a name: an identifier that is not a
     /// reserved word, or a quoted identifier.
     fn is_name(&self, i: usize) -> bool {
         match self.kind(i) {
-            Some(Kind::Word) => !is_keyword(self.text(i).as_bytes()),
+            Some(Kind::Word) => !is_keyword(self.toks[i].word),
             Some(Kind::QuotedIdent) => true,
             _ => false,
         }
@@ -123,11 +126,9 @@ impl<'a> Walker<'a, '_, '_> {
         self.found.collections += 1;
     }
 
-    /// Skips words from `skip` (case-insensitive) starting at `i`.
-    fn skip_words(&self, mut i: usize, skip: &[&str]) -> usize {
-        while self.kind(i) == Some(Kind::Word)
-            && skip.iter().any(|w| self.text(i).eq_ignore_ascii_case(w))
-        {
+    /// Skips words from `skip` (ids from [`words`]) starting at `i`.
+    fn skip_words(&self, mut i: usize, skip: &[u8]) -> usize {
+        while self.toks.get(i).is_some_and(|t| skip.contains(&t.word)) {
             i += 1;
         }
         i
@@ -138,7 +139,15 @@ impl<'a> Walker<'a, '_, '_> {
     /// to continue.
     fn tables(&mut self, mut i: usize, list: bool, allow_call: bool) -> usize {
         loop {
-            i = self.skip_words(i, &["ONLY", "LATERAL", "IGNORE", "LOW_PRIORITY"]);
+            i = self.skip_words(
+                i,
+                &[
+                    words::ONLY,
+                    words::LATERAL,
+                    words::IGNORE,
+                    words::LOW_PRIORITY,
+                ],
+            );
             let Some((name, end)) = self.name(i) else {
                 return i;
             };
@@ -151,7 +160,7 @@ impl<'a> Walker<'a, '_, '_> {
             if !list {
                 return i;
             }
-            if self.is_word(i, "AS") {
+            if self.is_word(i, words::AS) {
                 i += 1;
             }
             if self.is_name(i) {
@@ -170,19 +179,19 @@ impl<'a> Walker<'a, '_, '_> {
         let mut j = self.skip_words(
             i + 1,
             &[
-                "OR",
-                "REPLACE",
-                "TEMP",
-                "TEMPORARY",
-                "UNLOGGED",
-                "UNIQUE",
-                "GLOBAL",
-                "LOCAL",
+                words::OR,
+                words::REPLACE,
+                words::TEMP,
+                words::TEMPORARY,
+                words::UNLOGGED,
+                words::UNIQUE,
+                words::GLOBAL,
+                words::LOCAL,
             ],
         );
         let mut op = Cow::Borrowed(self.text(i));
         self.text.push(self.text(i));
-        while self.kind(j) == Some(Kind::Word) && is_object_type(self.text(j)) {
+        while self.toks.get(j).is_some_and(|t| is_object_type(t.word)) {
             let word = self.text(j);
             self.text.push(word);
             if self.found.operations == 0 {
@@ -193,7 +202,16 @@ impl<'a> Walker<'a, '_, '_> {
             j += 1;
         }
         self.add_op(op);
-        j = self.skip_words(j, &["IF", "NOT", "EXISTS", "CONCURRENTLY", "ONLY"]);
+        j = self.skip_words(
+            j,
+            &[
+                words::IF,
+                words::NOT,
+                words::EXISTS,
+                words::CONCURRENTLY,
+                words::ONLY,
+            ],
+        );
         if let Some((name, after)) = self.name(j) {
             self.push_target(name);
             j = after;
@@ -233,64 +251,69 @@ impl<'a> Walker<'a, '_, '_> {
                 continue;
             }
             let in_call = parens.last();
-            let text = self.text(i);
-            let mut buf = [0u8; 16];
-            let up = upper(text.as_bytes(), &mut buf).unwrap_or(b"");
-            let prev_is = |w: &str| i > 0 && self.is_word(i - 1, w);
+            let word = self.toks[i].word;
+            let prev_is = |w: u8| i > 0 && self.is_word(i - 1, w);
             let at_start = stmt_start;
             stmt_start = false;
-            match up {
-                b"SELECT" => {
-                    self.push_op(text);
+            match word {
+                words::SELECT => {
+                    self.push_op(self.text(i));
                     i += 1;
                 }
-                b"INSERT" | b"MERGE" => {
-                    self.push_op(text);
+                words::INSERT | words::MERGE => {
+                    self.push_op(self.text(i));
                     i += 1;
                 }
-                b"REPLACE" | b"UPSERT" if at_start => {
-                    self.push_op(text);
+                words::REPLACE | words::UPSERT if at_start => {
+                    self.push_op(self.text(i));
                     i += 1;
                 }
-                b"UPDATE" => {
-                    if prev_is("DO") || prev_is("KEY") || prev_is("FOR") || prev_is("ON") {
+                words::UPDATE => {
+                    if prev_is(words::DO)
+                        || prev_is(words::KEY)
+                        || prev_is(words::FOR)
+                        || prev_is(words::ON)
+                    {
                         i += 1;
                     } else {
-                        self.push_op(text);
+                        self.push_op(self.text(i));
                         i = self.tables(i + 1, false, false);
                     }
                 }
-                b"DELETE" => {
-                    if prev_is("ON") {
+                words::DELETE => {
+                    if prev_is(words::ON) {
                         i += 1;
                     } else {
-                        self.push_op(text);
+                        self.push_op(self.text(i));
                         i += 1;
                     }
                 }
-                b"FROM" | b"JOIN" if !in_call => {
-                    i = self.tables(i + 1, up == b"FROM", false);
+                words::FROM | words::JOIN if !in_call => {
+                    i = self.tables(i + 1, word == words::FROM, false);
                 }
-                b"USING" if !in_call => {
+                words::USING if !in_call => {
                     i = self.tables(i + 1, true, false);
                 }
-                b"INTO" if !in_call => {
+                words::INTO if !in_call => {
                     i = self.tables(i + 1, false, true);
                 }
-                b"CREATE" | b"ALTER" | b"DROP" | b"TRUNCATE" if at_start => {
+                words::CREATE | words::ALTER | words::DROP | words::TRUNCATE if at_start => {
                     i = self.ddl(i);
                     i = self.skip_statement(i);
                 }
-                b"EXPLAIN" if at_start => {
-                    self.text.push(text);
+                words::EXPLAIN if at_start => {
+                    self.text.push(self.text(i));
                     stmt_start = true;
-                    i = self.skip_words(i + 1, &["ANALYZE", "VERBOSE", "QUERY", "PLAN"]);
+                    i = self.skip_words(
+                        i + 1,
+                        &[words::ANALYZE, words::VERBOSE, words::QUERY, words::PLAN],
+                    );
                 }
-                b"WITH" | b"VALUES" | b"TABLE" if at_start => {
+                words::WITH | words::VALUES | words::TABLE if at_start => {
                     i += 1;
                 }
-                b"CALL" | b"EXEC" | b"EXECUTE" if at_start => {
-                    self.push_op(text);
+                words::CALL | words::EXEC | words::EXECUTE if at_start => {
+                    self.push_op(self.text(i));
                     if let Some((name, _)) = self.name(i + 1) {
                         self.text.push(name);
                     }
@@ -298,7 +321,7 @@ impl<'a> Walker<'a, '_, '_> {
                 }
                 _ if at_start => {
                     // BEGIN, COMMIT, SET, SHOW, PRAGMA, VACUUM, …
-                    self.push_op(text);
+                    self.push_op(self.text(i));
                     i = self.skip_statement(i + 1);
                 }
                 _ => i += 1,
@@ -389,26 +412,23 @@ impl Parens {
     }
 }
 
-fn is_object_type(word: &str) -> bool {
-    let mut buf = [0u8; 16];
-    upper(word.as_bytes(), &mut buf).is_some_and(|w| {
-        matches!(
-            w,
-            b"TABLE"
-                | b"INDEX"
-                | b"VIEW"
-                | b"MATERIALIZED"
-                | b"SEQUENCE"
-                | b"SCHEMA"
-                | b"DATABASE"
-                | b"FUNCTION"
-                | b"PROCEDURE"
-                | b"TRIGGER"
-                | b"TYPE"
-                | b"EXTENSION"
-                | b"DOMAIN"
-                | b"ROLE"
-                | b"USER"
-        )
-    })
+fn is_object_type(word: u8) -> bool {
+    matches!(
+        word,
+        words::TABLE
+            | words::INDEX
+            | words::VIEW
+            | words::MATERIALIZED
+            | words::SEQUENCE
+            | words::SCHEMA
+            | words::DATABASE
+            | words::FUNCTION
+            | words::PROCEDURE
+            | words::TRIGGER
+            | words::TYPE
+            | words::EXTENSION
+            | words::DOMAIN
+            | words::ROLE
+            | words::USER
+    )
 }
