@@ -1,45 +1,6 @@
 //! Trace and span identifiers, their hex forms and their generation.
 
-use std::cell::Cell;
 use std::fmt;
-
-thread_local! {
-    /// The id generator's state (wyrand, the generator `fastrand` uses),
-    /// seeded from `fastrand` on first use; 0 means not seeded yet. A
-    /// `Cell<u64>` with no destructor and no lazy initializer: one cheap
-    /// thread-local access gives all the words a new span's ids need.
-    static ID_RNG: Cell<u64> = const { Cell::new(0) };
-}
-
-/// `N` random words from one access to the thread's id generator.
-#[inline]
-fn random_words<const N: usize>() -> [u64; N] {
-    ID_RNG.with(|cell| {
-        let mut state = cell.get();
-        if state == 0 {
-            state = fastrand::u64(1..);
-        }
-        let mut out = [0u64; N];
-        for word in &mut out {
-            state = state.wrapping_add(0xa076_1d64_78bd_642f);
-            let t = u128::from(state) * u128::from(state ^ 0xe703_7ed1_a0b4_28db);
-            *word = ((t >> 64) as u64) ^ (t as u64);
-        }
-        cell.set(state);
-        out
-    })
-}
-
-/// A new trace id and span id (a new trace's root span) from one access to
-/// the id generator.
-pub(crate) fn random_root_ids() -> (TraceId, SpanId) {
-    let [hi, lo, span] = random_words::<3>();
-    let trace = (u128::from(hi) << 64) | u128::from(lo);
-    if trace == 0 || span == 0 {
-        return (TraceId::random(), SpanId::random());
-    }
-    (TraceId::from_u128(trace), SpanId::from_u64(span))
-}
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -137,8 +98,7 @@ impl TraceId {
     /// generator, so the W3C "random" flag applies to it.
     pub fn random() -> Self {
         loop {
-            let [hi, lo] = random_words::<2>();
-            let v = (u128::from(hi) << 64) | u128::from(lo);
+            let v = fastrand::u128(..);
             if v != 0 {
                 return Self::from_u128(v);
             }
@@ -217,7 +177,7 @@ impl SpanId {
     /// A new random, valid span id from a fast thread-local generator.
     pub fn random() -> Self {
         loop {
-            let [v] = random_words::<1>();
+            let v = fastrand::u64(..);
             if v != 0 {
                 return Self::from_u64(v);
             }

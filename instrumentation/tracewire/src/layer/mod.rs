@@ -21,7 +21,7 @@ pub(crate) use state::SpanState;
 
 use crate::processor::{NoopProcessor, SpanProcessor};
 use crate::sampling::{ParentBased, Sampler, SamplingInput, SamplingResult};
-use crate::{Baggage, Context, SpanContext, SpanId, TraceFlags};
+use crate::{Baggage, Context, SpanContext, SpanId, TraceFlags, TraceId};
 use fields::{EventVisitor, SpanVisitor};
 use state::Recording;
 
@@ -192,11 +192,7 @@ impl TracewireLayer {
         attrs: Option<&Attributes<'_>>,
         metadata: &'static tracing_core::Metadata<'static>,
     ) -> SpanState {
-        // A root draws both ids from one access to the id generator.
-        let (trace_id, span_id) = match parent {
-            Some(p) => (p.trace_id(), SpanId::random()),
-            None => crate::id::random_root_ids(),
-        };
+        let trace_id = parent.map_or_else(TraceId::random, SpanContext::trace_id);
         let result = match (parent, sampling_hint) {
             (None, Some(true)) => SamplingResult::SAMPLE,
             (None, Some(false)) => SamplingResult::DROP,
@@ -215,7 +211,7 @@ impl TracewireLayer {
         };
         let cx = SpanContext::new(
             trace_id,
-            span_id,
+            SpanId::random(),
             base_flags.with_sampled(sampled),
             false,
             trace_state,
