@@ -3,11 +3,9 @@
 //! servers and the Kafka broker, and span lookups.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use axum::Router;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -15,7 +13,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanData, TracewireLayer, Value};
-use tracewire_reqwest::TracingMiddleware;
 use tracing_subscriber::prelude::*;
 
 /// The longest a test may take: a real broker's consumer group join alone
@@ -93,30 +90,9 @@ where
     });
 }
 
-/// Serves `app` on a fresh local port with `ConnectInfo<SocketAddr>`;
-/// returns its base URL. The server stops with the runtime.
-pub(crate) async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("server");
-    });
-    format!("http://{addr}")
-}
-
-/// A reqwest client with the tracing middleware.
-pub(crate) fn reqwest_client() -> reqwest_middleware::ClientWithMiddleware {
-    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(TracingMiddleware::default())
-        .build()
-}
+#[path = "../common/http.rs"]
+mod http_common;
+pub(crate) use http_common::{reqwest_client, serve};
 
 /// Waits until the exporter holds at least `n` spans: a server span ends
 /// when its body has been written, a SQLite query span on sqlx's worker

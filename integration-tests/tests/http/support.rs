@@ -2,10 +2,8 @@
 //! threads all report to the test's own in-memory exporter.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -13,7 +11,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanData, TraceId, TracewireLayer, Value};
-use tracewire_reqwest::TracingMiddleware;
 use tracewire_tower::{Client as ClientMode, Trace, TraceLayer};
 use tracing_subscriber::prelude::*;
 
@@ -48,30 +45,9 @@ where
     });
 }
 
-/// Serves `app` on a fresh local port with `ConnectInfo<SocketAddr>`;
-/// returns its base URL. The server stops with the runtime.
-pub(crate) async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("server");
-    });
-    format!("http://{addr}")
-}
-
-/// A reqwest client with the tracing middleware.
-pub(crate) fn reqwest_client() -> reqwest_middleware::ClientWithMiddleware {
-    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(TracingMiddleware::default())
-        .build()
-}
+#[path = "../common/http.rs"]
+mod http_common;
+pub(crate) use http_common::{reqwest_client, serve};
 
 /// A hyper-util legacy client wrapped in the client layer.
 pub(crate) type HyperClient = Trace<Client<HttpConnector, Full<Bytes>>, ClientMode>;
