@@ -7,12 +7,10 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanData, TracewireLayer, Value};
+use tracewire_test_support::KafkaPeer;
+pub(crate) use tracewire_test_support::{env_or, server_tests_enabled, unique};
 use tracing_subscriber::prelude::*;
 
 /// The longest a test may take: a real broker's consumer group join alone
@@ -165,87 +163,26 @@ pub(crate) fn int_attr(span: &SpanData, key: &str) -> i64 {
         .unwrap_or_else(|| panic!("{}: no integer {key}: {:?}", span.name, span.attributes))
 }
 
-/// A name no other test (or run) uses: `{prefix}_{16 hex digits}`.
-pub(crate) fn unique(prefix: &str) -> String {
-    format!("{prefix}_{:016x}", fastrand::u64(..))
-}
+/// The test's Kafka protocol peer (`KAFKA_BROKERS` when set, else a mock
+/// cluster), with the client settings these tests use.
+pub(crate) struct Broker(KafkaPeer);
 
-/// Whether the PostgreSQL and MariaDB tests run (`TRACEWIRE_SQLX_DB_TESTS`
-/// is `1` or `true`); prints why not.
-pub(crate) fn server_tests_enabled(what: &str) -> bool {
-    let on = std::env::var("TRACEWIRE_SQLX_DB_TESTS").is_ok_and(|v| v == "1" || v == "true");
-    if !on {
-        println!("skipped {what}: set TRACEWIRE_SQLX_DB_TESTS=1 to run against real servers");
+impl std::ops::Deref for Broker {
+    type Target = KafkaPeer;
+
+    fn deref(&self) -> &KafkaPeer {
+        &self.0
     }
-    on
-}
-
-/// The value of the environment variable `name`, or `default` when it is
-/// unset or empty.
-pub(crate) fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
-/// A Kafka protocol peer: `KAFKA_BROKERS` when set, else an in-process mock
-/// cluster that lives as long as this value.
-pub(crate) struct Broker {
-    mock: Option<MockCluster<'static, DefaultProducerContext>>,
-    pub(crate) servers: String,
 }
 
 impl Broker {
     pub(crate) fn start() -> Self {
-        match std::env::var("KAFKA_BROKERS")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        {
-            Some(servers) => Broker {
-                mock: None,
-                servers,
-            },
-            None => {
-                let mock = MockCluster::new(1).expect("mock cluster");
-                let servers = mock.bootstrap_servers();
-                Broker {
-                    mock: Some(mock),
-                    servers,
-                }
-            }
-        }
-    }
-
-    /// Creates a topic with a unique name.
-    pub(crate) async fn topic(&self, prefix: &str, partitions: i32) -> String {
-        let name = unique(prefix);
-        match &self.mock {
-            Some(mock) => mock
-                .create_topic(&name, partitions, 1)
-                .expect("create topic"),
-            None => {
-                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                    .set("bootstrap.servers", &self.servers)
-                    .create()
-                    .expect("admin client");
-                let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
-                let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-                for result in admin
-                    .create_topics([&topic], &options)
-                    .await
-                    .expect("create topics")
-                {
-                    result.expect("topic created");
-                }
-            }
-        }
-        name
+        Broker(KafkaPeer::start())
     }
 
     /// The first bootstrap server as `(host, port)`, as the spans record it.
     pub(crate) fn address(&self) -> (String, i64) {
-        let first = self.servers.split(',').next().unwrap_or_default().trim();
+        let first = self.servers().split(',').next().unwrap_or_default().trim();
         let (host, port) = first.rsplit_once(':').expect("host:port");
         (host.to_owned(), port.parse().expect("port"))
     }
@@ -253,7 +190,7 @@ impl Broker {
     pub(crate) fn producer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
-            .set("bootstrap.servers", &self.servers)
+            .set("bootstrap.servers", self.servers())
             .set("client.id", "orders-api")
             .set("linger.ms", "1")
             .set("message.timeout.ms", "30000");
@@ -265,7 +202,7 @@ impl Broker {
     pub(crate) fn consumer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
-            .set("bootstrap.servers", &self.servers)
+            .set("bootstrap.servers", self.servers())
             .set("group.id", unique("notifier"))
             .set("client.id", "notifier")
             .set("auto.offset.reset", "earliest")

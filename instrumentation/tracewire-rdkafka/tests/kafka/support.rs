@@ -3,72 +3,32 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use tracewire::TracewireLayer;
 use tracewire::testing::InMemoryExporter;
+use tracewire_test_support::KafkaPeer;
 use tracing_subscriber::prelude::*;
 
-/// A Kafka protocol peer: `KAFKA_BROKERS` when set, else an in-process mock
-/// cluster that lives as long as this value.
-pub(crate) struct Broker {
-    _mock: Option<MockCluster<'static, DefaultProducerContext>>,
-    pub(crate) servers: String,
+/// The test's Kafka protocol peer (`KAFKA_BROKERS` when set, else a mock
+/// cluster), with the client settings these tests use.
+pub(crate) struct Broker(KafkaPeer);
+
+impl std::ops::Deref for Broker {
+    type Target = KafkaPeer;
+
+    fn deref(&self) -> &KafkaPeer {
+        &self.0
+    }
 }
 
 impl Broker {
     pub(crate) fn start() -> Self {
-        match std::env::var("KAFKA_BROKERS")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        {
-            Some(servers) => Broker {
-                _mock: None,
-                servers,
-            },
-            None => {
-                let mock = MockCluster::new(1).expect("mock cluster");
-                let servers = mock.bootstrap_servers();
-                Broker {
-                    _mock: Some(mock),
-                    servers,
-                }
-            }
-        }
-    }
-
-    /// Creates a topic with a unique name.
-    pub(crate) async fn topic(&self, prefix: &str, partitions: i32) -> String {
-        let name = format!("{prefix}-{:016x}", fastrand::u64(..));
-        match &self._mock {
-            Some(mock) => mock
-                .create_topic(&name, partitions, 1)
-                .expect("create topic"),
-            None => {
-                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                    .set("bootstrap.servers", &self.servers)
-                    .create()
-                    .expect("admin client");
-                let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
-                let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-                for result in admin
-                    .create_topics([&topic], &options)
-                    .await
-                    .expect("create topics")
-                {
-                    result.expect("topic created");
-                }
-            }
-        }
-        name
+        Broker(KafkaPeer::start())
     }
 
     pub(crate) fn producer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
-            .set("bootstrap.servers", &self.servers)
+            .set("bootstrap.servers", self.servers())
             .set("client.id", "orders-producer")
             .set("message.timeout.ms", "10000");
         config
@@ -77,7 +37,7 @@ impl Broker {
     pub(crate) fn consumer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
-            .set("bootstrap.servers", &self.servers)
+            .set("bootstrap.servers", self.servers())
             .set(
                 "group.id",
                 format!("notifications-{:08x}", fastrand::u32(..)),

@@ -50,26 +50,7 @@ pub(crate) fn capture_global() -> (InMemoryExporter, Capture) {
     (exporter.clone(), Capture::Global(turn))
 }
 
-/// A table name no other test (or run) uses.
-pub(crate) fn unique_table(prefix: &str) -> String {
-    format!("{prefix}_{:016x}", fastrand::u64(..))
-}
-
-/// Whether the PostgreSQL and MariaDB tests run; prints why not.
-pub(crate) fn server_tests_enabled(what: &str) -> bool {
-    let on = std::env::var("TRACEWIRE_SQLX_DB_TESTS").is_ok_and(|v| v == "1" || v == "true");
-    if !on {
-        println!("skipped {what}: set TRACEWIRE_SQLX_DB_TESTS=1 to run against real servers");
-    }
-    on
-}
-
-pub(crate) fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
+pub(crate) use tracewire_test_support::{env_or, server_tests_enabled, unique as unique_table};
 
 pub(crate) fn str_attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a str> {
     span.attribute(key).and_then(|v| v.as_str())
