@@ -1,8 +1,9 @@
 //! W3C Baggage: the `baggage` header.
 
 use super::Propagator;
-use super::carrier::{Extractor, Injector, joined_value};
-use crate::{Baggage, Context};
+use super::carrier::{Extractor, Injector};
+use crate::Context;
+use crate::baggage::BaggageReader;
 
 const BAGGAGE: &str = "baggage";
 
@@ -11,8 +12,12 @@ const BAGGAGE: &str = "baggage";
 ///
 /// Values are percent-decoded on extraction and percent-encoded on
 /// injection; spaces around keys and values are not part of them; several
-/// header lines are joined. A malformed header is ignored. Injection sends
-/// at most 64 members and 8192 bytes, leaving out whole members.
+/// header lines are read as one list. Extraction reads as
+/// [`Baggage::from_header`](crate::Baggage::from_header) does: it looks at
+/// no more than the first 8192 bytes and 64 members of all `baggage` lines
+/// together, drops a member cut by that limit whole, and skips invalid
+/// members. Injection sends at most 64 members and 8192 bytes, leaving out
+/// whole members.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -50,9 +55,13 @@ impl Propagator for BaggagePropagator {
     }
 
     fn extract_into(&self, extractor: &dyn Extractor, cx: Context) -> Context {
-        match joined_value(extractor, BAGGAGE).map(|v| Baggage::from_header(&v)) {
-            Some(Ok(baggage)) if !baggage.is_empty() => cx.with_baggage(baggage),
-            _ => cx,
+        let mut reader = BaggageReader::default();
+        extractor.for_each_value(BAGGAGE, &mut |line| reader.read_line(line));
+        let baggage = reader.finish();
+        if baggage.is_empty() {
+            cx
+        } else {
+            cx.with_baggage(baggage)
         }
     }
 
@@ -64,6 +73,7 @@ impl Propagator for BaggagePropagator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Baggage;
 
     fn extract(lines: &[&str]) -> Context {
         let headers: Vec<(String, String)> = lines
@@ -81,9 +91,73 @@ mod tests {
     }
 
     #[test]
-    fn malformed_header_is_ignored() {
+    fn malformed_members_are_skipped() {
         assert!(extract(&["no-equals-sign"]).baggage().is_empty());
         assert!(extract(&["bad key=1"]).baggage().is_empty());
+        let cx = extract(&["a=1,bad key=1", "novalue, b=2"]);
+        assert_eq!(cx.baggage().header(), "a=1,b=2");
+    }
+
+    #[test]
+    fn extraction_reads_64_members_of_all_lines() {
+        let line = |from: usize| {
+            (from..from + 40)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (first, second) = (line(0), line(40));
+        let cx = extract(&[&first, &second]);
+        assert_eq!(cx.baggage().len(), 64);
+        assert_eq!(cx.baggage().get("k63"), Some("v"));
+        assert_eq!(cx.baggage().get("k64"), None);
+
+        let huge = (0..45_000)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(extract(&[&huge, &huge]).baggage().len(), 64);
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn header_map_lines_that_are_not_utf8_lose_their_members_only() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("baggage", "a=1".parse().unwrap());
+        headers.append(
+            "baggage",
+            http::HeaderValue::from_bytes(b"k=\xff,\xe9=1").unwrap(),
+        );
+        headers.append("baggage", "b=2".parse().unwrap());
+        let cx = BaggagePropagator::new().extract(&headers);
+        assert_eq!(cx.baggage().header(), "a=1,b=2");
+    }
+
+    #[test]
+    fn injection_respects_64_members_and_8192_bytes() {
+        let mut many = Baggage::new();
+        for i in 0..100 {
+            many = many.insert(&format!("k{i}"), "v").unwrap();
+        }
+        let mut out = Vec::<(String, String)>::new();
+        BaggagePropagator::new().inject(&Context::new().with_baggage(many), &mut out);
+        assert_eq!(out[0].1.split(',').count(), 64);
+
+        let big = "é".repeat(1000); // 6000 bytes encoded
+        let large = Baggage::new()
+            .insert("a", &big)
+            .unwrap()
+            .insert("b", &big)
+            .unwrap()
+            .insert("c", "small")
+            .unwrap();
+        let mut out = Vec::<(String, String)>::new();
+        BaggagePropagator::new().inject(&Context::new().with_baggage(large), &mut out);
+        assert!(out[0].1.len() <= 8192);
+        let back = BaggagePropagator::new().extract(&out);
+        assert_eq!(back.baggage().get("a"), Some(big.as_str()));
+        assert_eq!(back.baggage().get("b"), None, "left out whole");
+        assert_eq!(back.baggage().get("c"), Some("small"));
     }
 
     #[test]
