@@ -1,12 +1,151 @@
 //! Kafka message headers as propagation carriers.
+//!
+//! # Reading headers without panicking
+//!
+//! rdkafka (0.39, the newest release, and its main branch) turns a header
+//! name into `&str` with `CStr::to_str().unwrap()` in `Headers::try_get`,
+//! and every public way to read a header goes through it (`get`, `get_as`,
+//! `try_get_as`, `iter`); there is no lookup by name and no accessor for
+//! the raw name. A message whose header name is not UTF-8 would make every
+//! read panic, and since the message is never committed, the consumer would
+//! crash again on it after each restart. Without `unsafe` (librdkafka's own
+//! `rd_kafka_header_get_all` is only reachable through rdkafka-sys), the only
+//! way around it is to contain that panic: [`header_at`] calls `try_get`
+//! under [`std::panic::catch_unwind`] and treats such a header as
+//! unreadable. The panic hook still runs for it (the default hook prints a
+//! line on stderr), so at most [`MAX_UNREADABLE`] of them are read per
+//! message. In a program built with `panic = "abort"` nothing can be caught
+//! and such a message still aborts the process. When rdkafka offers a
+//! non-panicking accessor, `header_at` should call it instead.
+//!
+//! # Bounded reading
+//!
+//! A field's values (all its header lines together, as a propagator sees
+//! them) are handed out up to [`MAX_FIELD_BYTES`] bytes and
+//! [`MAX_FIELD_MEMBERS`] non-empty `,`-separated members, in whole members:
+//! a 400 KB `baggage` becomes its first 64 members, a 400 KB `traceparent`
+//! (which has no member that fits) becomes empty, hence invalid. Every line
+//! of a field is still counted, so two `traceparent` lines stay invalid.
+
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tracewire::Context;
 use tracewire::propagation::{Extractor, Injector, Propagator};
 
+/// Most header names that are not UTF-8 one read of a message goes
+/// through; the headers after them are not read.
+const MAX_UNREADABLE: usize = 8;
+
+/// Most bytes of one field's values handed to a propagator: W3C Baggage's
+/// limit, also above what a valid `traceparent` or `b3` needs.
+const MAX_FIELD_BYTES: usize = tracewire::baggage::MAX_BYTES;
+
+/// Most non-empty `,`-separated members of one field's values handed to a
+/// propagator: W3C Baggage's limit, twice tracestate's.
+const MAX_FIELD_MEMBERS: usize = tracewire::baggage::MAX_MEMBERS;
+
+/// The header at `index`, `Err` when its name is not UTF-8 (see the module
+/// docs for why this catches a panic), `Ok(None)` past the end.
+fn header_at<H: Headers>(headers: &H, index: usize) -> Result<Option<Header<'_, &[u8]>>, ()> {
+    // `try_get` only reads the headers: a panic inside it leaves nothing of
+    // ours, or of rdkafka's, half-updated.
+    catch_unwind(AssertUnwindSafe(|| headers.try_get(index))).map_err(drop)
+}
+
+/// Calls `each` with the index and the header, in order, for every header
+/// whose name is UTF-8, until `each` breaks. Stops after
+/// [`MAX_UNREADABLE`] headers whose name is not.
+fn for_each_header<'h, H: Headers>(
+    headers: &'h H,
+    mut each: impl FnMut(usize, Header<'h, &'h [u8]>) -> ControlFlow<()>,
+) {
+    let mut unreadable = 0;
+    for index in 0..headers.count() {
+        match header_at(headers, index) {
+            Ok(Some(header)) => {
+                if each(index, header).is_break() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(()) => {
+                unreadable += 1;
+                if unreadable == MAX_UNREADABLE {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What is left to hand out of one field's values.
+struct Budget {
+    bytes: usize,
+    members: usize,
+}
+
+impl Budget {
+    const fn new() -> Self {
+        Budget {
+            bytes: MAX_FIELD_BYTES,
+            members: MAX_FIELD_MEMBERS,
+        }
+    }
+
+    /// The longest prefix of `value` made of whole `,`-separated members
+    /// within what is left, which it uses up (with one byte for the `,` a
+    /// propagator joins lines with); once a member is left out, nothing
+    /// more is handed out. Looks at no more than what is left.
+    fn take<'v>(&mut self, value: &'v [u8]) -> &'v [u8] {
+        let whole = value.len() <= self.bytes;
+        let window = &value[..value.len().min(self.bytes)];
+        let (mut kept, mut members, mut start) = (0, 0, 0);
+        loop {
+            let end = match window[start..].iter().position(|&b| b == b',') {
+                Some(i) => start + i,
+                // The last member: whole only if the value ends within.
+                None if whole => window.len(),
+                None => break,
+            };
+            let member = &window[start..end];
+            if member.iter().any(|&b| b != b' ' && b != b'\t') {
+                if members == self.members {
+                    break;
+                }
+                members += 1;
+            }
+            kept = end;
+            if end == window.len() {
+                break;
+            }
+            start = end + 1;
+        }
+        if kept < value.len() {
+            // Something was left out: so is everything after it.
+            *self = Budget {
+                bytes: 0,
+                members: 0,
+            };
+        } else {
+            self.bytes = self.bytes.saturating_sub(kept + 1);
+            self.members -= members;
+        }
+        &value[..kept]
+    }
+}
+
 /// Reads trace headers from any rdkafka [`Headers`] (a received message's
 /// `BorrowedHeaders`, or `OwnedHeaders`). Names compare case-insensitively;
 /// a header without a value counts as absent.
+///
+/// Unlike rdkafka's own accessors, it never panics: a header whose name is
+/// not UTF-8 is skipped (after eight of them, the rest of the headers are
+/// not read). A field's values are handed out up to 8192 bytes and 64
+/// `,`-separated members, in whole members (so a 400 KB `traceparent` reads
+/// as empty, and a 400 KB `baggage` as its first members); every header line
+/// still counts, so two `traceparent` headers stay invalid.
 ///
 /// ```
 /// use rdkafka::message::{Header, OwnedHeaders};
@@ -25,26 +164,47 @@ pub struct HeaderExtractor<'a, H: Headers>(pub &'a H);
 
 impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
     fn get_value(&self, key: &str) -> Option<&[u8]> {
-        (0..self.0.count())
-            .filter_map(|i| self.0.try_get(i))
-            .find(|h| h.key.eq_ignore_ascii_case(key))
-            .and_then(|h| h.value)
+        first_value(self.0, key)
     }
 
     fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
-        let mut n = 0;
-        for header in (0..self.0.count()).filter_map(|i| self.0.try_get(i)) {
-            if header.key.eq_ignore_ascii_case(key) {
-                n += 1;
-                f(header.value.unwrap_or_default());
-            }
-        }
-        n
+        each_value(self.0, key, f)
     }
+}
+
+/// The first value of `key` in `headers`, within the bounds.
+fn first_value<'h, H: Headers>(headers: &'h H, key: &str) -> Option<&'h [u8]> {
+    let mut found = None;
+    for_each_header(headers, |_, header| {
+        if header.key.eq_ignore_ascii_case(key) {
+            found = Some(header.value);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found.flatten().map(|v| Budget::new().take(v))
+}
+
+/// Calls `f` with every value of `key` in `headers`, within the bounds, and
+/// returns how many there were.
+fn each_value<H: Headers>(headers: &H, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
+    let (mut n, mut budget) = (0, Budget::new());
+    for_each_header(headers, |_, header| {
+        if header.key.eq_ignore_ascii_case(key) {
+            n += 1;
+            f(budget.take(header.value.unwrap_or_default()));
+        }
+        ControlFlow::Continue(())
+    });
+    n
 }
 
 /// The headers of an outgoing record: the user's `headers` without any
 /// earlier value of the propagator's fields, then the fields for `cx`.
+///
+/// A user header whose name is not UTF-8 (from a consumed message's
+/// headers, say) is kept when the user's headers hold no trace header, and
+/// left out when they must be copied without the stale ones.
 ///
 /// ```
 /// use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -75,9 +235,15 @@ pub fn inject_headers(
     let headers = match headers {
         None => OwnedHeaders::new_with_capacity(fields.len()),
         Some(headers) => {
-            let stale = (0..headers.count())
-                .filter_map(|i| headers.try_get(i))
-                .any(|h| is_field(h.key));
+            let mut stale = false;
+            for_each_header(&headers, |_, h| {
+                stale = is_field(h.key);
+                if stale {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
             if stale {
                 copy_headers(&headers, fields.len(), |_, h| !is_field(h.key))
             } else {
@@ -95,19 +261,20 @@ pub fn inject_headers(
 }
 
 /// A copy of the headers `keep` accepts (given their index), with room for
-/// `extra` more.
+/// `extra` more. Headers whose name is not UTF-8 cannot be copied.
 fn copy_headers(
     headers: &OwnedHeaders,
     extra: usize,
     keep: impl Fn(usize, &Header<'_, &[u8]>) -> bool,
 ) -> OwnedHeaders {
-    let mut out = OwnedHeaders::new_with_capacity(headers.count() + extra);
-    for (i, header) in (0..headers.count()).filter_map(|i| Some((i, headers.try_get(i)?))) {
+    let mut out = Some(OwnedHeaders::new_with_capacity(headers.count() + extra));
+    for_each_header(headers, |i, header| {
         if keep(i, &header) {
-            out = out.insert(header);
+            out = out.take().map(|out| out.insert(header));
         }
-    }
-    out
+        ControlFlow::Continue(())
+    });
+    out.unwrap_or_default()
 }
 
 /// Writes a propagator's fields at the end of outgoing headers whose first
@@ -124,11 +291,17 @@ impl Injector for HeaderInjector {
             return;
         };
         // A field written twice keeps only its last value, at the end.
-        let repeated = (self.kept..headers.count())
-            .filter_map(|i| headers.try_get(i))
-            .any(|h| h.key.eq_ignore_ascii_case(key));
+        let kept = self.kept;
+        let mut repeated = false;
+        for_each_header(&headers, |i, h| {
+            repeated = i >= kept && h.key.eq_ignore_ascii_case(key);
+            if repeated {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
         if repeated {
-            let kept = self.kept;
             headers = copy_headers(&headers, 1, |i, h| {
                 i < kept || !h.key.eq_ignore_ascii_case(key)
             });
@@ -145,59 +318,82 @@ pub(crate) fn extract(propagator: &dyn Propagator, headers: Option<&impl Headers
     let Some(headers) = headers else {
         return Context::new();
     };
-    // Each `try_get` of a received message's headers is a call into
-    // librdkafka, and a propagator looks up each of its fields: read the
-    // headers once when there are few.
-    match HeaderSnapshot::read(headers) {
-        Some(snapshot) => propagator.extract(&snapshot),
-        None => propagator.extract(&HeaderExtractor(headers)),
-    }
+    // Each read of a received message's header is a call into librdkafka
+    // (and a `catch_unwind`), and a propagator looks up each of its fields:
+    // read the headers once, keeping the trace headers.
+    propagator.extract(&TraceHeaders::read(headers, propagator.fields()))
 }
 
-/// The headers of a message with at most [`HeaderSnapshot::MAX`] of them,
-/// read once; looked up as [`HeaderExtractor`] does.
-struct HeaderSnapshot<'a> {
-    headers: [(&'a str, Option<&'a [u8]>); HeaderSnapshot::MAX],
+/// How many trace headers [`TraceHeaders`] holds without allocating.
+const INLINE: usize = 8;
+
+/// A header's name and value.
+type Entry<'a> = (&'a str, Option<&'a [u8]>);
+
+/// The headers of a message named after one of a propagator's `fields`,
+/// read once; looked up as [`HeaderExtractor`] does (other names are looked
+/// up in the message's headers).
+struct TraceHeaders<'a, H: Headers> {
+    headers: &'a H,
+    fields: &'a [&'static str],
+    inline: [Entry<'a>; INLINE],
     len: usize,
+    more: Vec<Entry<'a>>,
 }
 
-impl<'a> HeaderSnapshot<'a> {
-    const MAX: usize = 8;
-
-    fn read(headers: &'a impl Headers) -> Option<Self> {
-        let count = headers.count();
-        if count > Self::MAX {
-            return None;
-        }
-        let mut snapshot = HeaderSnapshot {
-            headers: [("", None); Self::MAX],
+impl<'a, H: Headers> TraceHeaders<'a, H> {
+    fn read(headers: &'a H, fields: &'a [&'static str]) -> Self {
+        let mut found = TraceHeaders {
+            headers,
+            fields,
+            inline: [("", None); INLINE],
             len: 0,
+            more: Vec::new(),
         };
-        for header in (0..count).filter_map(|i| headers.try_get(i)) {
-            snapshot.headers[snapshot.len] = (header.key, header.value);
-            snapshot.len += 1;
-        }
-        Some(snapshot)
+        for_each_header(headers, |_, header| {
+            if found.is_field(header.key) {
+                if found.len < INLINE {
+                    found.inline[found.len] = (header.key, header.value);
+                    found.len += 1;
+                } else {
+                    found.more.push((header.key, header.value));
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        found
+    }
+
+    fn is_field(&self, key: &str) -> bool {
+        self.fields.iter().any(|f| key.eq_ignore_ascii_case(f))
     }
 
     fn named(&self, key: &str) -> impl Iterator<Item = Option<&'a [u8]>> {
-        self.headers[..self.len]
+        self.inline[..self.len]
             .iter()
+            .chain(&self.more)
             .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
             .map(|&(_, v)| v)
     }
 }
 
-impl Extractor for HeaderSnapshot<'_> {
+impl<H: Headers> Extractor for TraceHeaders<'_, H> {
     fn get_value(&self, key: &str) -> Option<&[u8]> {
-        self.named(key).next().flatten()
+        if !self.is_field(key) {
+            return first_value(self.headers, key);
+        }
+        let value = self.named(key).next().flatten()?;
+        Some(Budget::new().take(value))
     }
 
     fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
-        let mut n = 0;
+        if !self.is_field(key) {
+            return each_value(self.headers, key, f);
+        }
+        let (mut n, mut budget) = (0, Budget::new());
         for value in self.named(key) {
             n += 1;
-            f(value.unwrap_or_default());
+            f(budget.take(value.unwrap_or_default()));
         }
         n
     }
@@ -282,8 +478,8 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_reads_as_the_extractor_does() {
-        let headers = OwnedHeaders::new()
+    fn the_trace_headers_read_as_the_extractor_does() {
+        let mut headers = OwnedHeaders::new()
             .insert(Header::<&str> {
                 key: "B3",
                 value: None,
@@ -300,9 +496,18 @@ mod tests {
                 key: "tracestate",
                 value: Some("b=2"),
             });
-        let snapshot = HeaderSnapshot::read(&headers).expect("few headers");
+        // More trace headers than are held inline.
+        for i in 0..INLINE {
+            headers = headers.insert(Header {
+                key: "tracestate",
+                value: Some(&format!("k{i}=v")),
+            });
+        }
+        let fields = ["b3", "tracestate", "traceparent"];
+        let snapshot = TraceHeaders::read(&headers, &fields);
+        assert_eq!(snapshot.more.len(), 4);
         let extractor = HeaderExtractor(&headers);
-        for key in ["b3", "tracestate", "traceparent"] {
+        for key in ["b3", "tracestate", "traceparent", "TRACESTATE", "other"] {
             assert_eq!(snapshot.get_value(key), extractor.get_value(key), "{key}");
             let (mut a, mut b) = (Vec::new(), Vec::new());
             assert_eq!(
@@ -311,12 +516,69 @@ mod tests {
             );
             assert_eq!(a, b, "{key}");
         }
-        let many = (0..=HeaderSnapshot::MAX).fold(OwnedHeaders::new(), |h, _| {
+    }
+
+    /// What a budget hands out of each value, in order.
+    fn taken(values: &[&str]) -> Vec<String> {
+        let mut budget = Budget::new();
+        values
+            .iter()
+            .map(|v| String::from_utf8(budget.take(v.as_bytes()).to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn values_within_the_bounds_are_handed_out_whole() {
+        assert_eq!(taken(&[TRACEPARENT]), [TRACEPARENT]);
+        assert_eq!(taken(&["a=1, ,b=2,", "c=3"]), ["a=1, ,b=2,", "c=3"]);
+        assert_eq!(taken(&[""]), [""]);
+    }
+
+    #[test]
+    fn an_oversized_value_keeps_whole_members_only() {
+        let member = "k=".to_owned() + &"v".repeat(98); // 100 bytes
+        let long = vec![member.as_str(); 4000].join(",");
+        let kept = &taken(&[&long])[0];
+        assert_eq!(kept.split(',').count(), MAX_FIELD_MEMBERS);
+        assert!(kept.split(',').all(|m| m == member));
+        // A value with no member that fits reads as empty.
+        let huge = "x".repeat(400 * 1024);
+        assert_eq!(taken(&[&huge]), [""]);
+    }
+
+    #[test]
+    fn the_bounds_hold_across_the_lines_of_a_field() {
+        let member = "k=".to_owned() + &"v".repeat(4000);
+        let out = taken(&[&member, &member, &member, "a=1"]);
+        assert_eq!(out[0], member);
+        assert_eq!(out[1], member);
+        assert_eq!(out[2], "", "past 8192 bytes");
+        assert_eq!(out[3], "");
+        let small = vec!["a=1"; 40].join(",");
+        let out = taken(&[&small, &small]);
+        assert_eq!(out[0], small);
+        assert_eq!(out[1].split(',').count(), MAX_FIELD_MEMBERS - 40);
+    }
+
+    #[test]
+    fn repeated_trace_headers_all_count() {
+        let headers = (0..100).fold(OwnedHeaders::new(), |h, _| {
             h.insert(Header {
-                key: "k",
-                value: Some("v"),
+                key: "traceparent",
+                value: Some(TRACEPARENT),
             })
         });
-        assert!(HeaderSnapshot::read(&many).is_none());
+        let fields = ["traceparent"];
+        assert_eq!(
+            TraceHeaders::read(&headers, &fields).count("traceparent"),
+            100
+        );
+        assert!(
+            TraceContextPropagator::new()
+                .extract(&TraceHeaders::read(&headers, &fields))
+                .span_context()
+                .is_none(),
+            "repeated traceparent is invalid"
+        );
     }
 }
