@@ -9,6 +9,11 @@ pub const MAX_MEMBERS: usize = 32;
 const MAX_VALUE_LEN: usize = 256;
 /// Longest key (1 leading character plus up to 255 more).
 const MAX_KEY_LEN: usize = 256;
+/// Most bytes of a `tracestate` (all header lines joined with `,`) that
+/// parsing reads: twice the 16,447 bytes of 32 members of the longest keys
+/// and values, leaving room for optional spaces and empty members. A longer
+/// value is rejected unread.
+pub const MAX_HEADER_LEN: usize = 32 * 1024;
 
 /// An ordered, immutable list of `key=value` members. Cloning is a reference
 /// count increment (or nothing, when empty); every change returns a new value
@@ -46,12 +51,90 @@ pub enum TraceStateError {
     /// A member is not of the form `key=value`.
     #[error("invalid tracestate member {0:?}")]
     InvalidMember(String),
-    /// The same key appears twice.
+    /// The same key given twice to [`TraceState::from_key_values`]. (A
+    /// parsed header keeps the first of duplicate keys instead.)
     #[error("duplicate tracestate key {0:?}")]
     DuplicateKey(String),
     /// More than 32 members.
     #[error("tracestate has more than {MAX_MEMBERS} members")]
     TooManyMembers,
+    /// The header value, all lines together, is longer than
+    /// [`MAX_HEADER_LEN`] bytes.
+    #[error("tracestate is longer than {MAX_HEADER_LEN} bytes")]
+    TooLong,
+}
+
+/// Reads `tracestate` header lines as if joined with `,`, stopping at the
+/// first error. Each line is read at most once, and nothing past
+/// [`MAX_HEADER_LEN`] bytes or the 33rd member is looked at.
+#[derive(Debug, Default)]
+pub(crate) struct TraceStateReader {
+    list: Vec<Member>,
+    /// Non-empty members read, duplicates included.
+    members: usize,
+    bytes: usize,
+    lines: usize,
+    error: Option<TraceStateError>,
+}
+
+impl TraceStateReader {
+    /// Reads one header line (a no-op after an error).
+    pub(crate) fn read_line(&mut self, line: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        // With the `,` that joins this line to the previous one.
+        self.bytes += usize::from(self.lines > 0) + line.len();
+        self.lines += 1;
+        if self.bytes > MAX_HEADER_LEN {
+            self.error = Some(TraceStateError::TooLong);
+            return;
+        }
+        let Ok(line) = std::str::from_utf8(line) else {
+            let lossy = String::from_utf8_lossy(line).into_owned();
+            self.error = Some(TraceStateError::InvalidMember(lossy));
+            return;
+        };
+        for member in line.split(',') {
+            if let Err(error) = self.read_member(member) {
+                self.error = Some(error);
+                return;
+            }
+        }
+    }
+
+    fn read_member(&mut self, member: &str) -> Result<(), TraceStateError> {
+        let member = member.trim_matches([' ', '\t']);
+        if member.is_empty() {
+            return Ok(());
+        }
+        let Some((key, value)) = member.split_once('=') else {
+            return Err(TraceStateError::InvalidMember(member.to_owned()));
+        };
+        if !is_valid_key(key) {
+            return Err(TraceStateError::InvalidKey(key.to_owned()));
+        }
+        if !is_valid_value(value) {
+            return Err(TraceStateError::InvalidValue(value.to_owned()));
+        }
+        self.members += 1;
+        if self.members > MAX_MEMBERS {
+            return Err(TraceStateError::TooManyMembers);
+        }
+        // A later duplicate is dropped: the first one stays where it is.
+        if !self.list.iter().any(|(k, _)| &**k == key) {
+            self.list.push((key.into(), value.into()));
+        }
+        Ok(())
+    }
+
+    /// The trace state read, or the first reason to discard it.
+    pub(crate) fn finish(self) -> Result<TraceState, TraceStateError> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(TraceState::from_vec(self.list)),
+        }
+    }
 }
 
 /// Whether `key` is a valid `tracestate` key: a first character `a-z0-9`,
@@ -193,42 +276,29 @@ impl TraceState {
     }
 
     /// Parses a `tracestate` header value (several header lines joined with
-    /// `,`). Empty members and spaces or tabs around members are skipped. Any
-    /// invalid member, a duplicate key or more than 32 members rejects the
-    /// whole value, as W3C requires.
+    /// `,`). Empty members and spaces or tabs around members are skipped.
+    /// Any invalid member or more than 32 members (duplicates counted)
+    /// rejects the whole value, as W3C requires. A duplicate key does not:
+    /// the first member with that key is kept and the later ones are
+    /// dropped (W3C allows keeping or dropping them; dropping keeps the rule
+    /// that a key never appears twice).
+    ///
+    /// Reading is bounded: a value longer than [`MAX_HEADER_LEN`] bytes is
+    /// rejected without being read, and parsing stops at the first invalid
+    /// or 33rd member.
     ///
     /// ```
     /// use tracewire::TraceState;
     ///
     /// let state = TraceState::from_header("congo=t61rcWkgMzE, ,\trojo=00f067aa0ba902b7").unwrap();
     /// assert_eq!(state.len(), 2);
-    /// assert!(TraceState::from_header("a=1,a=2").is_err());
+    /// assert_eq!(TraceState::from_header("a=1,b=2,a=3").unwrap().header(), "a=1,b=2");
+    /// assert!(TraceState::from_header("a=1,B=2").is_err());
     /// ```
     pub fn from_header(header: &str) -> Result<Self, TraceStateError> {
-        let mut list: Vec<Member> = Vec::new();
-        for member in header.split(',') {
-            let member = member.trim_matches([' ', '\t']);
-            if member.is_empty() {
-                continue;
-            }
-            let Some((key, value)) = member.split_once('=') else {
-                return Err(TraceStateError::InvalidMember(member.to_owned()));
-            };
-            if !is_valid_key(key) {
-                return Err(TraceStateError::InvalidKey(key.to_owned()));
-            }
-            if !is_valid_value(value) {
-                return Err(TraceStateError::InvalidValue(value.to_owned()));
-            }
-            if list.len() == MAX_MEMBERS {
-                return Err(TraceStateError::TooManyMembers);
-            }
-            if list.iter().any(|(k, _)| &**k == key) {
-                return Err(TraceStateError::DuplicateKey(key.to_owned()));
-            }
-            list.push((key.into(), value.into()));
-        }
-        Ok(Self::from_vec(list))
+        let mut reader = TraceStateReader::default();
+        reader.read_line(header.as_bytes());
+        reader.finish()
     }
 
     /// The header value with every member, `key=value` joined by `,`.
@@ -347,11 +417,71 @@ mod tests {
             "a=1,b",
             "a=1,b=",
             "a=1,=2",
-            "a=1,a=2",
             "a=1,b=x\u{7f}y",
+            "a=1,b=x\ny",
         ] {
             assert!(TraceState::from_header(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_header_and_the_first_member() {
+        let s = TraceState::from_header("foo=1,foo=1").unwrap();
+        assert_eq!(s.header(), "foo=1");
+        let s = TraceState::from_header("foo=1,bar=2,foo=2, bar=3").unwrap();
+        assert_eq!(s.iter().collect::<Vec<_>>(), [("foo", "1"), ("bar", "2")]);
+        // Mutation still never duplicates a key.
+        assert_eq!(s.insert("bar", "9").unwrap().header(), "bar=9,foo=1");
+    }
+
+    #[test]
+    fn duplicates_count_toward_the_32_members() {
+        let header = vec!["k=v"; 33].join(",");
+        assert_eq!(
+            TraceState::from_header(&header),
+            Err(TraceStateError::TooManyMembers)
+        );
+        let header = vec!["k=v"; 32].join(",");
+        assert_eq!(TraceState::from_header(&header).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn lines_are_read_as_one_list() {
+        let mut reader = TraceStateReader::default();
+        for line in [&b"a=1,b=2"[..], b"", b" ,c=3", b"a=4"] {
+            reader.read_line(line);
+        }
+        assert_eq!(reader.finish().unwrap().header(), "a=1,b=2,c=3");
+
+        let mut reader = TraceStateReader::default();
+        reader.read_line(b"a=1");
+        reader.read_line(b"k=\xff");
+        reader.read_line(b"c=3");
+        assert!(reader.finish().is_err(), "a line that is not UTF-8");
+    }
+
+    #[test]
+    fn reading_is_bounded_by_length_across_lines() {
+        let spaces = " ".repeat(MAX_HEADER_LEN - 4);
+        let within = format!("a=1{spaces}");
+        assert_eq!(within.len(), MAX_HEADER_LEN - 1);
+        assert_eq!(TraceState::from_header(&within).unwrap().header(), "a=1");
+        let over = format!("a=1{spaces}  ");
+        assert_eq!(
+            TraceState::from_header(&over),
+            Err(TraceStateError::TooLong)
+        );
+        let mut reader = TraceStateReader::default();
+        reader.read_line(within.as_bytes());
+        reader.read_line(b"");
+        reader.read_line(b"b=2");
+        assert_eq!(reader.finish(), Err(TraceStateError::TooLong));
+
+        let huge = ",".repeat(400_000);
+        assert_eq!(
+            TraceState::from_header(&huge),
+            Err(TraceStateError::TooLong)
+        );
     }
 
     #[test]

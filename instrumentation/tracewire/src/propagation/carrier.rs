@@ -174,26 +174,16 @@ impl Injector for Vec<(String, String)> {
     }
 }
 
-/// Joins every value of `key` with `,` (the HTTP rule for list headers).
-/// `None` when there is none or one is not UTF-8.
-pub(crate) fn joined_value(extractor: &dyn Extractor, key: &str) -> Option<String> {
-    let mut joined = String::new();
-    let mut utf8 = true;
-    let n = extractor.for_each_value(key, &mut |v| match std::str::from_utf8(v) {
-        Ok(v) => {
-            if !joined.is_empty() {
-                joined.push(',');
-            }
-            joined.push_str(v);
-        }
-        Err(_) => utf8 = false,
-    });
-    (n > 0 && utf8).then_some(joined)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every value of `key`, in order.
+    fn values(extractor: &dyn Extractor, key: &str) -> Vec<Vec<u8>> {
+        let mut seen = Vec::new();
+        extractor.for_each_value(key, &mut |v| seen.push(v.to_vec()));
+        seen
+    }
 
     #[test]
     fn header_list_is_case_insensitive_and_keeps_duplicates() {
@@ -204,10 +194,7 @@ mod tests {
         ];
         assert_eq!(headers.get_value("traceparent"), Some(&b"a"[..]));
         assert_eq!(headers.count("traceparent"), 2);
-        assert_eq!(
-            joined_value(&headers, "traceparent").as_deref(),
-            Some("a,c")
-        );
+        assert_eq!(values(&headers, "traceparent"), [b"a", b"c"]);
     }
 
     #[test]
@@ -234,14 +221,11 @@ mod tests {
 
     #[cfg(feature = "http")]
     #[test]
-    fn header_map_joins_lines_in_order() {
+    fn header_map_gives_lines_in_order() {
         let mut headers = http::HeaderMap::new();
         headers.append("tracestate", "a=1".parse().unwrap());
         headers.append("tracestate", "b=2".parse().unwrap());
-        assert_eq!(
-            joined_value(&headers, "tracestate").as_deref(),
-            Some("a=1,b=2")
-        );
+        assert_eq!(values(&headers, "tracestate"), [b"a=1", b"b=2"]);
     }
 
     #[cfg(feature = "http")]
@@ -265,9 +249,21 @@ mod tests {
         assert_eq!(headers.for_each_value("X-Other", &mut |_| {}), 1);
     }
 
+    #[cfg(feature = "http")]
     #[test]
-    fn non_utf8_values_are_no_value() {
-        let headers = vec![("baggage".to_owned(), vec![0xff, 0xfe])];
-        assert_eq!(joined_value(&headers, "baggage"), None);
+    fn header_map_gives_values_that_are_not_utf8_as_bytes() {
+        // `HeaderValue` admits `obs-text` (0x80-0xff) but no control
+        // characters other than tab; the extractor hands the bytes on and
+        // the parsers skip what is not valid.
+        let mut headers = http::HeaderMap::new();
+        headers.append(
+            "baggage",
+            http::HeaderValue::from_bytes(b"k=\xff\xfe").unwrap(),
+        );
+        headers.append("baggage", http::HeaderValue::from_bytes(b"a=\t1").unwrap());
+        assert!(http::HeaderValue::from_bytes(b"a=\x01").is_err());
+        assert!(http::HeaderValue::from_bytes(b"a=\r\n").is_err());
+        assert_eq!(headers.get_value("baggage"), Some(&b"k=\xff\xfe"[..]));
+        assert_eq!(values(&headers, "baggage"), [&b"k=\xff\xfe"[..], b"a=\t1"]);
     }
 }

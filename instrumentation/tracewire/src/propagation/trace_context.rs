@@ -1,8 +1,9 @@
 //! W3C Trace Context: the `traceparent` and `tracestate` headers.
 
 use super::Propagator;
-use super::carrier::{Extractor, Injector, joined_value};
+use super::carrier::{Extractor, Injector};
 use crate::id::{decode_lower_hex, encode_hex};
+use crate::trace_state::TraceStateReader;
 use crate::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 const TRACEPARENT: &str = "traceparent";
@@ -18,9 +19,10 @@ const TRACESTATE_SEND_LIMIT: usize = 512;
 /// trailing data after a version-00 value, or a second `traceparent` header
 /// yields no span context (the request starts a new trace); a higher version
 /// is read by its first four fields. `tracestate` is read only next to a
-/// valid `traceparent`, and a bad one is dropped without affecting the
-/// `traceparent`. Injection always writes version 00 with the unknown flag
-/// bits cleared.
+/// valid `traceparent`, as [`TraceState::from_header`] reads it (all lines
+/// as one list, at most 32 KiB, the first of duplicate keys kept), and a
+/// bad one is dropped without affecting the `traceparent`. Injection always
+/// writes version 00 with the unknown flag bits cleared.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -136,22 +138,12 @@ fn extract_traceparent(extractor: &dyn Extractor) -> Option<(TraceId, SpanId, Tr
     if lines == 1 { parsed } else { None }
 }
 
-/// Reads `tracestate`: all lines joined; empty when absent or invalid.
+/// Reads `tracestate`: all lines as one list; empty when absent or invalid.
+/// Bounded as [`TraceState::from_header`] is, across all lines.
 fn extract_tracestate(extractor: &dyn Extractor) -> TraceState {
-    let mut single = None;
-    let lines = extractor.for_each_value(TRACESTATE, &mut |v| {
-        single = Some(std::str::from_utf8(v).map(TraceState::from_header));
-    });
-    let parsed = match (lines, single) {
-        (0, _) | (_, None) => return TraceState::new(),
-        (1, Some(Ok(parsed))) => parsed,
-        (1, Some(Err(_))) => return TraceState::new(),
-        _ => match joined_value(extractor, TRACESTATE) {
-            Some(joined) => TraceState::from_header(&joined),
-            None => return TraceState::new(),
-        },
-    };
-    parsed.unwrap_or_default()
+    let mut reader = TraceStateReader::default();
+    extractor.for_each_value(TRACESTATE, &mut |line| reader.read_line(line));
+    reader.finish().unwrap_or_default()
 }
 
 impl Propagator for TraceContextPropagator {
@@ -284,7 +276,7 @@ mod tests {
 
     #[test]
     fn bad_tracestate_keeps_traceparent() {
-        for bad in ["a=1,a=2", "UPPER=1", "a", "k=v,b=2 =x"] {
+        for bad in ["UPPER=1", "a", "k=v,b=2 =x"] {
             let cx = extract(&[("traceparent", VALID), ("tracestate", bad)]);
             let span = cx.span_context().expect("traceparent survives");
             assert!(span.trace_state().is_empty(), "{bad:?} kept");
@@ -292,9 +284,63 @@ mod tests {
         let cx = extract(&[
             ("traceparent", VALID),
             ("tracestate", "a=1"),
-            ("tracestate", "a=2"),
+            ("tracestate", "B=2"),
         ]);
         assert!(cx.span_context().unwrap().trace_state().is_empty());
+    }
+
+    /// The official W3C test `test_tracestate_duplicated_keys` (strict,
+    /// Level 2): the header is kept; we keep the first of duplicate keys.
+    #[test]
+    fn duplicated_tracestate_keys_keep_the_header() {
+        for lines in [
+            &[("tracestate", "foo=1,foo=1")][..],
+            &[("tracestate", "foo=1,foo=2")],
+            &[("tracestate", "foo=1"), ("tracestate", "foo=1")],
+            &[("tracestate", "foo=1"), ("tracestate", "foo=2")],
+        ] {
+            let mut list = vec![("traceparent", VALID)];
+            list.extend_from_slice(lines);
+            let cx = extract(&list);
+            let mut out = Vec::<(String, String)>::new();
+            TraceContextPropagator::new().inject(&cx, &mut out);
+            assert_eq!(
+                out[1],
+                ("tracestate".to_owned(), "foo=1".to_owned()),
+                "{lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_and_repeated_tracestate_is_dropped_keeping_traceparent() {
+        let huge = format!("a=1{}", ",".repeat(400_000));
+        for lines in [
+            vec![("tracestate", huge.as_str())],
+            vec![("tracestate", "a=1"); 40],
+        ] {
+            let mut list = vec![("traceparent", VALID)];
+            list.extend(lines);
+            let cx = extract(&list);
+            let span = cx.span_context().expect("traceparent survives");
+            assert!(span.trace_state().is_empty());
+        }
+    }
+
+    #[test]
+    fn oversized_traceparent_is_invalid() {
+        let huge = format!("{VALID}{}", "-0".repeat(200_000));
+        assert!(extract(&[("traceparent", &huge)]).span_context().is_none());
+        let future = format!("cc{}", &huge[2..]);
+        assert!(
+            parse_traceparent(future.as_bytes()).is_some(),
+            "read by its first four fields"
+        );
+        let spaces = format!("{VALID}{}", " ".repeat(400_000));
+        assert!(
+            parse_traceparent(spaces.as_bytes()).is_some(),
+            "surrounding spaces are trimmed"
+        );
     }
 
     #[test]
