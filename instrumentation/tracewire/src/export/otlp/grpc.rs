@@ -22,7 +22,11 @@ pub(super) struct GrpcTransport {
 
 impl GrpcTransport {
     pub(super) fn new(config: &OtlpConfig, uri: http::Uri) -> Result<Self, OtlpError> {
-        let invalid = || OtlpError::InvalidEndpoint(config.endpoint.clone());
+        let invalid = || {
+            OtlpError::InvalidEndpoint(
+                super::config::redact_endpoint(&config.endpoint).into_owned(),
+            )
+        };
         #[allow(unused_mut)]
         let mut endpoint = Endpoint::from(uri.clone()).timeout(config.timeout);
         if uri.scheme_str() == Some("https") {

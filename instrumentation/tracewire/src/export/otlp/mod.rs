@@ -28,6 +28,8 @@ mod http_client;
 pub use config::{Compression, OtlpConfig, Protocol, RetryPolicy};
 pub use http_client::{HttpClient, HttpError, HttpFuture, HyperClient};
 
+use http_client::MAX_RESPONSE_BYTES;
+
 use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -85,9 +87,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Attempt>,
 {
-    let mut attempts = 0;
+    let mut attempts: u32 = 0;
     loop {
-        attempts += 1;
+        attempts = attempts.saturating_add(1);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let outcome = tokio::time::timeout(remaining, attempt())
             .await
@@ -102,7 +104,11 @@ where
                     )));
                 }
                 let delay = after.unwrap_or_else(|| policy.backoff(attempts));
-                if Instant::now() + delay >= deadline {
+                // Compared with what is left rather than added to an
+                // Instant: a huge Retry-After cannot overflow. Waiting
+                // longer than is left only to give up is pointless, so a
+                // delay past the deadline ends the export now.
+                if delay >= deadline.saturating_duration_since(Instant::now()) {
                     return Err(ExportError::Unavailable(format!(
                         "{reason} (no time left for a retry within the export timeout)"
                     )));
@@ -113,18 +119,39 @@ where
     }
 }
 
-/// The delay a `Retry-After` header asks for: seconds or an HTTP date.
+/// The delay a `Retry-After` header asks for: seconds or an HTTP date (a
+/// past date is no delay). Longer delays than any export may take are
+/// clamped to [`OtlpConfig::MAX_TIMEOUT`]; a malformed value is ignored
+/// (the computed back-off applies).
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(SystemTime::now()).unwrap_or_default())
+    let delay = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is simply very long.
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        let date = httpdate::parse_http_date(value).ok()?;
+        date.duration_since(SystemTime::now()).unwrap_or_default()
+    };
+    Some(delay.min(OtlpConfig::MAX_TIMEOUT))
+}
+
+/// At most this many bytes of an error response's body go into the
+/// failure's message.
+const ERROR_DETAIL_BYTES: usize = 256;
+
+/// The start of an error response's body for a message: at most
+/// [`ERROR_DETAIL_BYTES`], control characters replaced by spaces.
+fn error_detail(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(ERROR_DETAIL_BYTES)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// Warns when the receiver accepted only part of a batch.
@@ -185,7 +212,7 @@ impl std::fmt::Debug for OtlpExporter {
         f.debug_struct("OtlpExporter")
             .field("service", &self.resource.service_name())
             .field("protocol", &self.config.protocol)
-            .field("endpoint", &self.config.endpoint)
+            .field("endpoint", &config::redact_endpoint(&self.config.endpoint))
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +249,8 @@ impl OtlpExporter {
         config: OtlpConfig,
         client: Option<Arc<dyn HttpClient>>,
     ) -> Result<Self, OtlpError> {
+        let mut config = config;
+        config.timeout = OtlpConfig::effective_timeout(config.timeout);
         let uri: http::Uri = config
             .endpoint
             .parse()
@@ -229,7 +258,9 @@ impl OtlpExporter {
             .filter(|u: &http::Uri| {
                 matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
             })
-            .ok_or_else(|| OtlpError::InvalidEndpoint(config.endpoint.clone()))?;
+            .ok_or_else(|| {
+                OtlpError::InvalidEndpoint(config::redact_endpoint(&config.endpoint).into_owned())
+            })?;
         let transport = match (config.protocol, client) {
             (Protocol::Grpc, _) => Self::grpc_transport(&config, uri)?,
             (_, client) => {
@@ -275,6 +306,11 @@ impl OtlpExporter {
     /// The settings in use.
     pub fn config(&self) -> &OtlpConfig {
         &self.config
+    }
+
+    /// The endpoint for messages, credentials hidden.
+    fn shown_endpoint(&self) -> std::borrow::Cow<'_, str> {
+        config::redact_endpoint(&self.config.endpoint)
     }
 
     /// The HTTP request body for `request`, encoded and compressed.
@@ -352,27 +388,34 @@ impl OtlpExporter {
             Ok(response) => response,
             Err(e) => {
                 return Attempt::Retry {
-                    reason: format!("cannot reach {uri}: {e}"),
+                    reason: format!("cannot reach {}: {e}", self.shown_endpoint()),
                     after: None,
                 };
             }
         };
         let status = response.status();
         if status.is_success() {
-            let decoded = if json {
-                serde_json::from_slice(response.body()).ok()
-            } else {
-                ExportTraceServiceResponse::decode(response.body().as_ref()).ok()
-            };
-            if let Some(decoded) = decoded {
-                note_partial_success(&decoded);
+            // A success is a success, whatever the body: it only matters
+            // for a partial success, looked for within the bound (a
+            // truncated or garbled body just does not decode).
+            let body = response.body();
+            if body.len() <= MAX_RESPONSE_BYTES {
+                let decoded = if json {
+                    serde_json::from_slice(body).ok()
+                } else {
+                    ExportTraceServiceResponse::decode(body.as_ref()).ok()
+                };
+                if let Some(decoded) = decoded {
+                    note_partial_success(&decoded);
+                }
             }
             return Attempt::Delivered;
         }
-        let detail = String::from_utf8_lossy(&response.body()[..response.body().len().min(256)])
-            .trim()
-            .to_owned();
-        let reason = format!("{uri} answered {status} {detail}");
+        let reason = format!(
+            "{} answered {status} {}",
+            self.shown_endpoint(),
+            error_detail(response.body())
+        );
         match status.as_u16() {
             429 | 502 | 503 | 504 => Attempt::Retry {
                 reason,
@@ -388,7 +431,11 @@ impl SpanExporter for OtlpExporter {
         if self.shut_down {
             return Box::pin(async { Err(ExportError::Shutdown) });
         }
-        let deadline = Instant::now() + self.config.timeout;
+        let now = Instant::now();
+        // The timeout is clamped in `build`; checked all the same.
+        let deadline = now
+            .checked_add(self.config.timeout)
+            .unwrap_or_else(|| now + OtlpConfig::DEFAULT_TIMEOUT);
         let policy = self.config.retry;
         let payload = match &self.transport {
             // Encoded now, from a message reused from batch to batch.
@@ -455,6 +502,89 @@ mod tests {
         );
         h.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn retry_after_huge_or_malformed() {
+        let mut h = http::HeaderMap::new();
+        for (value, expected) in [
+            ("1000000000000", Some(OtlpConfig::MAX_TIMEOUT)),
+            ("18446744073709551616", Some(OtlpConfig::MAX_TIMEOUT)),
+            (
+                "Fri, 31 Dec 9999 23:59:59 GMT",
+                Some(OtlpConfig::MAX_TIMEOUT),
+            ),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(Duration::ZERO)),
+            ("-1", None),
+            ("1.5", None),
+            ("", None),
+            ("Fri, 31 Dec 99999 23:59:59 GMT", None),
+        ] {
+            h.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&h), expected, "{value}");
+        }
+        h.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn a_retry_after_past_the_deadline_ends_the_export_at_once() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let mut calls = 0;
+        let result = rt.block_on(with_retries(
+            RetryPolicy::default(),
+            Instant::now() + Duration::from_secs(10),
+            || {
+                calls += 1;
+                async {
+                    Attempt::Retry {
+                        reason: "busy".into(),
+                        after: Some(Duration::MAX),
+                    }
+                }
+            },
+        ));
+        assert!(
+            matches!(result, Err(ExportError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn error_details_are_bounded_and_printable() {
+        let detail = error_detail(&[b'x'; 1 << 20]);
+        assert_eq!(detail.len(), ERROR_DETAIL_BYTES);
+        assert_eq!(
+            error_detail(b"bad\r\nInjected: header\0"),
+            "bad  Injected: header"
+        );
+    }
+
+    #[test]
+    fn timeouts_set_in_code_are_clamped() {
+        for (timeout, expected) in [
+            (Duration::MAX, OtlpConfig::MAX_TIMEOUT),
+            (Duration::ZERO, OtlpConfig::DEFAULT_TIMEOUT),
+        ] {
+            let mut config = OtlpConfig::new(Protocol::HttpProtobuf, "http://c:4318/v1/traces");
+            config.timeout = timeout;
+            let exporter = OtlpExporter::new(Resource::new("t"), config).unwrap();
+            assert_eq!(exporter.config().timeout, expected);
+        }
+    }
+
+    #[test]
+    fn invalid_endpoint_errors_hide_credentials() {
+        let config = OtlpConfig::new(Protocol::HttpProtobuf, "ftp://u:hunter2@c/v1/traces");
+        let err = OtlpExporter::new(Resource::new("t"), config).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
