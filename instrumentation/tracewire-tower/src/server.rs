@@ -14,8 +14,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 use tracewire::http::{
-    error_type_name, method_attributes, protocol_version, record_error, record_request_headers,
-    record_response_headers, record_status_code,
+    RedactedQuery, error_type_name, method_attributes, protocol_version, record_error,
+    record_request_headers, record_response_headers, record_status_code,
 };
 use tracewire::propagation::format_traceparent;
 use tracewire::{SpanContext, SpanExt as _, with_remote_parent_recording};
@@ -120,7 +120,7 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
                 http.request.method_original = method_original,
                 http.route = route,
                 url.path = uri.path(),
-                url.query = uri.query(),
+                url.query = uri.query().map(|q| display(RedactedQuery(q))),
                 url.scheme = scheme,
                 server.address = host.map(|(h, _)| h),
                 server.port = host.and_then(|(_, p)| p),
@@ -141,7 +141,11 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
         if recording {
             if self.common.legacy {
                 span.record("http.method", request.method().as_str());
-                span.record("http.target", uri.path_and_query().map(|pq| pq.as_str()));
+                let target = match uri.query() {
+                    Some(q) => format!("{}?{}", uri.path(), RedactedQuery(q)),
+                    None => uri.path().to_owned(),
+                };
+                span.record("http.target", target);
                 span.record("net.host.name", host.map(|(h, _)| h));
             }
             if let Some(link) = link {

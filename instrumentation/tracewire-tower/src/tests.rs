@@ -53,7 +53,7 @@ fn str_attr<'a>(span: &'a tracewire::SpanData, key: &str) -> &'a str {
 #[tokio::test]
 async fn server_span_continues_the_callers_trace() {
     let (exporter, _guard) = traced();
-    let mut req = request("/users/7?expand=orders")
+    let mut req = request("/users/7?expand=orders&sig=secret&X-Amz-Credential=key")
         .header("traceparent", PARENT)
         .body(Full::default())
         .unwrap();
@@ -78,7 +78,11 @@ async fn server_span_continues_the_callers_trace() {
     assert_eq!(str_attr(&span, "http.request.method"), "GET");
     assert_eq!(str_attr(&span, "http.route"), "/users/{id}");
     assert_eq!(str_attr(&span, "url.path"), "/users/7");
-    assert_eq!(str_attr(&span, "url.query"), "expand=orders");
+    assert_eq!(
+        str_attr(&span, "url.query"),
+        "expand=orders&sig=REDACTED&X-Amz-Credential=REDACTED",
+        "signatures and credentials in the query are redacted as in a client's url.full"
+    );
     assert_eq!(str_attr(&span, "url.scheme"), "http");
     assert_eq!(str_attr(&span, "server.address"), "shop.example");
     assert_eq!(

@@ -339,17 +339,38 @@ impl fmt::Display for RedactedUrl<'_> {
         }
         f.write_str(self.path)?;
         if let Some(query) = self.query {
-            f.write_str("?")?;
-            for (i, pair) in query.split('&').enumerate() {
-                if i > 0 {
-                    f.write_str("&")?;
+            write!(f, "?{}", RedactedQuery(query))?;
+        }
+        Ok(())
+    }
+}
+
+/// A query string (without `?`) with the values of the
+/// [`SENSITIVE_QUERY_KEYS`] replaced by `REDACTED`: `url.query` of a server
+/// span, and the query part of [`RedactedUrl`].
+///
+/// ```
+/// use tracewire::http::RedactedQuery;
+///
+/// assert_eq!(
+///     RedactedQuery("sig=abc&page=2&X-Goog-Signature=x").to_string(),
+///     "sig=REDACTED&page=2&X-Goog-Signature=REDACTED"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct RedactedQuery<'a>(pub &'a str);
+
+impl fmt::Display for RedactedQuery<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, pair) in self.0.split('&').enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            match pair.split_once('=') {
+                Some((key, _)) if is_sensitive_query_key(key) => {
+                    write!(f, "{key}=REDACTED")?;
                 }
-                match pair.split_once('=') {
-                    Some((key, _)) if is_sensitive_query_key(key) => {
-                        write!(f, "{key}=REDACTED")?;
-                    }
-                    _ => f.write_str(pair)?,
-                }
+                _ => f.write_str(pair)?,
             }
         }
         Ok(())

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing_core::Metadata;
+use tracing_core::metadata::LevelFilter;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::prelude::*;
 
 use crate::TracewireLayer;
@@ -100,16 +103,27 @@ impl Drop for TracingGuard {
 }
 
 /// Reads the `OTEL_*` variables, installs a global subscriber with the
-/// tracewire layer, an `EnvFilter` from `RUST_LOG` (default `info`) and log
-/// output with trace correlation, and sets the global propagator.
+/// tracewire layer and log output with trace correlation, and sets the
+/// global propagator.
 ///
 /// The variables: `OTEL_SDK_DISABLED`, `OTEL_SERVICE_NAME`,
 /// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
 /// `OTEL_PROPAGATORS`, `OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`,
 /// `OTEL_BSP_*`, plus `TRACEWIRE_LOG_FORMAT` (`text` or `json`),
-/// `TRACEWIRE_TRACES_FILE` and `TRACEWIRE_TAIL_POLICIES` (a tail sampling
-/// policy file). Invalid values are logged as warnings naming the
-/// variable, and their defaults used.
+/// `TRACEWIRE_TRACES_FILE`, `TRACEWIRE_TAIL_POLICIES` (a tail sampling
+/// policy file) and the two filters:
+///
+/// - `RUST_LOG` (default `info`) filters **log output only**: a log level
+///   never decides which spans exist, because a missing span also means a
+///   missing `traceparent` downstream.
+/// - `TRACEWIRE_TRACES_FILTER` (default `info`, the same `EnvFilter`
+///   syntax) decides which of the application's own spans and events are
+///   traced. Spans of the instrumentation crates (targets starting with
+///   `tracewire_`) are always traced.
+///
+/// Invalid values (not UTF-8, not a number, out of range, unknown names)
+/// are logged as warnings naming the variable, and a default or the
+/// nearest value in range is used; a configuration never panics.
 ///
 /// ```no_run
 /// fn main() -> Result<(), tracewire::InitError> {
@@ -151,16 +165,31 @@ pub struct Tracewire {
     batch: BatchConfig,
     disabled: bool,
     log_format: LogFormat,
-    filter: Option<String>,
+    log_filter: Option<String>,
+    traces_filter: Option<String>,
     shutdown_timeout: Duration,
     tail: Option<(Vec<Policy>, TailConfig)>,
     warnings: Vec<ConfigWarning>,
 }
 
 impl Tracewire {
-    /// Settings from this process's environment.
+    /// Settings from this process's environment. A variable of ours
+    /// (`OTEL_*`, `TRACEWIRE_*`, `RUST_LOG`) whose value is not UTF-8 is
+    /// ignored with a warning.
     pub fn from_env() -> Self {
-        Self::from_otel(|name| std::env::var(name).ok())
+        let mut config = Self::from_otel(|name| std::env::var(name).ok());
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            if value.to_str().is_none() && is_our_variable(name) {
+                config.warnings.push(ConfigWarning {
+                    variable: config_variable_name(name),
+                    // Not echoed: it may be a secret (a header value).
+                    value: String::from("<not UTF-8>"),
+                    reason: "not valid UTF-8; ignored (the default is used)",
+                });
+            }
+        }
+        config
     }
 
     /// Settings from the variables `var` returns (empty counts as unset).
@@ -234,7 +263,7 @@ impl Tracewire {
                 warnings.push(ConfigWarning {
                     variable: "TRACEWIRE_LOG_FORMAT",
                     value: v,
-                    reason: "expected text, json or none",
+                    reason: "expected text, json or none; using text",
                 });
                 LogFormat::Text
             }
@@ -248,7 +277,8 @@ impl Tracewire {
             batch,
             disabled,
             log_format,
-            filter: var("RUST_LOG"),
+            log_filter: var("RUST_LOG"),
+            traces_filter: var("TRACEWIRE_TRACES_FILTER"),
             shutdown_timeout: Duration::from_secs(5),
             tail,
             warnings,
@@ -318,13 +348,26 @@ impl Tracewire {
         self
     }
 
-    /// Sets the `EnvFilter` directives (instead of `RUST_LOG`).
-    pub fn filter(mut self, directives: impl Into<String>) -> Self {
-        self.filter = Some(directives.into());
+    /// Sets the `EnvFilter` directives for log output (instead of
+    /// `RUST_LOG`). They never change which spans are traced.
+    pub fn log_filter(mut self, directives: impl Into<String>) -> Self {
+        self.log_filter = Some(directives.into());
         self
     }
 
-    /// Turns span export off (ids, propagation and log correlation stay).
+    /// Sets the `EnvFilter` directives deciding which of the application's
+    /// spans and events are traced (instead of `TRACEWIRE_TRACES_FILTER`;
+    /// default `info`). The instrumentation crates' spans (targets starting
+    /// with `tracewire_`) are traced whatever these say.
+    pub fn traces_filter(mut self, directives: impl Into<String>) -> Self {
+        self.traces_filter = Some(directives.into());
+        self
+    }
+
+    /// Turns tracing off (`OTEL_SDK_DISABLED=true`): nothing is sampled or
+    /// exported and no new trace is started, but an incoming trace context
+    /// is passed on unchanged (the spans created under it carry it, so it
+    /// reaches the next service and the log lines as it came in).
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
         self
@@ -386,6 +429,7 @@ impl Tracewire {
         let layer = TracewireLayer::builder()
             .shared_sampler(self.sampler.clone())
             .shared_processor(processor.clone())
+            .pass_through(self.disabled)
             .build();
         let guard = TracingGuard {
             processor,
@@ -395,34 +439,40 @@ impl Tracewire {
         Ok((layer, guard))
     }
 
-    /// Installs the global subscriber (the tracewire layer, the filter and
-    /// the log output) and the global propagator; then logs each
-    /// configuration warning.
+    /// Installs the global subscriber (the tracewire layer under the traces
+    /// filter, the log output under the log filter) and the global
+    /// propagator; then logs each configuration warning.
     ///
     /// # Errors
     /// When an exporter cannot be created or a subscriber is already
     /// installed.
     pub fn install(mut self) -> Result<TracingGuard, InitError> {
         let mut warnings = std::mem::take(&mut self.warnings);
-        let filter = match self.filter.take() {
-            None => EnvFilter::new("info"),
-            Some(directives) => EnvFilter::try_new(&directives).unwrap_or_else(|_| {
-                warnings.push(ConfigWarning {
-                    variable: "RUST_LOG",
-                    value: directives,
-                    reason: "not valid filter directives",
-                });
-                EnvFilter::new("info")
-            }),
+        let log_filter = self.log_filter.take();
+        let mut log_filter = || env_filter("RUST_LOG", log_filter.as_deref(), &mut warnings);
+        let (text, json) = match self.log_format {
+            LogFormat::Text => (
+                Some(crate::fmt::text_layer().with_filter(log_filter())),
+                None,
+            ),
+            LogFormat::Json => (
+                None,
+                Some(crate::fmt::json_layer().with_filter(log_filter())),
+            ),
+            LogFormat::None => (None, None),
         };
-        let format = self.log_format;
+        let traces_filter = env_filter(
+            "TRACEWIRE_TRACES_FILTER",
+            self.traces_filter.take().as_deref(),
+            &mut warnings,
+        );
+        let traces_filter = filter_fn(is_instrumentation)
+            .with_max_level_hint(LevelFilter::INFO)
+            .or(traces_filter);
         crate::propagation::set_global(self.propagator.clone());
         let (layer, guard) = self.build_layer()?;
-        let text = (format == LogFormat::Text).then(crate::fmt::text_layer);
-        let json = (format == LogFormat::Json).then(crate::fmt::json_layer);
         let installed = tracing_subscriber::registry()
-            .with(filter)
-            .with(layer)
+            .with(layer.with_filter(traces_filter))
             .with(text)
             .with(json)
             .try_init();
@@ -432,4 +482,77 @@ impl Tracewire {
         }
         Ok(guard)
     }
+}
+
+/// Whether a span or event comes from one of the instrumentation crates
+/// (their targets start with `tracewire_`): those are traced whatever the
+/// traces filter says, since a missing server or client span breaks the
+/// trace for every service after it.
+pub fn is_instrumentation(metadata: &Metadata<'_>) -> bool {
+    metadata.target().starts_with("tracewire_")
+}
+
+/// The `EnvFilter` of `directives` (default `info`); invalid directives
+/// give a warning naming `variable` and the default.
+fn env_filter(
+    variable: &'static str,
+    directives: Option<&str>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> EnvFilter {
+    const DEFAULT: &str = "info";
+    let Some(directives) = directives else {
+        return EnvFilter::new(DEFAULT);
+    };
+    EnvFilter::builder().parse(directives).unwrap_or_else(|_| {
+        warnings.push(ConfigWarning {
+            variable,
+            value: directives.to_owned(),
+            reason: "not valid filter directives; using info",
+        });
+        EnvFilter::new(DEFAULT)
+    })
+}
+
+/// The variables tracewire reads, by prefix or name.
+fn is_our_variable(name: &str) -> bool {
+    name.starts_with("OTEL_") || name.starts_with("TRACEWIRE_") || name == "RUST_LOG"
+}
+
+/// `name` as the `&'static str` a warning carries: the known variable with
+/// that name, or a generic label for the others (an unknown `OTEL_*` name
+/// is not ours to name).
+fn config_variable_name(name: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "OTEL_SDK_DISABLED",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_PROPAGATORS",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "TRACEWIRE_TRACES_FILE",
+        "TRACEWIRE_LOG_FORMAT",
+        "TRACEWIRE_TAIL_POLICIES",
+        "TRACEWIRE_TRACES_FILTER",
+        "RUST_LOG",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == name)
+        .copied()
+        .unwrap_or("an OTEL_*/TRACEWIRE_* variable")
 }

@@ -67,7 +67,9 @@ pub use baggage::Baggage;
 pub use context::{Context, SpanContext, TraceFlags};
 pub use id::{HexBuf, SpanId, TraceId};
 #[cfg(feature = "otlp")]
-pub use init::{InitError, LogFormat, TracesExporter, Tracewire, TracingGuard, init};
+pub use init::{
+    InitError, LogFormat, TracesExporter, Tracewire, TracingGuard, init, is_instrumentation,
+};
 pub use layer::{
     SetParentError, SpanExt, SpanLimits, TracewireLayer, TracewireLayerBuilder, current_context,
     current_span_context, with_remote_parent, with_remote_parent_recording,

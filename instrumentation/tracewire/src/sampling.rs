@@ -298,10 +298,10 @@ impl Sampler for ParentBased {
     }
 }
 
-/// A configuration problem found while reading settings; the default was
-/// used instead.
+/// A configuration problem found while reading settings; `reason` says
+/// what was used instead (the default, or the nearest value in range).
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-#[error("invalid value {value:?} for {variable}: {reason}; using the default")]
+#[error("invalid value {value:?} for {variable}: {reason}")]
 pub struct ConfigWarning {
     /// The variable, e.g. `OTEL_TRACES_SAMPLER`.
     pub variable: &'static str,
@@ -340,7 +340,7 @@ pub fn sampler_from_otel(
                 warnings.push(ConfigWarning {
                     variable: "OTEL_TRACES_SAMPLER_ARG",
                     value: raw.to_owned(),
-                    reason: "expected a number from 0 to 1",
+                    reason: "expected a number from 0 to 1; using 1.0",
                 });
                 1.0
             }
@@ -358,7 +358,7 @@ pub fn sampler_from_otel(
             warnings.push(ConfigWarning {
                 variable: "OTEL_TRACES_SAMPLER",
                 value: sampler.unwrap_or_default().to_owned(),
-                reason: "unknown sampler",
+                reason: "unknown sampler; using parentbased_always_on",
             });
             Arc::new(ParentBased::new(AlwaysOn))
         }

@@ -43,10 +43,24 @@ impl Default for BatchConfig {
 }
 
 impl BatchConfig {
+    /// The largest queue accepted (`OTEL_BSP_MAX_QUEUE_SIZE`): the queue is
+    /// allocated up front, so a larger value is cut to this one.
+    pub const MAX_QUEUE_SIZE: usize = 65_536;
+    /// The range of `OTEL_BSP_SCHEDULE_DELAY` (a shorter delay would keep
+    /// the export thread busy; a longer one is cut).
+    pub const SCHEDULE_DELAY_RANGE: (Duration, Duration) =
+        (Duration::from_millis(1), Duration::from_secs(3600));
+    /// The range of `OTEL_BSP_EXPORT_TIMEOUT` (0 would fail every export).
+    pub const EXPORT_TIMEOUT_RANGE: (Duration, Duration) =
+        (Duration::from_millis(1), Duration::from_secs(3600));
+
     /// The settings from the `OTEL_BSP_*` variables, read through `var`
-    /// (pass `|name| std::env::var(name).ok()`). Invalid values give a
-    /// warning and the default. A batch size over the queue size is cut to
-    /// the queue size.
+    /// (pass `|name| std::env::var(name).ok()`). A value that is not a
+    /// whole number, or is below the smallest value accepted (0 or
+    /// negative), gives a warning and the default; one above the largest
+    /// gives a warning and the largest (queue and batch size
+    /// [`MAX_QUEUE_SIZE`](Self::MAX_QUEUE_SIZE), delays and timeouts 1
+    /// hour). A batch size over the queue size is cut to the queue size.
     ///
     /// ```
     /// use std::time::Duration;
@@ -55,51 +69,79 @@ impl BatchConfig {
     /// let (config, warnings) = BatchConfig::from_otel(|name| match name {
     ///     "OTEL_BSP_SCHEDULE_DELAY" => Some("250".into()),
     ///     "OTEL_BSP_MAX_QUEUE_SIZE" => Some("lots".into()),
+    ///     "OTEL_BSP_EXPORT_TIMEOUT" => Some("0".into()),
     ///     _ => None,
     /// });
     /// assert_eq!(config.scheduled_delay, Duration::from_millis(250));
     /// assert_eq!(config.max_queue_size, 2048);
-    /// assert_eq!(warnings.len(), 1);
+    /// assert_eq!(config.export_timeout, Duration::from_secs(30));
+    /// assert_eq!(warnings.len(), 2);
     /// ```
     pub fn from_otel(var: impl Fn(&str) -> Option<String>) -> (Self, Vec<ConfigWarning>) {
         let mut config = BatchConfig::default();
         let mut warnings = Vec::new();
-        let mut read = |name: &'static str, min: u64| -> Option<u64> {
+        // A whole number in `min..=max`; above it, `max` with a warning;
+        // anything else is a warning and `None` (the default).
+        let mut read = |name: &'static str, min: u64, max: u64| -> Option<u64> {
             let raw = var(name)?;
             let raw = raw.trim();
             if raw.is_empty() {
                 return None;
             }
-            match raw.parse::<u64>() {
-                Ok(v) if v >= min => Some(v),
-                _ => {
-                    warnings.push(ConfigWarning {
-                        variable: name,
-                        value: raw.to_owned(),
-                        reason: if min > 0 {
-                            "expected a positive integer"
-                        } else {
-                            "expected a non-negative integer"
-                        },
-                    });
-                    None
+            let (value, reason) = match raw.parse::<i128>() {
+                Ok(v) if v < i128::from(min) => (None, "too small; using the default"),
+                Ok(v) if v > i128::from(max) => {
+                    (Some(max), "above the largest value accepted; using that")
                 }
-            }
+                Ok(v) => return u64::try_from(v).ok(),
+                Err(_) if raw.bytes().all(|b| b.is_ascii_digit()) => {
+                    (Some(max), "above the largest value accepted; using that")
+                }
+                Err(_) => (None, "expected a whole number; using the default"),
+            };
+            warnings.push(ConfigWarning {
+                variable: name,
+                value: raw.chars().take(64).collect(),
+                reason,
+            });
+            value
         };
-        if let Some(v) = read("OTEL_BSP_SCHEDULE_DELAY", 0) {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (lo, hi) = Self::SCHEDULE_DELAY_RANGE;
+        if let Some(v) = read("OTEL_BSP_SCHEDULE_DELAY", millis(lo), millis(hi)) {
             config.scheduled_delay = Duration::from_millis(v);
         }
-        if let Some(v) = read("OTEL_BSP_EXPORT_TIMEOUT", 0) {
+        let (lo, hi) = Self::EXPORT_TIMEOUT_RANGE;
+        if let Some(v) = read("OTEL_BSP_EXPORT_TIMEOUT", millis(lo), millis(hi)) {
             config.export_timeout = Duration::from_millis(v);
         }
-        if let Some(v) = read("OTEL_BSP_MAX_QUEUE_SIZE", 1) {
-            config.max_queue_size = usize::try_from(v).unwrap_or(usize::MAX);
+        let max_queue = Self::MAX_QUEUE_SIZE as u64;
+        if let Some(v) = read("OTEL_BSP_MAX_QUEUE_SIZE", 1, max_queue) {
+            config.max_queue_size = usize::try_from(v).unwrap_or(Self::MAX_QUEUE_SIZE);
         }
-        if let Some(v) = read("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1) {
-            config.max_export_batch_size = usize::try_from(v).unwrap_or(usize::MAX);
+        if let Some(v) = read("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, max_queue) {
+            config.max_export_batch_size = usize::try_from(v).unwrap_or(Self::MAX_QUEUE_SIZE);
         }
-        config.max_export_batch_size = config.max_export_batch_size.min(config.max_queue_size);
-        (config, warnings)
+        (config.clamped(), warnings)
+    }
+
+    /// The settings brought into range, as the processor uses them: the
+    /// queue size in 1 to [`MAX_QUEUE_SIZE`](Self::MAX_QUEUE_SIZE), the
+    /// batch size in 1 to the queue size, the delay and timeout in their
+    /// ranges.
+    pub fn clamped(self) -> Self {
+        let max_queue_size = self.max_queue_size.clamp(1, Self::MAX_QUEUE_SIZE);
+        BatchConfig {
+            max_queue_size,
+            max_export_batch_size: self.max_export_batch_size.clamp(1, max_queue_size),
+            scheduled_delay: self
+                .scheduled_delay
+                .clamp(Self::SCHEDULE_DELAY_RANGE.0, Self::SCHEDULE_DELAY_RANGE.1),
+            export_timeout: self
+                .export_timeout
+                .clamp(Self::EXPORT_TIMEOUT_RANGE.0, Self::EXPORT_TIMEOUT_RANGE.1),
+            warning_interval: self.warning_interval,
+        }
     }
 }
 
@@ -169,15 +211,10 @@ pub struct BatchSpanProcessor {
 }
 
 impl BatchSpanProcessor {
-    /// Starts the worker thread exporting through `exporter`.
+    /// Starts the worker thread exporting through `exporter`, with the
+    /// settings [`clamped`](BatchConfig::clamped).
     pub fn new(exporter: impl SpanExporter, config: BatchConfig) -> Self {
-        let config = BatchConfig {
-            max_queue_size: config.max_queue_size.max(1),
-            max_export_batch_size: config
-                .max_export_batch_size
-                .clamp(1, config.max_queue_size.max(1)),
-            ..config
-        };
+        let config = config.clamped();
         let (spans, span_rx) = bounded(config.max_queue_size);
         let (control, control_rx) = bounded(16);
         let stats = Arc::new(PipelineStats::default());
@@ -270,6 +307,9 @@ impl Drop for BatchSpanProcessor {
     }
 }
 
+/// How long an idle worker (no spans waiting) sleeps before looking again.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+
 struct Worker {
     exporter: Box<dyn SpanExporter>,
     config: BatchConfig,
@@ -296,12 +336,17 @@ impl Worker {
                 return;
             }
         };
-        let mut deadline = Instant::now() + self.config.scheduled_delay;
+        // When the partial batch is due; none while the batch is empty, so
+        // an idle worker sleeps until a span or a request arrives.
+        let mut due: Option<Instant> = None;
         loop {
-            let timeout = deadline.saturating_duration_since(Instant::now());
+            let timeout = due.map_or(IDLE_WAIT, |t| t.saturating_duration_since(Instant::now()));
             select! {
                 recv(self.spans) -> span => match span {
                     Ok(span) => {
+                        if self.batch.is_empty() {
+                            due = Some(Instant::now() + self.config.scheduled_delay);
+                        }
                         self.batch.push(span);
                         // Take what else is queued now, without a `select`
                         // per span.
@@ -314,7 +359,7 @@ impl Worker {
                         if self.batch.len() >= self.config.max_export_batch_size {
                             // Failures are counted and logged inside.
                             let _ = self.export(&runtime);
-                            deadline = Instant::now() + self.config.scheduled_delay;
+                            due = None;
                         }
                     }
                     // Every sender is gone: the processor was dropped.
@@ -327,6 +372,7 @@ impl Worker {
                 recv(self.control) -> message => match message {
                     Ok(Control::Flush(reply)) => {
                         let result = self.drain(&runtime);
+                        due = None;
                         let flushed = runtime.block_on(self.exporter.force_flush());
                         let _ = reply.send(result.and(flushed));
                     }
@@ -341,7 +387,7 @@ impl Worker {
                 },
                 default(timeout) => {
                     let _ = self.export(&runtime);
-                    deadline = Instant::now() + self.config.scheduled_delay;
+                    due = None;
                 }
             }
             self.warn_about_drops();
@@ -662,5 +708,60 @@ mod tests {
         });
         assert_eq!(w.len(), 2);
         assert_eq!(c, BatchConfig::default());
+    }
+
+    #[test]
+    fn every_bad_value_gives_a_warning_and_a_usable_setting() {
+        const VARS: [&str; 4] = [
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "OTEL_BSP_EXPORT_TIMEOUT",
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        ];
+        let huge = "9".repeat(400);
+        let bad = [
+            "0",
+            "-1",
+            "-99999999999999999999999999",
+            "18446744073709551616",
+            "9223372036854775808",
+            huge.as_str(),
+            "1e300",
+            "NaN",
+            "ten",
+            "\u{0}",
+        ];
+        for variable in VARS {
+            for value in bad {
+                let (c, w) =
+                    BatchConfig::from_otel(|name| (name == variable).then(|| value.into()));
+                assert_eq!(w.len(), 1, "{variable}={value:?}");
+                assert_eq!(w[0].variable, variable);
+                assert!(w[0].value.len() <= 64, "the warning quotes a bounded value");
+                assert_eq!(
+                    c,
+                    c.clamped(),
+                    "{variable}={value:?} gives a setting in range"
+                );
+                assert!(c.max_queue_size <= BatchConfig::MAX_QUEUE_SIZE);
+                assert!(c.scheduled_delay >= Duration::from_millis(1));
+                assert!(c.export_timeout >= Duration::from_millis(1));
+            }
+        }
+        let (c, _) = BatchConfig::from_otel(|name| {
+            (name == "OTEL_BSP_MAX_QUEUE_SIZE").then(|| "18446744073709551616".into())
+        });
+        assert_eq!(
+            c.max_queue_size,
+            BatchConfig::MAX_QUEUE_SIZE,
+            "huge is cut to the largest"
+        );
+        let (c, _) =
+            BatchConfig::from_otel(|name| (name == "OTEL_BSP_SCHEDULE_DELAY").then(|| "0".into()));
+        assert_eq!(
+            c.scheduled_delay,
+            BatchConfig::default().scheduled_delay,
+            "0 never spins"
+        );
     }
 }

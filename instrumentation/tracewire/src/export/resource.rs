@@ -107,7 +107,7 @@ impl Resource {
                 None => warnings.push(ConfigWarning {
                     variable: "OTEL_RESOURCE_ATTRIBUTES",
                     value: raw.to_owned(),
-                    reason: "expected comma-separated key=value pairs, percent-encoded",
+                    reason: "expected comma-separated key=value pairs, percent-encoded; the whole value is discarded",
                 }),
             }
         }

@@ -60,8 +60,13 @@ impl Default for SpanLimits {
 ///   fields mean what they mean in `tracing-opentelemetry`.
 /// - Only sampled spans record fields and events; unsampled spans still have
 ///   ids, so they propagate and their log lines correlate.
-/// - An error field (`error = %e`, or any `&dyn Error` value) sets the status
-///   to Error and adds an `exception` event.
+/// - An error field of the span itself (`error = %e`, or any `&dyn Error`
+///   value) sets its status to Error and adds an `exception` event. Events
+///   inside a span (log lines, even at `ERROR` level or carrying an error)
+///   are recorded but leave the status alone unless
+///   [`error_events_set_status`](TracewireLayerBuilder::error_events_set_status)
+///   is on: a handler that logs an error and answers 200 is not a failed
+///   request; the instrumentation sets the status by the protocol's rules.
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -89,6 +94,7 @@ pub struct TracewireLayer {
     processor: Arc<dyn SpanProcessor>,
     limits: SpanLimits,
     error_events_set_status: bool,
+    pass_through: bool,
 }
 
 impl fmt::Debug for TracewireLayer {
@@ -98,6 +104,7 @@ impl fmt::Debug for TracewireLayer {
             .field("processor", &self.processor)
             .field("limits", &self.limits)
             .field("error_events_set_status", &self.error_events_set_status)
+            .field("pass_through", &self.pass_through)
             .finish()
     }
 }
@@ -139,11 +146,43 @@ impl TracewireLayerBuilder {
         self
     }
 
-    /// Whether an `ERROR`-level event inside a span sets its status to Error,
-    /// as `tracing-opentelemetry` does (default: true). Events that carry an
-    /// error value always do.
+    /// Whether an event inside a span sets the span's status to Error when
+    /// it is at `ERROR` level or carries an error value, as
+    /// `tracing-opentelemetry` does (default: false: the span's own fields
+    /// and `otel.status_code` decide its status).
     pub fn error_events_set_status(mut self, enabled: bool) -> Self {
         self.layer.error_events_set_status = enabled;
+        self
+    }
+
+    /// Tracing off, context passed on (`OTEL_SDK_DISABLED=true`; default:
+    /// false). Nothing is sampled, recorded or exported, and no new trace
+    /// is started: a span under a remote or local parent carries that
+    /// parent's context unchanged (trace id, span id, flags, trace state),
+    /// so an incoming trace reaches the next service as it came in, and a
+    /// span without one has no context (nothing is injected).
+    ///
+    /// ```
+    /// use tracewire::propagation::{Propagator, TraceContextPropagator};
+    /// use tracewire::{SpanExt, TracewireLayer, with_remote_parent};
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let layer = TracewireLayer::builder().pass_through(true).build();
+    /// let incoming = [(
+    ///     "traceparent".to_owned(),
+    ///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+    /// )];
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     let cx = TraceContextPropagator::new().extract(&incoming[..]);
+    ///     let span = with_remote_parent(&cx, || tracing::info_span!("GET /"));
+    ///     let mut outgoing = Vec::<(String, String)>::new();
+    ///     TraceContextPropagator::new().inject(&span.context(), &mut outgoing);
+    ///     assert_eq!(outgoing, incoming);
+    ///     assert!(tracing::info_span!("a new root").context().span_context().is_none());
+    /// });
+    /// ```
+    pub fn pass_through(mut self, enabled: bool) -> Self {
+        self.layer.pass_through = enabled;
         self
     }
 
@@ -159,7 +198,8 @@ impl Default for TracewireLayer {
             sampler: Arc::new(ParentBased::default()),
             processor: Arc::new(NoopProcessor),
             limits: SpanLimits::default(),
-            error_events_set_status: true,
+            error_events_set_status: false,
+            pass_through: false,
         }
     }
 }
@@ -182,7 +222,8 @@ impl TracewireLayer {
         &self.processor
     }
 
-    /// The state of a new span under `parent` (`None`: a new trace).
+    /// The state of a new span under `parent` (`None`: a new trace); none
+    /// when passing through without a parent.
     pub(crate) fn start_state(
         &self,
         parent: Option<&SpanContext>,
@@ -191,7 +232,10 @@ impl TracewireLayer {
         baggage: Baggage,
         attrs: Option<&Attributes<'_>>,
         metadata: &'static tracing_core::Metadata<'static>,
-    ) -> SpanState {
+    ) -> Option<SpanState> {
+        if self.pass_through {
+            return parent.map(|p| SpanState::new(p.clone(), baggage, None));
+        }
         let trace_id = parent.map_or_else(TraceId::random, SpanContext::trace_id);
         let result = match (parent, sampling_hint) {
             (None, Some(true)) => SamplingResult::SAMPLE,
@@ -227,7 +271,7 @@ impl TracewireLayer {
             }
             rec
         });
-        SpanState::new(cx, baggage, recording)
+        Some(SpanState::new(cx, baggage, recording))
     }
 }
 
@@ -278,9 +322,11 @@ where
             attrs.metadata(),
         );
         if from_remote {
-            remote::note_recording(state.recording.is_some());
+            remote::note_recording(state.as_ref().is_some_and(|s| s.recording.is_some()));
         }
-        span.extensions_mut().insert(state);
+        if let Some(state) = state {
+            span.extensions_mut().insert(state);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
@@ -327,7 +373,8 @@ where
         let error_level = *event.metadata().level() == tracing_core::Level::ERROR;
         rec.add_event(
             visitor,
-            error_level && self.error_events_set_status,
+            self.error_events_set_status,
+            error_level,
             &self.limits,
         );
     }
@@ -364,7 +411,7 @@ where
     if old.has_children() {
         return Err(SetParentError::HasChildren);
     }
-    let mut state = layer.start_state(
+    let state = layer.start_state(
         cx.span_context(),
         cx.sampling_hint(),
         cx.resamples(),
@@ -372,6 +419,11 @@ where
         None,
         span.metadata(),
     );
+    let Some(mut state) = state else {
+        // Passing through with no parent: the span has no context.
+        ext.remove::<SpanState>();
+        return Ok(());
+    };
     if let (Some(new), Some(previous)) = (state.recording.as_mut(), old.recording.take()) {
         new.adopt(*previous);
     }

@@ -169,21 +169,24 @@ impl Recording {
         }
     }
 
-    /// Records an event; errors it carries (and `ERROR` level when
-    /// `error_sets_status`) set the span status.
+    /// Records an event; when `sets_status`, an error it carries or its
+    /// `ERROR` level (`error_level`) sets the span status.
     pub(super) fn add_event(
         &mut self,
         visitor: EventVisitor,
-        error_sets_status: bool,
+        sets_status: bool,
+        error_level: bool,
         limits: &SpanLimits,
     ) {
         let (event, error) = visitor.finish();
-        match error {
-            Some(message) => self.set_status(Status::Error { message }),
-            None if error_sets_status => self.set_status(Status::Error {
-                message: Cow::Owned(event.name.to_string()),
-            }),
-            None => {}
+        if sets_status {
+            match error {
+                Some(message) => self.set_status(Status::Error { message }),
+                None if error_level => self.set_status(Status::Error {
+                    message: Cow::Owned(event.name.to_string()),
+                }),
+                None => {}
+            }
         }
         self.push_event(event, limits);
     }

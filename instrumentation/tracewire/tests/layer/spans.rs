@@ -325,42 +325,49 @@ impl std::fmt::Display for PaymentDeclined {
 }
 impl std::error::Error for PaymentDeclined {}
 
-#[test]
-fn error_values_set_error_status_and_add_exception_events() {
-    let (exporter, ()) = traced(|| {
-        info_span!("charge").in_scope(|| {
-            let e = PaymentDeclined;
-            tracing::warn!(error = &e as &dyn std::error::Error, "charge failed");
-        });
-        info_span!("display_error").in_scope(|| {
-            tracing::info!(error = %PaymentDeclined, "gave up");
-        });
-        let s = info_span!("field_error", error = tracing::field::Empty);
-        s.record("error", &PaymentDeclined as &dyn std::error::Error);
+/// Spans where an error is logged (an event carrying an error value) or
+/// recorded in the span's own `error` field.
+fn spans_with_errors() {
+    info_span!("charge").in_scope(|| {
+        let e = PaymentDeclined;
+        tracing::warn!(error = &e as &dyn std::error::Error, "charge failed");
     });
+    info_span!("display_error").in_scope(|| {
+        tracing::info!(error = %PaymentDeclined, "gave up");
+    });
+    let s = info_span!("field_error", error = tracing::field::Empty);
+    s.record("error", &PaymentDeclined as &dyn std::error::Error);
+}
+
+fn exception_message(span: &tracewire::SpanData) -> Option<Value> {
+    let exception = span.events.iter().find(|e| e.name == "exception")?;
+    exception
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "exception.message")
+        .map(|kv| kv.value.clone())
+}
+
+#[test]
+fn error_values_add_exception_events_and_only_the_spans_own_error_sets_status() {
+    let (exporter, ()) = traced(spans_with_errors);
     for name in ["charge", "display_error", "field_error"] {
-        let span = exporter.span(name);
         assert_eq!(
-            span.status,
-            Status::Error {
-                message: "card declined".into()
-            },
-            "{name}"
-        );
-        let exception = span.events.iter().find(|e| e.name == "exception").unwrap();
-        let attr = |k: &str| {
-            exception
-                .attributes
-                .iter()
-                .find(|kv| kv.key == k)
-                .map(|kv| kv.value.clone())
-        };
-        assert_eq!(
-            attr("exception.message"),
+            exception_message(&exporter.span(name)),
             Some(Value::String("card declined".into())),
             "{name}"
         );
     }
+    let declined = Status::Error {
+        message: "card declined".into(),
+    };
+    assert_eq!(exporter.span("field_error").status, declined);
+    assert_eq!(
+        exporter.span("charge").status,
+        Status::Unset,
+        "a logged error is a log line, not the operation's outcome"
+    );
+    assert_eq!(exporter.span("display_error").status, Status::Unset);
     let charge = exporter.span("charge");
     let exception = &charge.events[0];
     assert!(exception.attributes.iter().any(
@@ -372,11 +379,38 @@ fn error_values_set_error_status_and_add_exception_events() {
             .iter()
             .any(|kv| kv.key == "message" && kv.value == Value::String("charge failed".into()))
     );
+
+    // Opted in, as tracing-opentelemetry does it: events set the status.
+    let exporter = InMemoryExporter::new();
+    let layer = TracewireLayer::builder()
+        .processor(exporter.clone())
+        .error_events_set_status(true)
+        .build();
+    use tracing_subscriber::prelude::*;
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(layer),
+        spans_with_errors,
+    );
+    for name in ["charge", "display_error", "field_error"] {
+        assert_eq!(exporter.span(name).status, declined, "{name}");
+    }
 }
 
 #[test]
-fn error_level_events_set_status_unless_disabled() {
+fn error_level_events_set_status_only_when_opted_in() {
     let (exporter, ()) = traced(|| {
+        info_span!("s").in_scope(|| tracing::error!("logged only"));
+    });
+    assert_eq!(exporter.span("s").status, Status::Unset);
+    assert_eq!(exporter.span("s").events[0].name, "logged only");
+
+    let exporter = InMemoryExporter::new();
+    let layer = TracewireLayer::builder()
+        .processor(exporter.clone())
+        .error_events_set_status(true)
+        .build();
+    use tracing_subscriber::prelude::*;
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         info_span!("s").in_scope(|| tracing::error!("database unreachable"));
     });
     assert_eq!(
@@ -385,17 +419,6 @@ fn error_level_events_set_status_unless_disabled() {
             message: "database unreachable".into()
         }
     );
-
-    let exporter = InMemoryExporter::new();
-    let layer = TracewireLayer::builder()
-        .processor(exporter.clone())
-        .error_events_set_status(false)
-        .build();
-    use tracing_subscriber::prelude::*;
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        info_span!("s").in_scope(|| tracing::error!("logged only"));
-    });
-    assert_eq!(exporter.span("s").status, Status::Unset);
 }
 
 #[test]
