@@ -13,7 +13,7 @@ use rdkafka::message::OwnedHeaders;
 use tracewire::SpanExt as _;
 use tracewire::propagation::Propagator;
 use tracing::Span;
-use tracing::field::{Empty, Value, display};
+use tracing::field::{Empty, display};
 
 use crate::client_info::{ClientInfo, key_str};
 use crate::headers::inject_headers;
@@ -59,7 +59,8 @@ impl SendTracing {
 
     /// Starts the `send {topic}` PRODUCER span under the current span and
     /// returns it with the record's headers: the user's `headers` without
-    /// stale trace headers, plus the span's context.
+    /// stale trace headers, plus the span's context (the current span's
+    /// when the send span is filtered out).
     pub(crate) fn start(
         &self,
         record: &Outgoing<'_>,
@@ -87,7 +88,13 @@ impl SendTracing {
             server.port = self.info.server_port(),
             error.type = Empty,
         );
-        let cx = span.context();
+        // When a filter left the send span out (or no tracewire layer saw
+        // it), the current span's context travels instead, as the HTTP
+        // clients do: the trace still reaches the consumers.
+        let mut cx = span.context();
+        if cx.span_context().is_none() {
+            cx = tracewire::current_context();
+        }
         let headers = match &self.propagator {
             Some(propagator) => inject_headers(propagator.as_ref(), &cx, headers),
             None => inject_headers(tracewire::propagation::global().as_ref(), &cx, headers),
@@ -96,21 +103,9 @@ impl SendTracing {
     }
 }
 
-/// Records where the broker stored the message (formatted only when the
-/// span records), in one dispatch.
+/// Records where the broker stored the message (the partition is
+/// formatted only when the span records).
 pub(crate) fn record_delivery(span: &Span, partition: i32, offset: i64) {
-    let Some(fields) = span.metadata().map(tracing::Metadata::fields) else {
-        return;
-    };
-    let (Some(partition_field), Some(offset_field)) = (
-        fields.field("messaging.destination.partition.id"),
-        fields.field("messaging.kafka.offset"),
-    ) else {
-        return;
-    };
-    let partition = display(partition);
-    span.record_all(&fields.value_set(&[
-        (&partition_field, Some(&partition as &dyn Value)),
-        (&offset_field, Some(&offset as &dyn Value)),
-    ]));
+    span.record("messaging.destination.partition.id", display(partition));
+    span.record("messaging.kafka.offset", offset);
 }
