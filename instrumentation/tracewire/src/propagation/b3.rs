@@ -12,8 +12,9 @@ const SAMPLED: &str = "x-b3-sampled";
 const FLAGS: &str = "x-b3-flags";
 const PARENT_SPAN_ID: &str = "x-b3-parentspanid";
 
-/// Which B3 headers [`B3Propagator`] writes. Both forms are always read,
-/// the single header winning.
+/// Which B3 headers [`B3Propagator`] writes. Both forms are always read:
+/// a valid single header wins, an invalid one falls back to the multiple
+/// headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum B3Encoding {
     /// `b3: {trace}-{span}-{sampled}` (the default).
@@ -31,6 +32,12 @@ pub enum B3Encoding {
 /// `X-B3-Flags: 1`) counts as sampled; a lone `b3: 0` means "do not sample"
 /// and becomes a [sampling hint](Context::sampling_hint) for a new trace.
 /// The parent span id is never propagated.
+///
+/// Extraction reads the single `b3` header first; when it is absent or
+/// invalid, the `X-B3-*` headers. Parsing is bounded: a `b3` value longer
+/// than its longest valid form (68 characters after trimming) is invalid
+/// unread, ids are checked by length before their digits, and only the
+/// first line of each header is read.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -108,8 +115,14 @@ fn remote(trace_id: TraceId, span_id: SpanId, sampled: bool) -> SpanContext {
     )
 }
 
+/// `{trace 32}-{span 16}-{sampled 1}-{parent 16}`.
+const MAX_SINGLE_LEN: usize = 32 + 1 + 16 + 1 + 1 + 1 + 16;
+
 fn parse_single(value: &[u8]) -> Option<B3State> {
     let value = value.trim_ascii();
+    if value.len() > MAX_SINGLE_LEN {
+        return None;
+    }
     let mut parts = value.split(|&b| b == b'-');
     let first = parts.next()?;
     let Some(span) = parts.next() else {
@@ -172,10 +185,10 @@ impl Propagator for B3Propagator {
     }
 
     fn extract_into(&self, extractor: &dyn Extractor, cx: Context) -> Context {
-        let state = match extractor.get_value(B3) {
-            Some(single) => parse_single(single),
-            None => parse_multi(extractor),
-        };
+        let state = extractor
+            .get_value(B3)
+            .and_then(parse_single)
+            .or_else(|| parse_multi(extractor));
         match state {
             Some(B3State::Context(span)) => cx.with_span_context(span),
             Some(B3State::Decision(sampled)) if cx.span_context().is_none() => {
@@ -256,6 +269,43 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn invalid_single_header_falls_back_to_multi_headers() {
+        let other = "11111111111111111111111111111111";
+        let huge = format!("{TRACE}-{SPAN}-1-{}", "0".repeat(400_000));
+        for bad in ["", "garbage", &format!("{TRACE}-{SPAN}-x"), &huge] {
+            let cx = extract(&[
+                ("b3", bad),
+                ("X-B3-TraceId", other),
+                ("X-B3-SpanId", SPAN),
+                ("X-B3-Sampled", "1"),
+            ]);
+            let span = cx.span_context().expect("multi headers read");
+            assert_eq!(span.trace_id().to_string(), other, "{bad:?}");
+            assert!(span.is_sampled());
+        }
+        let cx = extract(&[("b3", "garbage"), ("X-B3-Sampled", "0")]);
+        assert_eq!(cx.sampling_hint(), Some(false), "a multi-header decision");
+    }
+
+    #[test]
+    fn oversized_and_repeated_values_are_bounded() {
+        let longest = format!("{TRACE}-{SPAN}-1-{SPAN}");
+        assert_eq!(longest.len(), MAX_SINGLE_LEN);
+        assert!(extract(&[("b3", &longest)]).span_context().is_some());
+        let padded = format!("  {longest}\t");
+        assert!(extract(&[("b3", &padded)]).span_context().is_some());
+        let huge = "-".repeat(400_000);
+        assert!(extract(&[("b3", &huge)]).span_context().is_none());
+        let huge_id = "a".repeat(400_000);
+        let cx = extract(&[("X-B3-TraceId", &huge_id), ("X-B3-SpanId", &huge_id)]);
+        assert!(cx.span_context().is_none());
+        // Only the first line of each header is read.
+        let single = format!("{TRACE}-{SPAN}-1");
+        let cx = extract(&[("b3", single.as_str()), ("b3", "garbage")]);
+        assert!(cx.span_context().is_some());
     }
 
     #[test]
