@@ -34,11 +34,19 @@
 //! OpenTelemetry Collector and use its `tail_sampling` processor behind a
 //! `loadbalancing` exporter (see the README).
 
+mod composite;
 mod config;
 mod policy;
+mod probabilistic;
 
-pub use config::{PolicyConfigError, policies_from_json};
+pub use composite::{Composite, RateAllocation};
+pub use config::{
+    PolicyConfigError, PolicyFile, PolicyWarning, policies_from_json, policy_file_from_json,
+};
 pub use policy::{Policy, RateLimit, StatusMatch, Verdict};
+pub use probabilistic::{
+    DEFAULT_HASH_SALT, Probabilistic, collector_threshold, collector_trace_hash,
+};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -405,5 +413,7 @@ impl Drop for TailSamplingProcessor {
     }
 }
 
+#[cfg(test)]
+mod config_tests;
 #[cfg(test)]
 mod tests;

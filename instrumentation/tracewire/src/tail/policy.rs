@@ -4,6 +4,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::composite::Composite;
+use super::probabilistic::{Probabilistic, default_salt_samples};
 use crate::{SpanData, Status, TraceId, Value};
 
 /// What one policy says about a whole trace.
@@ -48,9 +50,15 @@ pub enum Policy {
     },
     /// Keep traces with a span whose status is one of these.
     StatusCode(Vec<StatusMatch>),
-    /// Keep this fraction of traces, consistently on the trace id (the same
-    /// trace id gets the same answer in every process).
+    /// Keep this fraction of traces (a number in `[0, 1]`; the percentage
+    /// over 100), deciding on the trace id exactly as the Collector's
+    /// `probabilistic` policy with the default `hash_salt` does (see
+    /// [`Probabilistic`]): the same trace id gets the same answer in every
+    /// process and in a Collector tier.
     Probabilistic(f64),
+    /// The Collector's `probabilistic` policy with its `hash_salt` (what a
+    /// policy file's `probabilistic` gives).
+    SaltedProbabilistic(Probabilistic),
     /// Keep traces with a span whose string attribute `key` is one of
     /// `values` (or, with `invert`, none of them).
     StringAttribute {
@@ -91,6 +99,9 @@ pub enum Policy {
     And(Vec<Policy>),
     /// Drop traces the sub-policy would keep (the Collector's `drop`).
     Drop(Box<Policy>),
+    /// Sub-policies sharing a spans-per-second budget (the Collector's
+    /// `composite`).
+    Composite(Composite),
 }
 
 /// A token bucket over spans per second, for [`Policy::RateLimiting`].
@@ -102,10 +113,17 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// A limit of `spans_per_second`, with a burst of one second's worth.
+    /// Negative values and NaN count as 0 (keep nothing), infinity as
+    /// `f64::MAX`.
     pub fn new(spans_per_second: f64) -> Self {
+        let rate = if spans_per_second.is_nan() {
+            0.0
+        } else {
+            spans_per_second.clamp(0.0, f64::MAX)
+        };
         RateLimit {
-            spans_per_second: spans_per_second.max(0.0),
-            bucket: Mutex::new((spans_per_second.max(0.0), None)),
+            spans_per_second: rate,
+            bucket: Mutex::new((rate, None)),
         }
     }
 
@@ -129,24 +147,6 @@ impl RateLimit {
             false
         }
     }
-}
-
-/// Whether `trace_id` falls in the kept `fraction` (OpenTelemetry's
-/// trace-id ratio rule on the low 8 bytes).
-pub(crate) fn in_fraction(trace_id: TraceId, fraction: f64) -> bool {
-    let fraction = fraction.clamp(0.0, 1.0);
-    if fraction >= 1.0 {
-        return true;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let threshold = (fraction * (1u64 << 63) as f64) as u64;
-    #[allow(clippy::cast_possible_truncation)]
-    let low = trace_id.to_u128() as u64;
-    (low >> 1) < threshold
 }
 
 fn any_attribute(spans: &[SpanData], key: &str, matches: impl Fn(&Value) -> bool) -> bool {
@@ -193,7 +193,8 @@ impl Policy {
                     )
                 })
             })),
-            Policy::Probabilistic(fraction) => keep(in_fraction(trace_id, *fraction)),
+            Policy::Probabilistic(fraction) => keep(default_salt_samples(trace_id, *fraction)),
+            Policy::SaltedProbabilistic(p) => keep(p.samples(trace_id)),
             Policy::StringAttribute {
                 key,
                 values,
@@ -224,6 +225,7 @@ impl Policy {
                 Verdict::Sample => Verdict::Drop,
                 _ => Verdict::NotSample,
             },
+            Policy::Composite(composite) => composite.evaluate(trace_id, spans, now),
         }
     }
 }
