@@ -1,7 +1,10 @@
 //! What differs between the databases: system name, dialect, connection
-//! attributes and which error codes are errors.
+//! attributes, the error code recorded and which error codes are errors.
+
+use std::borrow::Cow;
 
 use futures_core::future::BoxFuture;
+use sqlx::error::DatabaseError;
 use sqlx::{Connection, Database};
 
 use crate::sanitize::Dialect;
@@ -35,6 +38,13 @@ pub trait TracedDatabase: Database + sealed::Sealed {
 
     /// The connection attributes of a pool's connect options.
     fn connection_info(options: &<Self::Connection as Connection>::Options) -> ConnectionInfo;
+
+    /// `db.response.status_code` of an error the database returned: the
+    /// driver's code (PostgreSQL: the SQLSTATE; SQLite: the extended result
+    /// code). MySQL/MariaDB: the error number, not the SQLSTATE.
+    fn status_code<'e>(error: &'e (dyn DatabaseError + 'static)) -> Option<Cow<'e, str>> {
+        error.code()
+    }
 
     /// Whether an error with this code (`db.response.status_code`) marks the
     /// span as failed.
@@ -111,6 +121,15 @@ impl TracedDatabase for sqlx::MySql {
             options.get_socket().map(std::path::PathBuf::as_path),
             3306,
         )
+    }
+
+    /// The error number (`1062` for a duplicate key), which says more than
+    /// MySQL's SQLSTATE (`23000` for every integrity constraint).
+    fn status_code<'e>(error: &'e (dyn DatabaseError + 'static)) -> Option<Cow<'e, str>> {
+        match error.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            Some(mysql) => Some(Cow::Owned(mysql.number().to_string())),
+            None => error.code(),
+        }
     }
 
     fn detect_system(conn: &mut sqlx::MySqlConnection) -> BoxFuture<'_, &'static str> {

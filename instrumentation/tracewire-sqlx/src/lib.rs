@@ -62,7 +62,7 @@
 //! | `db.query.summary` | operations and tables in order: `INSERT orders SELECT carts` |
 //! | `db.query.text` | per [`QueryText`]: sanitized (default), full, or off |
 //! | `db.response.returned_rows` | opt-in: [`TracedPoolBuilder::returned_rows`] |
-//! | `db.response.status_code`, `error.type`, status | on failure: SQLSTATE (PostgreSQL: class 02 and above is an error; MySQL/MariaDB: every error), or the sqlx error kind |
+//! | `db.response.status_code`, `error.type`, status | on failure: PostgreSQL: the SQLSTATE (`23505`; class 02 and above is an error); MySQL/MariaDB: the error number (`1062`; every error); SQLite: the extended result code (`1555`); else the sqlx error kind |
 //! | `db.client.connection.wait_time` | seconds spent waiting for a pooled connection (pool executor) |
 //!
 //! # When each span starts and ends

@@ -1,10 +1,12 @@
 //! The state a traced pool shares with its connections and transactions,
 //! and the query span: creation and recording of results.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::Error;
+use sqlx::error::DatabaseError;
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -22,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) default_system: &'static str,
     pub(crate) info: ConnectionInfo,
     pub(crate) is_error_code: fn(&str) -> bool,
+    /// `db.response.status_code` of a database error.
+    pub(crate) status_code: for<'e> fn(&'e (dyn DatabaseError + 'static)) -> Option<Cow<'e, str>>,
 }
 
 impl Shared {
@@ -44,6 +48,7 @@ impl Shared {
             default_system: DB::SYSTEM,
             info,
             is_error_code: DB::is_error_code,
+            status_code: DB::status_code,
         })
     }
 
@@ -115,11 +120,12 @@ impl Shared {
         }
     }
 
-    /// Records a failed query: the SQLSTATE (or driver code), `error.type`,
-    /// and status Error when the code counts as an error.
+    /// Records a failed query: the database's code (PostgreSQL: SQLSTATE;
+    /// MySQL/MariaDB: error number; SQLite: extended result code),
+    /// `error.type`, and status Error when the code counts as an error.
     pub(crate) fn record_error(&self, span: &Span, err: &Error) {
         let code = match err {
-            Error::Database(db) => db.code(),
+            Error::Database(db) => (self.status_code)(&**db),
             _ => None,
         };
         if let Some(code) = &code {

@@ -1,6 +1,11 @@
 //! Helpers the tracewire crates' test suites share (a dev-dependency only):
-//! unique names, the switch for tests against real database servers, and
-//! with the `kafka` feature a Kafka protocol peer.
+//! unique names, environment lookups, and with the `kafka` feature a Kafka
+//! protocol peer.
+//!
+//! Tests that need a database server are `#[ignore = "needs …"]`: a run
+//! that does not ask for them (`cargo nextest run --run-ignored all`, which
+//! `.ci/test` passes when `TRACEWIRE_SQLX_DB_TESTS=1`) shows them as
+//! skipped, and a run that asks fails them when the server is unreachable.
 
 #[cfg(feature = "kafka")]
 mod kafka;
@@ -16,16 +21,6 @@ pub use kafka::KafkaPeer;
 /// ```
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{:016x}", fastrand::u64(..))
-}
-
-/// Whether the PostgreSQL and MariaDB tests run (`TRACEWIRE_SQLX_DB_TESTS`
-/// is `1` or `true`); prints why not.
-pub fn server_tests_enabled(what: &str) -> bool {
-    let on = std::env::var("TRACEWIRE_SQLX_DB_TESTS").is_ok_and(|v| v == "1" || v == "true");
-    if !on {
-        println!("skipped {what}: set TRACEWIRE_SQLX_DB_TESTS=1 to run against real servers");
-    }
-    on
 }
 
 /// The value of the environment variable `name`, or `default` when it is

@@ -5,18 +5,21 @@
 //! the request's SERVER span, in the caller's trace.
 //!
 //! The same cases run for SQLite (in memory, always, through the
-//! process-wide subscriber), PostgreSQL and MariaDB/MySQL (with
-//! `TRACEWIRE_SQLX_DB_TESTS=1`).
+//! process-wide subscriber), PostgreSQL and MariaDB/MySQL (`#[ignore]`d:
+//! run when asked for with `--run-ignored all`, as `.ci/test` does when
+//! `TRACEWIRE_SQLX_DB_TESTS=1`, and failing when the server is
+//! unreachable).
 
-/// The cases, for one database: `enabled` says whether they run (printing
-/// why not), `connect` gives a pool, `subscriber` where the spans go;
+/// The cases, for one database: the attributes before `db:` go on every
+/// test (`#[ignore = "needs …"]` for a server), `connect` gives a pool,
+/// `subscriber` where the spans go;
 /// `p1`/`p2` are the database's placeholders, `system`, `namespace` and
 /// `address` the attributes its spans carry, `unique_code` the
 /// `db.response.status_code` of a primary key violation.
 macro_rules! db_cases {
     (
+        $(#[$attr:meta])*
         db: $db:ty,
-        enabled: $enabled:expr,
         connect: $connect:expr,
         subscriber: $subscriber:expr,
         p1: $p1:literal,
@@ -248,11 +251,9 @@ macro_rules! db_cases {
             assert!(span.attribute("server.port").is_none(), "default port");
         }
 
+        $(#[$attr])*
         #[test]
         fn a_request_is_one_trace_down_to_its_queries() {
-            if !$enabled {
-                return;
-            }
             support::run($subscriber, |exporter| async move {
                 let fixture = Fixture::start().await;
                 let client = support::reqwest_client();
@@ -353,11 +354,9 @@ macro_rules! db_cases {
             });
         }
 
+        $(#[$attr])*
         #[test]
         fn a_failing_query_makes_the_request_an_error() {
-            if !$enabled {
-                return;
-            }
             support::run($subscriber, |exporter| async move {
                 let fixture = Fixture::start().await;
                 let client = support::reqwest_client();
@@ -438,11 +437,9 @@ macro_rules! db_cases {
             });
         }
 
+        $(#[$attr])*
         #[test]
         fn concurrent_requests_keep_their_queries_in_their_own_trace() {
-            if !$enabled {
-                return;
-            }
             support::run($subscriber, |exporter| async move {
                 const REQUESTS: usize = 50;
                 let fixture = Fixture::start().await;
@@ -521,7 +518,6 @@ macro_rules! db_cases {
 mod sqlite {
     db_cases! {
         db: sqlx::Sqlite,
-        enabled: true,
         // One connection: each connection to `sqlite::memory:` is a
         // database of its own.
         connect: sqlx::sqlite::SqlitePoolOptions::new()
@@ -543,8 +539,8 @@ mod sqlite {
 
 mod postgres {
     db_cases! {
+        #[ignore = "needs PostgreSQL (TRACEWIRE_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test): cargo nextest run --run-ignored all"]
         db: sqlx::Postgres,
-        enabled: support::server_tests_enabled("postgres"),
         connect: sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
             .connect(&support::env_or(
@@ -552,7 +548,7 @@ mod postgres {
                 "postgres://postgres@127.0.0.1:5432/test",
             ))
             .await
-            .expect("postgres"),
+            .expect("connect to PostgreSQL"),
         subscriber: support::Subscriber::PerTest,
         p1: "$1",
         p2: "$2",
@@ -571,19 +567,21 @@ mod mysql {
         LazyLock::new(|| support::env_or("TRACEWIRE_MYSQL_SYSTEM", "mariadb"));
 
     db_cases! {
+        #[ignore = "needs MariaDB/MySQL (TRACEWIRE_MYSQL_URL, default mysql://root@127.0.0.1:3306/test): cargo nextest run --run-ignored all"]
         db: sqlx::MySql,
-        enabled: support::server_tests_enabled("mysql"),
         connect: sqlx::mysql::MySqlPoolOptions::new()
             .max_connections(8)
             .connect(&support::env_or("TRACEWIRE_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"))
             .await
-            .expect("mysql"),
+            .expect("connect to MariaDB/MySQL"),
         subscriber: support::Subscriber::PerTest,
         p1: "?",
         p2: "?",
         system: SYSTEM.as_str(),
         namespace: "test",
         address: Some("127.0.0.1"),
-        unique_code: "23000",
+        // The error number of a duplicate key (ER_DUP_ENTRY), not its
+        // SQLSTATE (23000).
+        unique_code: "1062",
     }
 }

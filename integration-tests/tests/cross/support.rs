@@ -1,6 +1,6 @@
 //! A runtime per test whose threads report to an in-memory exporter,
-//! servers on real sockets, traced clients, the switches for the database
-//! servers and the Kafka broker, and span lookups.
+//! servers on real sockets, traced clients, the switch for the Kafka
+//! broker, and span lookups.
 
 use std::future::Future;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanData, TracewireLayer, Value};
 use tracewire_test_support::KafkaPeer;
-pub(crate) use tracewire_test_support::{env_or, server_tests_enabled, unique};
+pub(crate) use tracewire_test_support::{env_or, unique};
 use tracing_subscriber::prelude::*;
 
 /// The longest a test may take: a real broker's consumer group join alone

@@ -278,19 +278,28 @@ fn cache_returns_the_same_analysis_and_stays_bounded() {
     assert_eq!(cache.dialect(), Dialect::Postgres);
 }
 
-/// The semantic conventions' own cases, from the shared conformance data
-/// when it is present.
+/// The semantic conventions' own cases, from `db-sql-test-cases.json` in
+/// `TRACEWIRE_CONFORMANCE_DIR` (`.ci/test` sets it to `../shared/conformance`
+/// beside the repository), else in that folder. Ignored unless asked for:
+/// run with `cargo nextest run -p tracewire-sqlx --run-ignored all`; when it
+/// runs, missing data fails it.
 #[test]
+#[ignore = "needs the semantic conventions' SQL cases: TRACEWIRE_CONFORMANCE_DIR=<dir with db-sql-test-cases.json> cargo nextest run --run-ignored all"]
 fn conformance_cases() {
-    let path = std::env::var_os("TRACEWIRE_CONFORMANCE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-        PathBuf::from,
-    );
-    let file = path.join("db-sql-test-cases.json");
-    let Ok(data) = std::fs::read_to_string(&file) else {
-        println!("skipped: {} not found", file.display());
-        return;
-    };
+    let dir = std::env::var_os("TRACEWIRE_CONFORMANCE_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+            PathBuf::from,
+        );
+    let file = dir.join("db-sql-test-cases.json");
+    let data = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the conformance cases {} ({e}): set TRACEWIRE_CONFORMANCE_DIR to the \
+             folder holding db-sql-test-cases.json",
+            file.display()
+        )
+    });
     let cases: serde_json::Value = serde_json::from_str(&data).unwrap();
     let cases = cases.as_array().unwrap();
     assert!(!cases.is_empty());

@@ -5,15 +5,13 @@
 mod memory {
     db_suite! {
         db: sqlx::Sqlite,
-        connect: Some(
-            sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect("sqlite::memory:")
-                .await
-                .unwrap(),
-        ),
+        connect: sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap(),
         capture: capture_global,
         p1: "$1",
         p2: "$2",
@@ -41,17 +39,15 @@ mod file {
 
     db_suite! {
         db: sqlx::Sqlite,
-        connect: Some(
-            sqlx::sqlite::SqlitePoolOptions::new()
-                .connect_with(
-                    sqlx::sqlite::SqliteConnectOptions::new()
-                        .filename(&*PATH)
-                        .create_if_missing(true)
-                        .busy_timeout(std::time::Duration::from_secs(10)),
-                )
-                .await
-                .unwrap(),
-        ),
+        connect: sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&*PATH)
+                    .create_if_missing(true)
+                    .busy_timeout(std::time::Duration::from_secs(10)),
+            )
+            .await
+            .unwrap(),
         capture: capture_global,
         p1: "$1",
         p2: "$2",

@@ -50,7 +50,7 @@ pub(crate) fn capture_global() -> (InMemoryExporter, Capture) {
     (exporter.clone(), Capture::Global(turn))
 }
 
-pub(crate) use tracewire_test_support::{env_or, server_tests_enabled, unique as unique_table};
+pub(crate) use tracewire_test_support::{env_or, unique as unique_table};
 
 pub(crate) fn str_attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a str> {
     span.attribute(key).and_then(|v| v.as_str())
