@@ -1,5 +1,5 @@
-//! Traced consumers: a CONSUMER span per received message, a CLIENT span
-//! per polled batch.
+//! Traced consumers: a CONSUMER span per received message; for a batch, a
+//! CLIENT span covering the poll and a CONSUMER span for its processing.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message as _, OwnedMessage};
 use rdkafka::util::{AsyncRuntime, DefaultRuntime};
 use tracewire::propagation::Propagator;
-use tracewire::{Context, SpanExt as _, with_remote_parent};
+use tracewire::{Context, SpanContext, SpanExt as _, with_remote_parent};
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -116,31 +116,72 @@ impl Tracing {
         span
     }
 
-    /// The `poll {topic}` span of a batch, linking every message's context.
-    fn batch_span(&self, messages: &[BorrowedMessage<'_>]) -> Span {
-        let topic = messages.first().map_or("", |m| m.topic());
-        let span = tracing::info_span!(
+    /// The `poll {topic}` CLIENT span of a batch, started before polling:
+    /// named `poll` until a message tells the topic.
+    fn poll_span(&self) -> Span {
+        tracing::info_span!(
             "poll",
-            otel.name = %format_args!("poll {topic}"),
+            otel.name = "poll",
             otel.kind = "client",
+            otel.status_code = Empty,
+            otel.status_message = Empty,
             messaging.system = "kafka",
             messaging.operation.name = "poll",
             messaging.operation.type = "receive",
+            messaging.destination.name = Empty,
+            messaging.batch.message_count = Empty,
+            messaging.consumer.group.name = self.info.group(),
+            messaging.client.id = self.info.client_id(),
+            server.address = self.info.server_address(),
+            server.port = self.info.server_port(),
+            error.type = Empty,
+        )
+    }
+
+    /// Records what a poll received on its span and links each message's
+    /// context to it, ends it, then returns the batch's `process {topic}`
+    /// CONSUMER span (under the current span), which links them too.
+    fn received_batch(&self, poll: Span, messages: &[BorrowedMessage<'_>]) -> Span {
+        let topic = messages.first().map_or("", |m| m.topic());
+        let mut producers = None;
+        let link_producers = |span: &Span, producers: &mut Option<Vec<SpanContext>>| {
+            if span.is_recording() {
+                let producers = producers.get_or_insert_with(|| {
+                    messages
+                        .iter()
+                        .filter_map(|m| self.message_context(m).span_context().cloned())
+                        .collect()
+                });
+                for producer in producers.iter() {
+                    span.add_link(producer);
+                }
+            }
+        };
+        poll.record("otel.name", format_args!("poll {topic}"));
+        poll.record("messaging.destination.name", topic);
+        poll.record("messaging.batch.message_count", messages.len());
+        link_producers(&poll, &mut producers);
+        // The poll span ends before the processing starts.
+        drop(poll);
+        let process = tracing::info_span!(
+            "process",
+            otel.name = %format_args!("process {topic}"),
+            otel.kind = "consumer",
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+            messaging.system = "kafka",
+            messaging.operation.name = "process",
+            messaging.operation.type = "process",
             messaging.destination.name = topic,
             messaging.batch.message_count = messages.len(),
             messaging.consumer.group.name = self.info.group(),
             messaging.client.id = self.info.client_id(),
             server.address = self.info.server_address(),
             server.port = self.info.server_port(),
+            error.type = Empty,
         );
-        if span.is_recording() {
-            for message in messages {
-                if let Some(producer) = self.message_context(message).span_context() {
-                    span.add_link(producer);
-                }
-            }
-        }
-        span
+        link_producers(&process, &mut producers);
+        process
     }
 
     /// Commits `message` in a `commit {topic}` CLIENT span.
@@ -222,11 +263,16 @@ impl<'a> Deref for TracedMessage<'a> {
     }
 }
 
-/// Messages polled together, with their `poll {topic}` span linking each
-/// message's producer context.
+/// Messages polled together by [`TracedBaseConsumer::poll_batch`], with the
+/// `process {topic}` span for processing them.
+///
+/// The `poll {topic}` span of the poll that received them has already
+/// ended; both link each message's producer context.
 #[derive(Debug)]
 pub struct TracedBatch<'a> {
-    /// The batch span; process the batch inside it.
+    /// The batch's `process {topic}` CONSUMER span, under the span that was
+    /// current when polling; process the batch inside it. It ends when this
+    /// value and every clone of the span are dropped.
     pub span: Span,
     /// The messages, in the order received.
     pub messages: Vec<BorrowedMessage<'a>>,
@@ -417,8 +463,13 @@ impl<C: ConsumerContext + 'static> TracedBaseConsumer<C> {
         }))
     }
 
-    /// Polls up to `max` messages within `timeout` and returns them with a
-    /// `poll {topic}` span that links each message's producer context.
+    /// Polls up to `max` messages within `timeout`, in a `poll {topic}`
+    /// CLIENT span that covers the polling only: it starts before the first
+    /// poll and ends before this returns, with the number of messages
+    /// received (0 when none arrived; the span is then named `poll`) and a
+    /// link to each message's producer context, or status Error. The batch
+    /// comes with a `process {topic}` CONSUMER span for processing it, under
+    /// the current span and linking each message's producer context too.
     /// `None` when no message arrived.
     ///
     /// # Errors
@@ -428,23 +479,35 @@ impl<C: ConsumerContext + 'static> TracedBaseConsumer<C> {
         max: usize,
         timeout: Duration,
     ) -> Option<KafkaResult<TracedBatch<'_>>> {
-        let deadline = Instant::now() + timeout;
-        let mut messages = Vec::new();
-        while messages.len() < max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+        let poll = self.tracing.poll_span();
+        let received = poll.in_scope(|| {
+            let deadline = Instant::now() + timeout;
+            let mut messages = Vec::new();
+            while messages.len() < max {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match self.inner.poll(left) {
+                    Some(Ok(message)) => messages.push(message),
+                    Some(Err(e)) if messages.is_empty() => return Err(e),
+                    Some(Err(_)) | None => break,
+                }
             }
-            match self.inner.poll(left) {
-                Some(Ok(message)) => messages.push(message),
-                Some(Err(e)) if messages.is_empty() => return Some(Err(e)),
-                Some(Err(_)) | None => break,
+            Ok(messages)
+        });
+        let messages = match received {
+            Ok(messages) => messages,
+            Err(error) => {
+                record_kafka_error(&poll, &error);
+                return Some(Err(error));
             }
-        }
+        };
         if messages.is_empty() {
+            poll.record("messaging.batch.message_count", 0);
             return None;
         }
-        let span = self.tracing.batch_span(&messages);
+        let span = self.tracing.received_batch(poll, &messages);
         Some(Ok(TracedBatch { span, messages }))
     }
 

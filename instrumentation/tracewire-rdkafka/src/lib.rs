@@ -37,13 +37,33 @@
 //!
 //! A message whose trace headers are missing, malformed, duplicated, not
 //! UTF-8 or oversized starts a new trace; consumption never fails because
-//! of them.
+//! of them. In detail:
+//!
+//! - A header whose *name* is not UTF-8 is skipped, and the message is
+//!   processed with the context of its other headers. rdkafka's own header
+//!   accessors (`Headers::get`, `try_get`, `iter`…) panic on such a name;
+//!   this crate contains that panic (your panic hook still sees it), so a
+//!   build with `panic = "abort"` still aborts on such a message. Read
+//!   headers through [`HeaderExtractor`] to get the same protection.
+//! - A field's values are read up to 8192 bytes and 64 `,`-separated
+//!   members, in whole members: an oversized `traceparent` or `b3` is
+//!   invalid, an oversized `baggage` keeps its first members (at most 64),
+//!   an oversized `tracestate` is dropped (the trace continues without it).
+//! - Two or more `traceparent` headers are invalid (W3C): a new trace.
+//!   Repeated `tracestate` and `baggage` headers are joined with `,` in
+//!   order, as HTTP joins header lines, within the same bounds.
+//! - Values that are not UTF-8 or hold control characters are invalid for
+//!   their field only.
+//!
+//! When a filter leaves the send span out, the producer writes the current
+//! span's context into the headers instead, so the trace still reaches the
+//! consumers.
 //!
 //! | span | kind | name | made by |
 //! |---|---|---|---|
 //! | send | PRODUCER | `send {topic}` | [`TracedFutureProducer::send`], [`TracedBaseProducer::send`], [`TracedThreadedProducer::send`] |
-//! | process | CONSUMER | `process {topic}` | [`TracedStreamConsumer::recv`], [`stream`](TracedStreamConsumer::stream), [`TracedBaseConsumer::poll`] |
-//! | poll | CLIENT | `poll {topic}` | [`TracedBaseConsumer::poll_batch`] (links every message) |
+//! | process | CONSUMER | `process {topic}` | [`TracedStreamConsumer::recv`], [`stream`](TracedStreamConsumer::stream), [`TracedBaseConsumer::poll`]; one per batch from [`TracedBaseConsumer::poll_batch`] (links every message) |
+//! | poll | CLIENT | `poll {topic}` | [`TracedBaseConsumer::poll_batch`]: covers the polling only, ends before the batch's process span starts (links every message) |
 //! | commit | CLIENT | `commit {topic}` | `commit_message` on either consumer |
 //!
 //! ## When a send span ends

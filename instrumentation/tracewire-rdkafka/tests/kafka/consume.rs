@@ -217,6 +217,109 @@ async fn a_batch_links_every_message() {
 }
 
 #[tokio::test]
+async fn the_poll_span_covers_the_receive_and_the_batch_is_processed_after_it() {
+    let broker = Broker::start();
+    let topic = broker.topic("batch-order", 1).await;
+    let (exporter, _guard) = traced();
+    let producer: TracedFutureProducer =
+        TracedFutureProducer::from_config(&broker.producer_config()).unwrap();
+    for i in 0..3 {
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&format!("k{i}")).payload("x"),
+                Duration::from_secs(10),
+            )
+            .instrument(tracing::info_span!("request", i))
+            .await
+            .unwrap();
+    }
+    let consumer = TracedBaseConsumer::from_config(&broker.consumer_config()).unwrap();
+    consumer.inner().subscribe(&[&topic]).unwrap();
+    let consumer_loop = tracing::info_span!("consumer loop");
+    let mut received = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while received < 3 && std::time::Instant::now() < deadline {
+        let _in_loop = consumer_loop.enter();
+        if let Some(batch) = consumer.poll_batch(10, Duration::from_secs(2)) {
+            let batch = batch.expect("batch");
+            received += batch.messages.len();
+            batch
+                .span
+                .in_scope(|| tracing::info_span!("handle batch").in_scope(|| {}));
+        }
+    }
+    drop(consumer_loop);
+    assert_eq!(received, 3);
+    let consumer_loop = exporter.span("consumer loop");
+    let polls = exporter.spans_named(&format!("poll {topic}"));
+    let processes = exporter.spans_named(&format!("process {topic}"));
+    assert_eq!(polls.len(), processes.len(), "one process span per batch");
+    let linked = |links: &[tracewire::Link]| -> Vec<_> {
+        links.iter().map(|l| l.span_context.span_id()).collect()
+    };
+    let count = |span: &tracewire::SpanData| {
+        span.attribute("messaging.batch.message_count")
+            .and_then(Value::as_i64)
+    };
+    for process in &processes {
+        assert_eq!(process.kind, SpanKind::Consumer);
+        assert_eq!(process.parent_span_id, consumer_loop.span_context.span_id());
+        assert_eq!(
+            process.attribute("messaging.operation.type"),
+            Some(&Value::from("process"))
+        );
+        // Its poll: the one that linked the same messages.
+        let poll = polls
+            .iter()
+            .find(|p| linked(&p.links) == linked(&process.links))
+            .expect("a poll span for each processed batch");
+        assert_eq!(poll.parent_span_id, consumer_loop.span_context.span_id());
+        assert_eq!(count(poll), count(process));
+        assert!(
+            poll.start_time <= process.start_time && poll.end_time <= process.start_time,
+            "the poll span covers the receive only"
+        );
+        let handle = exporter
+            .children_of(process)
+            .into_iter()
+            .find(|c| c.name == "handle batch")
+            .expect("processing inside the process span");
+        assert_eq!(
+            handle.span_context.trace_id(),
+            process.span_context.trace_id()
+        );
+    }
+    assert_eq!(processes.iter().filter_map(count).sum::<i64>(), 3);
+    // Polls that received nothing are plain `poll` spans counting 0.
+    for empty in exporter.spans_named("poll") {
+        assert_eq!(count(&empty), Some(0));
+    }
+}
+
+#[test]
+fn an_empty_poll_is_a_poll_span_counting_nothing() {
+    let broker = Broker::start();
+    let (exporter, _guard) = traced();
+    let consumer = TracedBaseConsumer::from_config(&broker.consumer_config()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let topic = rt.block_on(broker.topic("empty", 1));
+    consumer.inner().subscribe(&[&topic]).unwrap();
+    assert!(
+        consumer
+            .poll_batch(10, Duration::from_millis(200))
+            .is_none()
+    );
+    let poll = exporter.span("poll");
+    assert_eq!(poll.kind, SpanKind::Client);
+    assert_eq!(
+        poll.attribute("messaging.batch.message_count"),
+        Some(&Value::I64(0))
+    );
+    assert_eq!(poll.attribute("messaging.destination.name"), None);
+    assert!(exporter.find(&format!("process {topic}")).is_none());
+}
+
+#[tokio::test]
 async fn new_trace_with_link_keeps_the_producer_as_a_link() {
     let broker = Broker::start();
     let topic = broker.topic("fanout", 1).await;
