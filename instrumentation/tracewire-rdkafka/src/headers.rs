@@ -98,6 +98,8 @@ impl Budget {
     /// within what is left, which it uses up (with one byte for the `,` a
     /// propagator joins lines with); once a member is left out, nothing
     /// more is handed out. Looks at no more than what is left.
+    ///
+    /// A cut value ends with the `,` that followed its last member.
     fn take<'v>(&mut self, value: &'v [u8]) -> &'v [u8] {
         let whole = value.len() <= self.bytes;
         let window = &value[..value.len().min(self.bytes)];
@@ -122,17 +124,20 @@ impl Budget {
             }
             start = end + 1;
         }
-        if kept < value.len() {
-            // Something was left out: so is everything after it.
-            *self = Budget {
-                bytes: 0,
-                members: 0,
-            };
-        } else {
+        if kept == value.len() {
             self.bytes = self.bytes.saturating_sub(kept + 1);
             self.members -= members;
+            return value;
         }
-        &value[..kept]
+        // Something was left out: so is everything after it.
+        *self = Budget {
+            bytes: 0,
+            members: 0,
+        };
+        // The `,` after the last member kept (there is one) goes with it: a
+        // list reads the same, and a single-valued field (`traceparent`,
+        // `b3`) that was invalid is not made valid by the cut.
+        &value[..kept + usize::from(kept > 0)]
     }
 }
 
@@ -538,9 +543,13 @@ mod tests {
     fn an_oversized_value_keeps_whole_members_only() {
         let member = "k=".to_owned() + &"v".repeat(98); // 100 bytes
         let long = vec![member.as_str(); 4000].join(",");
-        let kept = &taken(&[&long])[0];
+        let kept = taken(&[&long]).remove(0);
+        let kept = kept.strip_suffix(',').expect("a cut value ends with `,`");
         assert_eq!(kept.split(',').count(), MAX_FIELD_MEMBERS);
         assert!(kept.split(',').all(|m| m == member));
+        // The cut never makes a single-valued field valid.
+        let padded = format!("{TRACEPARENT},{huge}", huge = "x".repeat(10_000));
+        assert_eq!(taken(&[&padded]), [format!("{TRACEPARENT},")]);
         // A value with no member that fits reads as empty.
         let huge = "x".repeat(400 * 1024);
         assert_eq!(taken(&[&huge]), [""]);
@@ -557,7 +566,8 @@ mod tests {
         let small = vec!["a=1"; 40].join(",");
         let out = taken(&[&small, &small]);
         assert_eq!(out[0], small);
-        assert_eq!(out[1].split(',').count(), MAX_FIELD_MEMBERS - 40);
+        assert_eq!(out[1].split(',').count(), MAX_FIELD_MEMBERS - 40 + 1);
+        assert!(out[1].ends_with(','));
     }
 
     #[test]
