@@ -908,3 +908,49 @@ fn a_composite_in_the_stage_keeps_traces_within_its_budget() {
     let stats = tail.stats();
     assert_eq!((stats.sampled_traces(), stats.not_sampled_traces()), (2, 1));
 }
+
+#[test]
+fn latency_with_an_upper_bound_uses_the_collectors_bounds() {
+    let policy = Policy::Latency {
+        threshold: Duration::from_millis(100),
+        upper: Some(Duration::from_millis(200)),
+    };
+    let lower_only = Policy::Latency {
+        threshold: Duration::from_millis(100),
+        upper: None,
+    };
+    let t0 = Instant::now();
+    let id = TraceId::from_u128(1);
+    let lasting = |micros: u64| {
+        let mut s = span(1, 1, 0, 0);
+        s.end_time = s.start_time + Duration::from_micros(micros);
+        vec![s]
+    };
+    for (micros, with_upper, without) in [
+        (99_999, false, false),
+        (100_000, false, true),
+        (100_900, false, true),
+        (101_000, true, true),
+        (200_000, true, true),
+        (200_900, true, true),
+        (201_000, false, true),
+    ] {
+        let verdict = |yes: bool| {
+            if yes {
+                Verdict::Sample
+            } else {
+                Verdict::NotSample
+            }
+        };
+        assert_eq!(
+            policy.evaluate(id, &lasting(micros), t0),
+            verdict(with_upper),
+            "{micros}"
+        );
+        assert_eq!(
+            lower_only.evaluate(id, &lasting(micros), t0),
+            verdict(without),
+            "{micros}"
+        );
+    }
+}

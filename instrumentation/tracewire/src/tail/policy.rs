@@ -41,9 +41,11 @@ pub enum Policy {
     /// Keep every trace.
     AlwaysSample,
     /// Keep traces lasting at least `threshold` (first span start to last
-    /// span end), and at most `upper` when given.
+    /// span end); with `upper`, as the Collector does: more than
+    /// `threshold` and at most `upper`, in whole milliseconds.
     Latency {
-        /// The shortest duration kept.
+        /// The shortest duration kept (without `upper`); the longest not
+        /// kept (with it).
         threshold: Duration,
         /// The longest duration kept.
         upper: Option<Duration>,
@@ -181,7 +183,13 @@ impl Policy {
             Policy::AlwaysSample => Verdict::Sample,
             Policy::Latency { threshold, upper } => {
                 let d = trace_duration(spans);
-                keep(d >= *threshold && upper.is_none_or(|u| d <= u))
+                keep(match upper {
+                    None => d >= *threshold,
+                    Some(upper) => {
+                        let ms = d.as_millis();
+                        ms > threshold.as_millis() && ms <= upper.as_millis()
+                    }
+                })
             }
             Policy::StatusCode(codes) => keep(spans.iter().any(|s| {
                 codes.iter().any(|c| {
