@@ -162,3 +162,111 @@ fn tail_sampling_policies_from_a_file() {
     )]);
     assert_eq!(missing.warnings()[0].variable, "TRACEWIRE_TAIL_POLICIES");
 }
+
+/// Ends `n` spans through `settings` and flushes: (exported, failed).
+fn export_through(settings: tracewire::Tracewire, n: usize) -> (u64, u64) {
+    let (layer, guard) = settings.build_layer().expect("pipeline");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..n {
+            tracing::info_span!("work", i).in_scope(|| {});
+        }
+    });
+    let _ = guard.force_flush(Duration::from_secs(10));
+    let stats = guard.stats()[0].clone();
+    (stats.exported(), stats.failed())
+}
+
+#[test]
+fn zero_negative_or_huge_timeouts_still_export() {
+    for (variable, value) in [
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "18446744073709551615"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "99999999999999999999999",
+        ),
+    ] {
+        let rx = Receiver::http(vec![]);
+        let settings = from_vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url()),
+            (variable, value.into()),
+        ]);
+        let named: Vec<&str> = settings.warnings().iter().map(|w| w.variable).collect();
+        assert_eq!(named, [variable], "{value}");
+        assert_eq!(export_through(settings, 5), (5, 0), "{variable}={value}");
+        assert_eq!(rx.received().len(), 1, "{variable}={value}");
+    }
+}
+
+#[test]
+fn hostile_endpoints_protocols_and_compressions_warn_and_keep_defaults() {
+    let huge = format!("http://{}", "a".repeat(10 * 1024));
+    let garbage = "\u{1}\u{7f}%%::://".repeat(1000);
+    for (variable, value) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", huge.as_str()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", garbage.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+    ] {
+        let settings = from_vars(&[(variable, value.into())]);
+        let warnings = settings.warnings();
+        assert_eq!(warnings.len(), 1, "{variable}");
+        assert_eq!(warnings[0].variable, variable);
+        assert!(warnings[0].to_string().len() < 512, "bounded message");
+        assert!(
+            format!("{settings:?}").contains("http://localhost:4318/v1/traces"),
+            "{variable}: the default endpoint stands"
+        );
+        assert!(settings.build_layer().is_ok(), "{variable}");
+    }
+}
+
+#[test]
+fn header_secrets_stay_out_of_warnings_and_debug() {
+    // Valid headers: used, but their values never printed.
+    let rx = Receiver::http(vec![]);
+    let settings = from_vars(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=sk-live-12345".into()),
+    ]);
+    assert!(settings.warnings().is_empty());
+    let debug = format!("{settings:?}");
+    assert!(debug.contains("api-key"), "{debug}");
+    assert!(!debug.contains("sk-live-12345"), "{debug}");
+    assert_eq!(export_through(settings, 1), (1, 0));
+    assert_eq!(rx.received()[0].headers["api-key"], "sk-live-12345");
+
+    // Invalid: the warning names the variable and at most the key.
+    for (raw, key) in [
+        ("api-key=sk-live-12345%0A", "api-key"),
+        ("Authorization: Bearer sk-live-12345", ""),
+        (
+            "ok=1,Authorization=Bearer sk-live-12345%zz",
+            "authorization",
+        ),
+    ] {
+        let settings = from_vars(&[("OTEL_EXPORTER_OTLP_TRACES_HEADERS", raw.into())]);
+        let warnings = settings.warnings();
+        assert_eq!(warnings.len(), 1, "{raw}");
+        assert_eq!(warnings[0].variable, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+        assert!(warnings[0].value.eq_ignore_ascii_case(key), "{raw}");
+        let shown = format!("{} {:?} {settings:?}", warnings[0], warnings);
+        assert!(!shown.contains("sk-live"), "{shown}");
+    }
+
+    // Bounded: too many pairs or bytes are refused as a whole.
+    let many: Vec<String> = (0..65).map(|i| format!("h{i}=v")).collect();
+    let long = format!("api-key={}", "s".repeat(9000));
+    for raw in [many.join(","), long] {
+        let settings = from_vars(&[("OTEL_EXPORTER_OTLP_HEADERS", raw)]);
+        assert_eq!(settings.warnings().len(), 1);
+        assert_eq!(
+            settings.warnings()[0].variable,
+            "OTEL_EXPORTER_OTLP_HEADERS"
+        );
+        assert!(!settings.warnings()[0].to_string().contains("sss"));
+    }
+}

@@ -1,8 +1,10 @@
 //! The export pipeline against a real OTLP receiver: HTTP/protobuf,
 //! HTTP/JSON and gRPC deliveries decoded with the official message types,
-//! failure handling, the JSON-lines file, and `OTEL_*` configuration.
+//! failure handling (hostile receivers included), the JSON-lines file,
+//! and `OTEL_*` configuration.
 
 mod config;
 mod delivery;
 mod failures;
+mod hostile;
 mod support;

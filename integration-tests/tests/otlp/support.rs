@@ -1,5 +1,6 @@
 //! An OTLP receiver for tests: HTTP (protobuf and JSON, gzip) and gRPC,
-//! decoding with the official message types, answering from a script.
+//! decoding with the official message types, answering from a script;
+//! and hostile peers (a listener that never answers).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -9,14 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -31,6 +34,14 @@ pub(crate) enum Reply {
     Status(u16, Option<&'static str>),
     /// Waits, then answers.
     Slow(Duration, Box<Reply>),
+    /// This status with a body of this many bytes (gRPC: OK with a partial
+    /// success whose message is that long).
+    Body(u16, usize),
+    /// This status announcing a 1 MB body, then 16 KB of it, then the
+    /// connection is cut.
+    CutMidBody(u16),
+    /// This status, then a body that never comes.
+    StalledBody(u16),
 }
 
 /// One request as received.
@@ -147,6 +158,58 @@ impl Drop for Receiver {
     }
 }
 
+/// A TCP listener that accepts connections and never reads from or
+/// answers them; stops when dropped.
+pub(crate) struct Silent {
+    pub(crate) addr: SocketAddr,
+    accepted: Arc<Mutex<usize>>,
+    _runtime: RuntimeGuard,
+}
+
+impl Silent {
+    pub(crate) fn start() -> Self {
+        let runtime = runtime();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(Mutex::new(0));
+        let count = Arc::clone(&accepted);
+        runtime.spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                *count.lock().unwrap() += 1;
+                held.push(stream);
+            }
+        });
+        Silent {
+            addr,
+            accepted,
+            _runtime: RuntimeGuard(Some(runtime)),
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub(crate) fn accepted(&self) -> usize {
+        *self.accepted.lock().unwrap()
+    }
+}
+
+/// Shuts a runtime down without waiting for its tasks.
+struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -180,10 +243,18 @@ async fn reply_after(reply: Reply) -> Reply {
     reply
 }
 
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
 async fn handle_http(
     state: Shared,
     req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Full<Bytes>>, Infallible> {
+) -> Result<http::Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
     let raw = body
         .collect()
@@ -209,7 +280,40 @@ async fn handle_http(
                 response = response.header("retry-after", after);
             }
             response
-                .body(Full::new(Bytes::from_static(b"try later")))
+                .body(full(Bytes::from_static(b"try later")))
+                .unwrap()
+        }
+        Reply::Body(code, len) => http::Response::builder()
+            .status(code)
+            .header("content-type", "application/x-protobuf")
+            .body(full(vec![b'x'; len]))
+            .unwrap(),
+        Reply::CutMidBody(code) => {
+            use futures_util::StreamExt as _;
+            let data = futures_util::stream::once(async {
+                Ok(Frame::data(Bytes::from(vec![b'x'; 16 * 1024])))
+            });
+            // Cut once the status and the first bytes are out (hyper would
+            // drop them unsent if the error came at once).
+            let cut = futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "cut mid-body",
+                ))
+            });
+            http::Response::builder()
+                .status(code)
+                .header("content-length", "1048576")
+                .body(BodyExt::boxed(StreamBody::new(data.chain(cut))))
+                .unwrap()
+        }
+        Reply::StalledBody(code) => {
+            let never = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
+            http::Response::builder()
+                .status(code)
+                .header("content-length", "100")
+                .body(BodyExt::boxed(StreamBody::new(never)))
                 .unwrap()
         }
         Reply::Ok | Reply::Slow(..) => {
@@ -223,7 +327,7 @@ async fn handle_http(
             };
             http::Response::builder()
                 .header("content-type", content_type)
-                .body(Full::new(Bytes::from(body)))
+                .body(full(body))
                 .unwrap()
         }
     };
@@ -250,9 +354,17 @@ impl TraceService for GrpcReceiver {
         match reply_after(self.0.next_reply()).await {
             Reply::Status(503, _) => Err(tonic::Status::unavailable("busy")),
             Reply::Status(_, _) => Err(tonic::Status::invalid_argument("bad data")),
-            Reply::Ok | Reply::Slow(..) => Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: None,
+            Reply::Body(_, len) => Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans: 0,
+                    error_message: "x".repeat(len),
+                }),
             })),
+            Reply::Ok | Reply::Slow(..) | Reply::CutMidBody(_) | Reply::StalledBody(_) => {
+                Ok(tonic::Response::new(ExportTraceServiceResponse {
+                    partial_success: None,
+                }))
+            }
         }
     }
 }

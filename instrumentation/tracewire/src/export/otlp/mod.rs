@@ -139,8 +139,8 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     Some(delay.min(OtlpConfig::MAX_TIMEOUT))
 }
 
-/// At most this many bytes of an error response's body go into the
-/// failure's message.
+/// At most this many bytes of an error response's body (or of a partial
+/// success's message) go into a message.
 const ERROR_DETAIL_BYTES: usize = 256;
 
 /// The start of an error response's body for a message: at most
@@ -162,7 +162,7 @@ fn note_partial_success(response: &ExportTraceServiceResponse) {
         tracing::warn!(
             target: "tracewire::export",
             rejected_spans = partial.rejected_spans,
-            message = %partial.error_message,
+            message = %error_detail(partial.error_message.as_bytes()),
             "the OTLP receiver rejected part of a batch"
         );
     }
@@ -399,7 +399,8 @@ impl OtlpExporter {
             // for a partial success, looked for within the bound (a
             // truncated or garbled body just does not decode).
             let body = response.body();
-            if body.len() <= MAX_RESPONSE_BYTES {
+            // A body of the full bound may have been cut: not decoded.
+            if body.len() < MAX_RESPONSE_BYTES {
                 let decoded = if json {
                     serde_json::from_slice(body).ok()
                 } else {
