@@ -28,6 +28,15 @@
 //! # drop(layer);
 //! ```
 //!
+//! Policies follow the OpenTelemetry Collector's `tail_sampling` processor:
+//! `probabilistic` hashes the trace id as the Collector does (FNV-1a with
+//! `hash_salt`, see [`Probabilistic`]), so a trace kept here is kept by a
+//! Collector tier with the same settings, and [`Composite`] shares a
+//! spans-per-second budget between sub-policies. Policy files in the
+//! Collector's shape are read by [`policy_file_from_json`], which clamps
+//! out-of-range values with a [`PolicyWarning`] and bounds the file's size,
+//! policy count, nesting and strings.
+//!
 //! In-process tail sampling sees only the spans that end in this process.
 //! It is enough when a trace's interesting parts live in one service; for
 //! decisions over whole distributed traces, export everything to an
