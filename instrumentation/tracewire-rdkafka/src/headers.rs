@@ -18,14 +18,15 @@
 //! and such a message still aborts the process. When rdkafka offers a
 //! non-panicking accessor, `header_at` should call it instead.
 //!
-//! # Bounded reading
+//! # Bounded work
 //!
-//! A field's values (all its header lines together, as a propagator sees
-//! them) are handed out up to [`MAX_FIELD_BYTES`] bytes and
-//! [`MAX_FIELD_MEMBERS`] non-empty `,`-separated members, in whole members:
-//! a 400 KB `baggage` becomes its first 64 members, a 400 KB `traceparent`
-//! (which has no member that fits) becomes empty, hence invalid. Every line
-//! of a field is still counted, so two `traceparent` lines stay invalid.
+//! A message's headers are read once, in one pass, keeping those named
+//! after one of the propagator's fields; every line of a field is handed to
+//! the propagator, in order, and counted (two `traceparent` lines are
+//! invalid). How much of a value is looked at is the propagators' business:
+//! tracewire's read at most 8192 bytes and 64 members of `baggage` and
+//! 32 KiB of `tracestate`, and reject an oversized `traceparent` or `b3` by
+//! its length.
 
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -37,14 +38,6 @@ use tracewire::propagation::{Extractor, Injector, Propagator};
 /// Most header names that are not UTF-8 one read of a message goes
 /// through; the headers after them are not read.
 const MAX_UNREADABLE: usize = 8;
-
-/// Most bytes of one field's values handed to a propagator: W3C Baggage's
-/// limit, also above what a valid `traceparent` or `b3` needs.
-const MAX_FIELD_BYTES: usize = tracewire::baggage::MAX_BYTES;
-
-/// Most non-empty `,`-separated members of one field's values handed to a
-/// propagator: W3C Baggage's limit, twice tracestate's.
-const MAX_FIELD_MEMBERS: usize = tracewire::baggage::MAX_MEMBERS;
 
 /// The header at `index`, `Err` when its name is not UTF-8 (see the module
 /// docs for why this catches a panic), `Ok(None)` past the end.
@@ -80,77 +73,13 @@ fn for_each_header<'h, H: Headers>(
     }
 }
 
-/// What is left to hand out of one field's values.
-struct Budget {
-    bytes: usize,
-    members: usize,
-}
-
-impl Budget {
-    const fn new() -> Self {
-        Budget {
-            bytes: MAX_FIELD_BYTES,
-            members: MAX_FIELD_MEMBERS,
-        }
-    }
-
-    /// The longest prefix of `value` made of whole `,`-separated members
-    /// within what is left, which it uses up (with one byte for the `,` a
-    /// propagator joins lines with); once a member is left out, nothing
-    /// more is handed out. Looks at no more than what is left.
-    ///
-    /// A cut value ends with the `,` that followed its last member.
-    fn take<'v>(&mut self, value: &'v [u8]) -> &'v [u8] {
-        let whole = value.len() <= self.bytes;
-        let window = &value[..value.len().min(self.bytes)];
-        let (mut kept, mut members, mut start) = (0, 0, 0);
-        loop {
-            let end = match window[start..].iter().position(|&b| b == b',') {
-                Some(i) => start + i,
-                // The last member: whole only if the value ends within.
-                None if whole => window.len(),
-                None => break,
-            };
-            let member = &window[start..end];
-            if member.iter().any(|&b| b != b' ' && b != b'\t') {
-                if members == self.members {
-                    break;
-                }
-                members += 1;
-            }
-            kept = end;
-            if end == window.len() {
-                break;
-            }
-            start = end + 1;
-        }
-        if kept == value.len() {
-            self.bytes = self.bytes.saturating_sub(kept + 1);
-            self.members -= members;
-            return value;
-        }
-        // Something was left out: so is everything after it.
-        *self = Budget {
-            bytes: 0,
-            members: 0,
-        };
-        // The `,` after the last member kept (there is one) goes with it: a
-        // list reads the same, and a single-valued field (`traceparent`,
-        // `b3`) that was invalid is not made valid by the cut.
-        &value[..kept + usize::from(kept > 0)]
-    }
-}
-
 /// Reads trace headers from any rdkafka [`Headers`] (a received message's
 /// `BorrowedHeaders`, or `OwnedHeaders`). Names compare case-insensitively;
 /// a header without a value counts as absent.
 ///
 /// Unlike rdkafka's own accessors, it never panics: a header whose name is
 /// not UTF-8 is skipped (after eight of them, the rest of the headers are
-/// not read). A field's values are handed out up to 8192 bytes and 64
-/// `,`-separated members, in whole members (so a 400 KB `traceparent` reads
-/// as empty, and a 400 KB `baggage` as its first members); every header line
-/// still counts, so two `traceparent` headers stay invalid.
+/// not read).
 ///
 /// ```
 /// use rdkafka::message::{Header, OwnedHeaders};
@@ -177,7 +106,7 @@ impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
     }
 }
 
-/// The first value of `key` in `headers`, within the bounds.
+/// The first value of `key` in `headers`.
 fn first_value<'h, H: Headers>(headers: &'h H, key: &str) -> Option<&'h [u8]> {
     let mut found = None;
     for_each_header(headers, |_, header| {
@@ -187,17 +116,17 @@ fn first_value<'h, H: Headers>(headers: &'h H, key: &str) -> Option<&'h [u8]> {
         }
         ControlFlow::Continue(())
     });
-    found.flatten().map(|v| Budget::new().take(v))
+    found.flatten()
 }
 
-/// Calls `f` with every value of `key` in `headers`, within the bounds, and
-/// returns how many there were.
+/// Calls `f` with every value of `key` in `headers` and returns how many
+/// there were.
 fn each_value<H: Headers>(headers: &H, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
-    let (mut n, mut budget) = (0, Budget::new());
+    let mut n = 0;
     for_each_header(headers, |_, header| {
         if header.key.eq_ignore_ascii_case(key) {
             n += 1;
-            f(budget.take(header.value.unwrap_or_default()));
+            f(header.value.unwrap_or_default());
         }
         ControlFlow::Continue(())
     });
@@ -387,18 +316,17 @@ impl<H: Headers> Extractor for TraceHeaders<'_, H> {
         if !self.is_field(key) {
             return first_value(self.headers, key);
         }
-        let value = self.named(key).next().flatten()?;
-        Some(Budget::new().take(value))
+        self.named(key).next().flatten()
     }
 
     fn for_each_value(&self, key: &str, f: &mut dyn FnMut(&[u8])) -> usize {
         if !self.is_field(key) {
             return each_value(self.headers, key, f);
         }
-        let (mut n, mut budget) = (0, Budget::new());
+        let mut n = 0;
         for value in self.named(key) {
             n += 1;
-            f(budget.take(value.unwrap_or_default()));
+            f(value.unwrap_or_default());
         }
         n
     }
@@ -521,53 +449,6 @@ mod tests {
             );
             assert_eq!(a, b, "{key}");
         }
-    }
-
-    /// What a budget hands out of each value, in order.
-    fn taken(values: &[&str]) -> Vec<String> {
-        let mut budget = Budget::new();
-        values
-            .iter()
-            .map(|v| String::from_utf8(budget.take(v.as_bytes()).to_vec()).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn values_within_the_bounds_are_handed_out_whole() {
-        assert_eq!(taken(&[TRACEPARENT]), [TRACEPARENT]);
-        assert_eq!(taken(&["a=1, ,b=2,", "c=3"]), ["a=1, ,b=2,", "c=3"]);
-        assert_eq!(taken(&[""]), [""]);
-    }
-
-    #[test]
-    fn an_oversized_value_keeps_whole_members_only() {
-        let member = "k=".to_owned() + &"v".repeat(98); // 100 bytes
-        let long = vec![member.as_str(); 4000].join(",");
-        let kept = taken(&[&long]).remove(0);
-        let kept = kept.strip_suffix(',').expect("a cut value ends with `,`");
-        assert_eq!(kept.split(',').count(), MAX_FIELD_MEMBERS);
-        assert!(kept.split(',').all(|m| m == member));
-        // The cut never makes a single-valued field valid.
-        let padded = format!("{TRACEPARENT},{huge}", huge = "x".repeat(10_000));
-        assert_eq!(taken(&[&padded]), [format!("{TRACEPARENT},")]);
-        // A value with no member that fits reads as empty.
-        let huge = "x".repeat(400 * 1024);
-        assert_eq!(taken(&[&huge]), [""]);
-    }
-
-    #[test]
-    fn the_bounds_hold_across_the_lines_of_a_field() {
-        let member = "k=".to_owned() + &"v".repeat(4000);
-        let out = taken(&[&member, &member, &member, "a=1"]);
-        assert_eq!(out[0], member);
-        assert_eq!(out[1], member);
-        assert_eq!(out[2], "", "past 8192 bytes");
-        assert_eq!(out[3], "");
-        let small = vec!["a=1"; 40].join(",");
-        let out = taken(&[&small, &small]);
-        assert_eq!(out[0], small);
-        assert_eq!(out[1].split(',').count(), MAX_FIELD_MEMBERS - 40 + 1);
-        assert!(out[1].ends_with(','));
     }
 
     #[test]

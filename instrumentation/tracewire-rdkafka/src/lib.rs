@@ -40,20 +40,23 @@
 //! of them. In detail:
 //!
 //! - A header whose *name* is not UTF-8 is skipped, and the message is
-//!   processed with the context of its other headers. rdkafka's own header
+//!   processed with the context of its other headers (after eight such
+//!   names in one message, its remaining headers are not read, to bound
+//!   the cost of each panic caught below). rdkafka's own header
 //!   accessors (`Headers::get`, `try_get`, `iter`…) panic on such a name;
 //!   this crate contains that panic (your panic hook still sees it), so a
 //!   build with `panic = "abort"` still aborts on such a message. Read
 //!   headers through [`HeaderExtractor`] to get the same protection.
-//! - A field's values are read up to 8192 bytes and 64 `,`-separated
-//!   members, in whole members: an oversized `traceparent` or `b3` is
-//!   invalid, an oversized `baggage` keeps its first members (at most 64),
-//!   an oversized `tracestate` is dropped (the trace continues without it).
 //! - Two or more `traceparent` headers are invalid (W3C): a new trace.
-//!   Repeated `tracestate` and `baggage` headers are joined with `,` in
-//!   order, as HTTP joins header lines, within the same bounds.
-//! - Values that are not UTF-8 or hold control characters are invalid for
-//!   their field only.
+//!   Repeated `tracestate` and `baggage` headers read as one list, in
+//!   order, as HTTP header lines do; a repeated `b3` or `X-B3-*` header
+//!   counts with its first value.
+//! - Oversized values cost bounded work: an oversized `traceparent` or `b3`
+//!   is invalid (a new trace), a `tracestate` over 32 members or with a bad
+//!   member is dropped (the trace continues without it), and `baggage`
+//!   keeps the valid members among its first 8192 bytes and 64 members.
+//! - A value that is not UTF-8 or holds control characters is invalid for
+//!   its field (a bad `baggage` member is skipped, the others are kept).
 //!
 //! When a filter leaves the send span out, the producer writes the current
 //! span's context into the headers instead, so the trace still reaches the

@@ -4,5 +4,6 @@
 mod base_producer;
 mod consume;
 mod headers;
+mod hostile;
 mod produce;
 mod support;
