@@ -1,8 +1,8 @@
 //! The launcher: prepares the database and the Kafka peer, starts each
 //! service as its own process, waits until all answer `/health`, sends the
 //! traffic, waits for the last notifications, stops the services (closing
-//! their standard input, so that they flush their spans), and prints the
-//! report.
+//! their standard input, so that they flush their spans and write their
+//! export counts), and prints the report.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use crate::BoxError;
 use crate::db::{self, Db};
 use crate::kafka::Broker;
 use crate::services::{Service, env, optional};
-use crate::telemetry::{logs_file, traces_file};
+use crate::telemetry::{export_file, logs_file, traces_file};
 use crate::traffic::{self, Outcome};
 
 /// Users whose rows the user service caches at start.
@@ -220,7 +220,7 @@ fn prepare_out_dir(out: &Path) -> Result<PathBuf, BoxError> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut stale: Vec<PathBuf> = Service::ALL
         .iter()
-        .flat_map(|&s| [traces_file(out, s), logs_file(out, s)])
+        .flat_map(|&s| [traces_file(out, s), logs_file(out, s), export_file(out, s)])
         .collect();
     stale.extend(
         ["requests.jsonl", "shop.db", "shop.db-wal", "shop.db-shm"]
@@ -371,7 +371,8 @@ impl Fleet {
 
     /// Asks every service to stop (closing its standard input), waits for
     /// each to flush and exit, and kills those that do not in time. Says
-    /// how it went.
+    /// how it went (whether the spans reached their exporters is the
+    /// report's business: the services' export counts).
     async fn stop(mut self) -> String {
         for member in &mut self.members {
             drop(member.child.stdin.take());
@@ -394,7 +395,7 @@ impl Fleet {
             .flatten()
             .collect();
         if problems.is_empty() {
-            format!("{} services, each flushed its spans", self.members.len())
+            format!("{} services exited cleanly", self.members.len())
         } else {
             format!("with problems: {}", problems.join("; "))
         }

@@ -1,8 +1,9 @@
 //! What the user sees at the end: one normal and the slowest cache-miss
 //! trace as waterfalls, the slow one's critical path and bottleneck, the
 //! slow trace compared with the normal one, the failed payment's error
-//! spans, and the slow trace's log lines gathered from every service by
-//! its `trace_id`.
+//! spans, the slow trace's log lines gathered from every service by its
+//! `trace_id`, and what became of each service's spans (exported, failed,
+//! dropped, per exporter).
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use tracewire_cli::{RenderOptions, Trace, Traces, render};
 
 use crate::BoxError;
 use crate::services::Service;
-use crate::telemetry::{logs_file, traces_file};
+use crate::telemetry::{ExportCounts, logs_file, read_export_counts, traces_file};
 use crate::traffic::{Outcome, Scenario};
 
 /// Prints the report for a run whose files are in `out`.
@@ -81,6 +82,9 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
         print_attempts(retried);
     }
 
+    heading("Span export: each service's counts after it flushed");
+    print_export_counts(out);
+
     heading("Files");
     for file in &files {
         println!("  {}", file.display());
@@ -98,6 +102,66 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
         );
     }
     Ok(())
+}
+
+/// Prints, per service and exporter, the spans exported, failed and
+/// dropped, and those still pending: every exporter of a service is given
+/// every span, so an exporter that accounts for fewer spans than another
+/// was still sending the rest when the service stopped. Then whether every
+/// span was exported.
+fn print_export_counts(out: &Path) {
+    let mut lost = 0;
+    let mut unknown = Vec::new();
+    let mut disabled = Vec::new();
+    for service in Service::ALL {
+        match read_export_counts(out, service) {
+            Ok(counts) if counts.is_empty() => {
+                println!("  {:<14} no exporter (OTEL_SDK_DISABLED)", service.name());
+                disabled.push(service.name());
+            }
+            Ok(counts) => {
+                let given = counts.iter().map(ExportCounts::total).max().unwrap_or(0);
+                for c in counts {
+                    let pending = given - c.total();
+                    println!(
+                        "  {:<14} {:<5} exported {:>6}  failed {:>6}  dropped {:>6}  pending {:>6}",
+                        service.name(),
+                        c.exporter,
+                        c.exported,
+                        c.failed,
+                        c.dropped,
+                        pending
+                    );
+                    lost += c.failed + c.dropped + pending;
+                }
+            }
+            Err(why) => {
+                println!("  {:<14} {why}", service.name());
+                unknown.push(service.name());
+            }
+        }
+    }
+    println!();
+    if lost > 0 {
+        println!(
+            "  warning: {lost} spans were not exported (failed, dropped, or still pending when the service stopped); the services' log lines say why"
+        );
+    }
+    if !unknown.is_empty() {
+        println!(
+            "  warning: no export counts from {}: whether their spans were exported is unknown",
+            unknown.join(", ")
+        );
+    }
+    if !disabled.is_empty() {
+        println!(
+            "  warning: {} exported nothing: tracing is disabled",
+            disabled.join(", ")
+        );
+    }
+    if lost == 0 && unknown.is_empty() && disabled.is_empty() {
+        println!("  every span was exported");
+    }
 }
 
 fn heading(title: &str) {

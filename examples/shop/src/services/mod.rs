@@ -124,10 +124,12 @@ pub(crate) fn peer_url(peer: Service) -> Result<String, BoxError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-/// Runs `service` until it is asked to stop, then flushes its spans.
+/// Runs `service` until it is asked to stop, then flushes its spans and
+/// writes what became of them (`export-<service>.json`).
 pub(crate) fn run(service: Service) -> Result<(), BoxError> {
     let config = Config::from_env()?;
-    let guard = crate::telemetry::init(service, &config.out_dir)?;
+    let telemetry = crate::telemetry::init(service, &config.out_dir)?;
+    let out_dir = config.out_dir.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -149,8 +151,8 @@ pub(crate) fn run(service: Service) -> Result<(), BoxError> {
         tracing::info!("{} stopped", service.name());
     }
     // Background tasks end with the runtime; then the guard delivers the
-    // last spans.
+    // last spans, and the counts say how that went.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    drop(guard);
-    result
+    let written = telemetry.finish(service, &out_dir);
+    result.and(written)
 }

@@ -45,17 +45,24 @@ pub(crate) struct Run {
     pub(crate) logs: Vec<LogLine>,
 }
 
-/// The PostgreSQL server for the PostgreSQL run, when server tests are on
-/// (`TRACEWIRE_SQLX_DB_TESTS=1`, as in CI; `TRACEWIRE_POSTGRES_URL`
-/// overrides the machine's default server).
-pub(crate) fn postgres_url() -> Option<String> {
-    let enabled = std::env::var("TRACEWIRE_SQLX_DB_TESTS").is_ok_and(|v| v.trim() == "1");
-    enabled.then(|| {
-        std::env::var("TRACEWIRE_POSTGRES_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    })
+/// The PostgreSQL server for the PostgreSQL run (an `#[ignore]`d test):
+/// `TRACEWIRE_POSTGRES_URL`, else the machine's default server.
+pub(crate) fn postgres_url() -> String {
+    std::env::var("TRACEWIRE_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// One exporter's counts of one service, as the report prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExportLine {
+    pub(crate) service: String,
+    pub(crate) exporter: String,
+    pub(crate) exported: u64,
+    pub(crate) failed: u64,
+    pub(crate) dropped: u64,
+    pub(crate) pending: u64,
 }
 
 /// Runs `shop --requests <requests> --users <users> --quiet` with the
@@ -66,6 +73,18 @@ pub(crate) fn run_shop(
     requests: u32,
     users: u32,
     database_url: Option<&str>,
+    timeout: Duration,
+) -> Run {
+    run_shop_with(requests, users, database_url, &[], timeout)
+}
+
+/// [`run_shop`] with the variables `env` set for the launcher (and so for
+/// every service).
+pub(crate) fn run_shop_with(
+    requests: u32,
+    users: u32,
+    database_url: Option<&str>,
+    env: &[(&str, &str)],
     timeout: Duration,
 ) -> Run {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -86,6 +105,7 @@ pub(crate) fn run_shop(
         .env_remove("OTEL_SDK_DISABLED")
         .env_remove("OTEL_TRACES_SAMPLER")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -198,6 +218,57 @@ impl Run {
         scenario: &'a str,
     ) -> impl Iterator<Item = &'a Request> {
         self.requests.iter().filter(move |r| r.scenario == scenario)
+    }
+}
+
+impl Run {
+    /// The report's span export section: one line per service and
+    /// exporter (`<service> <exporter> exported N  failed N  dropped N
+    /// pending N`).
+    pub(crate) fn export_lines(&self) -> Vec<ExportLine> {
+        let section = self
+            .stdout
+            .split("\n== ")
+            .find(|s| s.starts_with("Span export"))
+            .unwrap_or_else(|| panic!("the report has no span export section:\n{}", self.stdout));
+        section
+            .lines()
+            .filter_map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let number = |i: usize| words[i].parse::<u64>().ok();
+                match words[..] {
+                    [
+                        service,
+                        exporter,
+                        "exported",
+                        _,
+                        "failed",
+                        _,
+                        "dropped",
+                        _,
+                        "pending",
+                        _,
+                    ] => Some(ExportLine {
+                        service: service.to_owned(),
+                        exporter: exporter.to_owned(),
+                        exported: number(3)?,
+                        failed: number(5)?,
+                        dropped: number(7)?,
+                        pending: number(9)?,
+                    }),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// The spans `service` wrote to its traces file.
+    pub(crate) fn spans_of(&self, service: &str) -> usize {
+        self.traces
+            .iter()
+            .flat_map(|t| t.spans())
+            .filter(|s| s.service == service)
+            .count()
     }
 }
 
