@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing_core::Metadata;
 use tracing_core::metadata::LevelFilter;
+use tracing_core::{Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::layer::Filter;
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::TracewireLayer;
 use crate::export::otlp::{OtlpConfig, OtlpError, OtlpExporter};
@@ -206,35 +208,69 @@ impl Tracewire {
             var("OTEL_TRACES_SAMPLER_ARG").as_deref(),
         );
         warnings.extend(w);
-        let (propagator, errors) =
-            CompositePropagator::from_otel_propagators(var("OTEL_PROPAGATORS").as_deref());
+        let propagators = var("OTEL_PROPAGATORS");
+        let (mut propagator, errors) =
+            CompositePropagator::from_otel_propagators(propagators.as_deref());
+        // Nothing known and no `none`: a typo must not turn propagation off.
+        let none_asked = propagators
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|n| n.trim().eq_ignore_ascii_case("none"));
+        let fall_back = propagator.propagators().is_empty() && !errors.is_empty() && !none_asked;
+        if fall_back {
+            propagator = CompositePropagator::default();
+        }
         warnings.extend(errors.into_iter().map(|e| ConfigWarning {
             variable: "OTEL_PROPAGATORS",
-            value: e.name,
-            reason: "unknown propagator (known: tracecontext, baggage, b3, b3multi, none); ignored",
+            value: e.name.chars().take(64).collect(),
+            reason: if fall_back {
+                "unknown propagator (known: tracecontext, baggage, b3, b3multi, none); none known: using tracecontext,baggage"
+            } else {
+                "unknown propagator (known: tracecontext, baggage, b3, b3multi, none); ignored"
+            },
         }));
         let (otlp, w) = OtlpConfig::from_otel(var);
         warnings.extend(w);
         let (batch, w) = BatchConfig::from_otel(var);
         warnings.extend(w);
-        let disabled =
-            var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let disabled = match var("OTEL_SDK_DISABLED") {
+            None => false,
+            Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+            Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                warnings.push(ConfigWarning {
+                    variable: "OTEL_SDK_DISABLED",
+                    value: v.chars().take(64).collect(),
+                    reason: "expected true or false; using false",
+                });
+                false
+            }
+        };
         let file = var("TRACEWIRE_TRACES_FILE")
             .map_or_else(|| PathBuf::from("traces.jsonl"), PathBuf::from);
         let mut exporters = Vec::new();
         let list = var("OTEL_TRACES_EXPORTER").unwrap_or_else(|| "otlp".to_owned());
+        let mut known = 0;
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            known += 1;
             match name.to_ascii_lowercase().as_str() {
                 "otlp" => exporters.push(TracesExporter::Otlp),
                 "console" | "logging" => exporters.push(TracesExporter::Console),
                 "file" => exporters.push(TracesExporter::File(file.clone())),
                 "none" => {}
-                _ => warnings.push(ConfigWarning {
-                    variable: "OTEL_TRACES_EXPORTER",
-                    value: name.to_owned(),
-                    reason: "expected otlp, console, file or none; ignored",
-                }),
+                _ => {
+                    known -= 1;
+                    warnings.push(ConfigWarning {
+                        variable: "OTEL_TRACES_EXPORTER",
+                        value: name.chars().take(64).collect(),
+                        reason: "expected otlp, console, file or none; ignored",
+                    });
+                }
             }
+        }
+        if known == 0 {
+            // Only unknown names: a typo must not turn export off.
+            exporters.push(TracesExporter::Otlp);
         }
         let tail = var("TRACEWIRE_TAIL_POLICIES").and_then(|path| {
             let read = std::fs::read_to_string(path.trim())
@@ -247,7 +283,7 @@ impl Tracewire {
                 Err(_) => {
                     warnings.push(ConfigWarning {
                         variable: "TRACEWIRE_TAIL_POLICIES",
-                        value: path,
+                        value: path.chars().take(256).collect(),
                         reason: "cannot read a tail sampling policy file (JSON in the Collector's tail_sampling shape); no tail sampling",
                     });
                     None
@@ -262,7 +298,7 @@ impl Tracewire {
             Some(v) => {
                 warnings.push(ConfigWarning {
                     variable: "TRACEWIRE_LOG_FORMAT",
-                    value: v,
+                    value: v.chars().take(64).collect(),
                     reason: "expected text, json or none; using text",
                 });
                 LogFormat::Text
@@ -448,31 +484,26 @@ impl Tracewire {
     /// installed.
     pub fn install(mut self) -> Result<TracingGuard, InitError> {
         let mut warnings = std::mem::take(&mut self.warnings);
-        let log_filter = self.log_filter.take();
-        let mut log_filter = || env_filter("RUST_LOG", log_filter.as_deref(), &mut warnings);
+        let log_directives = self.log_filter.take();
+        let traces_directives = self.traces_filter.take();
+        let traces = traces_filter(traces_directives.as_deref(), &mut warnings);
+        let log = log_directives.as_deref();
+        let traced = traces_directives.as_deref();
         let (text, json) = match self.log_format {
             LogFormat::Text => (
-                Some(crate::fmt::text_layer().with_filter(log_filter())),
+                Some(crate::fmt::text_layer().with_filter(log_filter(log, traced, &mut warnings))),
                 None,
             ),
             LogFormat::Json => (
                 None,
-                Some(crate::fmt::json_layer().with_filter(log_filter())),
+                Some(crate::fmt::json_layer().with_filter(log_filter(log, traced, &mut warnings))),
             ),
             LogFormat::None => (None, None),
         };
-        let traces_filter = env_filter(
-            "TRACEWIRE_TRACES_FILTER",
-            self.traces_filter.take().as_deref(),
-            &mut warnings,
-        );
-        let traces_filter = filter_fn(is_instrumentation)
-            .with_max_level_hint(LevelFilter::INFO)
-            .or(traces_filter);
         crate::propagation::set_global(self.propagator.clone());
         let (layer, guard) = self.build_layer()?;
         let installed = tracing_subscriber::registry()
-            .with(layer.with_filter(traces_filter))
+            .with(layer.with_filter(traces))
             .with(text)
             .with(json)
             .try_init();
@@ -492,6 +523,37 @@ pub fn is_instrumentation(metadata: &Metadata<'_>) -> bool {
     metadata.target().starts_with("tracewire_")
 }
 
+/// Which spans and events are traced: the instrumentation crates' always,
+/// the others by the `EnvFilter` of `directives` (default `info`).
+fn traces_filter<S>(
+    directives: Option<&str>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> impl Filter<S> + Send + Sync + 'static + use<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    filter_fn(is_instrumentation)
+        .with_max_level_hint(LevelFilter::INFO)
+        .or(env_filter("TRACEWIRE_TRACES_FILTER", directives, warnings))
+}
+
+/// What the log output sees: the spans that are traced (so that a line
+/// finds its span's ids even when `RUST_LOG` hides that span's level) and
+/// the events the `log` directives (`RUST_LOG`) allow. Warnings about the
+/// traces directives are given by [`traces_filter`] alone.
+fn log_filter<S>(
+    log: Option<&str>,
+    traces: Option<&str>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> impl Filter<S> + Send + Sync + 'static + use<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let traced_spans = filter_fn(|metadata: &Metadata<'_>| metadata.is_span())
+        .and(traces_filter(traces, &mut Vec::new()));
+    env_filter("RUST_LOG", log, warnings).or(traced_spans)
+}
+
 /// The `EnvFilter` of `directives` (default `info`); invalid directives
 /// give a warning naming `variable` and the default.
 fn env_filter(
@@ -506,7 +568,7 @@ fn env_filter(
     EnvFilter::builder().parse(directives).unwrap_or_else(|_| {
         warnings.push(ConfigWarning {
             variable,
-            value: directives.to_owned(),
+            value: directives.chars().take(64).collect(),
             reason: "not valid filter directives; using info",
         });
         EnvFilter::new(DEFAULT)
