@@ -22,7 +22,7 @@ use crate::export::{
 use crate::processor::{MultiProcessor, NoopProcessor, SpanProcessor};
 use crate::propagation::CompositePropagator;
 use crate::sampling::{ConfigWarning, Sampler, sampler_from_otel};
-use crate::tail::{Policy, TailConfig, TailSamplingProcessor, policies_from_json};
+use crate::tail::{Policy, PolicyFile, TailConfig, TailSamplingProcessor, policy_file_from_json};
 
 /// Where finished spans go (`OTEL_TRACES_EXPORTER`).
 #[derive(Debug)]
@@ -273,17 +273,20 @@ impl Tracewire {
             exporters.push(TracesExporter::Otlp);
         }
         let tail = var("TRACEWIRE_TAIL_POLICIES").and_then(|path| {
-            let read = std::fs::read_to_string(path.trim())
-                .map_err(|e| e.to_string())
-                .and_then(|text| {
-                    policies_from_json(&text, TailConfig::default()).map_err(|e| e.to_string())
-                });
-            match read {
-                Ok(tail) => Some(tail),
-                Err(_) => {
+            let path = path.trim();
+            match read_policy_file(path) {
+                Ok(file) => {
+                    warnings.extend(file.warnings.iter().map(|w| ConfigWarning {
+                        variable: "TRACEWIRE_TAIL_POLICIES",
+                        value: w.to_string(),
+                        reason: "a tail sampling policy value was clamped or ignored",
+                    }));
+                    Some((file.policies, file.config))
+                }
+                Err(e) => {
                     warnings.push(ConfigWarning {
                         variable: "TRACEWIRE_TAIL_POLICIES",
-                        value: path.chars().take(256).collect(),
+                        value: format!("{}: {e}", path.chars().take(256).collect::<String>()),
                         reason: "cannot read a tail sampling policy file (JSON in the Collector's tail_sampling shape); no tail sampling",
                     });
                     None
@@ -513,6 +516,18 @@ impl Tracewire {
         }
         Ok(guard)
     }
+}
+
+/// Reads the tail sampling policy file at `path`, at most 2 MiB of it (the
+/// parser refuses more than 1 MiB), so a path to a device or a huge file
+/// costs no more than that.
+fn read_policy_file(path: &str) -> Result<PolicyFile, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(2 << 20).read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
+    policy_file_from_json(&text, TailConfig::default()).map_err(|e| e.to_string())
 }
 
 /// Whether a span or event comes from one of the instrumentation crates

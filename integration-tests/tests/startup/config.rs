@@ -158,5 +158,10 @@ fn a_tail_policy_file_with_absurd_values_is_clamped_not_fatal() {
     );
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(run.warns_about("TRACEWIRE_TAIL_POLICIES"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("threshold_ms"),
+        "the clamped field is named"
+    );
     assert_eq!(run.status(), 200);
 }
