@@ -49,7 +49,8 @@ pub enum Compression {
 /// How failed exports are retried: exponential back-off with jitter on
 /// retryable failures (HTTP 429, 502, 503, 504, connection errors, gRPC
 /// `UNAVAILABLE` and the like), within the export timeout. A `Retry-After`
-/// the receiver sends replaces the computed delay.
+/// the receiver sends replaces the computed delay; one longer than the time
+/// left ends the export at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (1 disables retries).

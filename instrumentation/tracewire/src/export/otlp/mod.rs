@@ -6,8 +6,11 @@
 //! kinds, status, events, links, dropped counts and attribute types are all
 //! kept. Retryable failures (HTTP 429, 502, 503, 504, connection errors,
 //! gRPC `UNAVAILABLE` and the like) are retried with exponential back-off and
-//! jitter, honouring `Retry-After`, within the export timeout; other
-//! failures are not retried. It runs on the batch processor's thread, so
+//! jitter, honouring `Retry-After`, within the export timeout (a
+//! `Retry-After` longer than the time left ends the export at once); other
+//! failures are not retried. A 2xx answer counts as delivered whatever its
+//! body (at most 64 KiB of a response is read, and a body cut short keeps
+//! its status), so a delivered batch is never sent twice. It runs on the batch processor's thread, so
 //! none of this ever slows the code that produced the spans.
 //!
 //! ```no_run
