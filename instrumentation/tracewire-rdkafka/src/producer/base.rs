@@ -120,8 +120,9 @@ fn purge_and_drain<C, Part>(
 /// A [`BaseProducer`] whose sends are PRODUCER spans (`send {topic}`)
 /// carrying their context to consumers in the message headers.
 ///
-/// The span is a child of the current span; its context replaces any stale
-/// trace headers in the record, the user's other headers are kept (as with
+/// The span is a child of the current span; its context (the current
+/// span's when a filter leaves the span out) replaces any stale trace
+/// headers in the record, the user's other headers are kept (as with
 /// [`TracedFutureProducer`](crate::TracedFutureProducer)). The span ends when
 /// the message's delivery report is served by [`poll`](Self::poll) or
 /// [`flush`](Producer::flush), recording the partition and offset, or status

@@ -18,7 +18,9 @@ use crate::client_info::record_kafka_error;
 ///
 /// The span is a child of the current span. Its context (`traceparent`,
 /// `tracestate`, `baggage` with the default propagator) replaces any stale
-/// trace headers in the record; the user's other headers are kept. The
+/// trace headers in the record; the user's other headers are kept. When a
+/// filter leaves the span out, the current span's context is written
+/// instead. The
 /// delivery report fills in the partition and offset; a failed delivery
 /// sets status Error with `error.type`.
 ///
