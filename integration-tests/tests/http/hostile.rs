@@ -16,6 +16,10 @@ const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 fn app() -> Router {
     Router::new()
         .route("/probe", get(|| async { "ok" }))
+        .route(
+            "/baggage",
+            get(|| async { tracewire::current_context().baggage().len().to_string() }),
+        )
         .layer(TraceLayer::server())
 }
 
@@ -185,13 +189,13 @@ fn bad_tracestate_is_dropped_and_traceparent_kept() {
         let bad = [
             ("33 members", with_state(members_33.into_bytes())),
             ("huge member", with_state(huge.into_bytes())),
-            ("duplicate keys", with_state(b"a=1,a=2".to_vec())),
             ("uppercase key", with_state(b"Vendor=1".to_vec())),
             ("value with =", with_state(b"a=b=c".to_vec())),
             ("non-ASCII bytes", with_state(b"a=\xff\xfe".to_vec())),
         ];
         let good = [
             ("one member", with_state(b"vendor=abc".to_vec())),
+            ("duplicate keys", with_state(b"a=1,b=2,a=3".to_vec())),
             (
                 "two header lines",
                 vec![
@@ -219,7 +223,12 @@ fn bad_tracestate_is_dropped_and_traceparent_kept() {
             one_member.span_context.trace_state().get("vendor"),
             Some("abc")
         );
-        let joined = &spans[bad.len() + 1];
+        // Duplicate keys keep the header (W3C test_tracestate_duplicated_keys);
+        // the first member of a key wins.
+        let duplicates = &spans[bad.len() + 1];
+        assert_eq!(duplicates.span_context.trace_state().get("a"), Some("1"), "{:?}", spans.iter().map(|s| (str_attr(s, "url.query"), s.span_context.trace_state().header())).collect::<Vec<_>>());
+        assert_eq!(duplicates.span_context.trace_state().get("b"), Some("2"));
+        let joined = &spans[bad.len() + 2];
         assert_eq!(joined.span_context.trace_state().get("vendor"), Some("abc"));
         assert_eq!(joined.span_context.trace_state().get("other"), Some("1"));
     });
@@ -242,6 +251,105 @@ fn hostile_headers_elsewhere_never_fail_the_request() {
         for span in &spans {
             assert!(!span.parent_span_id.is_valid());
             assert_eq!(str_attr(span, "client.address"), "127.0.0.1");
+        }
+    });
+}
+
+/// 400 KB: the size of the largest header block hyper accepts by default
+/// (a larger one is answered 431 by hyper before any layer runs).
+const OVERSIZED: usize = 400 * 1000;
+
+#[test]
+fn oversized_and_repeated_propagation_headers_are_bounded() {
+    support::run(|exporter| async move {
+        let big_hex = "a".repeat(OVERSIZED);
+        let cases: Vec<(&str, Headers, bool)> = vec![
+            // (what, headers, continues the caller's trace)
+            ("400 KB traceparent", traceparent(big_hex.clone()), false),
+            (
+                "400 KB tracestate",
+                vec![
+                    ("traceparent", VALID.into()),
+                    ("tracestate", format!("k={}", "v".repeat(OVERSIZED)).into_bytes()),
+                ],
+                true,
+            ),
+            (
+                "a valid tracestate member, then 400 KB of members",
+                vec![
+                    ("traceparent", VALID.into()),
+                    ("tracestate", "k=v,".repeat(OVERSIZED / 4).into_bytes()),
+                ],
+                true,
+            ),
+            ("400 KB b3", vec![("b3", big_hex.clone().into_bytes())], false),
+            (
+                "a valid b3 followed by 400 KB",
+                vec![("b3", format!("{TRACE}-00f067aa0ba902b7-1-{big_hex}").into_bytes())],
+                false,
+            ),
+            (
+                "400 KB X-B3-TraceId",
+                vec![
+                    ("x-b3-traceid", big_hex.clone().into_bytes()),
+                    ("x-b3-spanid", b"00f067aa0ba902b7".to_vec()),
+                ],
+                false,
+            ),
+            (
+                "400 KB X-B3-SpanId",
+                vec![
+                    ("x-b3-traceid", TRACE.into()),
+                    ("x-b3-spanid", big_hex.clone().into_bytes()),
+                ],
+                false,
+            ),
+            (
+                "repeated X-B3-TraceId",
+                vec![
+                    ("x-b3-traceid", TRACE.into()),
+                    ("x-b3-traceid", TRACE.into()),
+                    ("x-b3-spanid", b"00f067aa0ba902b7".to_vec()),
+                ],
+                false,
+            ),
+            (
+                "tab inside traceparent",
+                traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736\t-00f067aa0ba902b7-01"),
+                false,
+            ),
+        ];
+        let headers: Vec<_> = cases.iter().map(|(_, h, _)| h.clone()).collect();
+        let spans = probe(&exporter, &headers).await;
+        for ((what, _, continues), span) in cases.iter().zip(&spans) {
+            let continued = span.span_context.trace_id().to_string() == TRACE;
+            assert_eq!(continued, *continues, "{what}");
+            assert!(span.span_context.trace_state().len() <= 32, "{what}");
+        }
+    });
+}
+
+#[test]
+fn a_400_kb_baggage_header_keeps_at_most_64_members() {
+    support::run(|_exporter| async move {
+        let url = support::serve(app()).await;
+        let client = reqwest::Client::new();
+        let distinct: String = (0..45_000).map(|i| format!("k{i}=v,")).collect();
+        let cases: Vec<(&str, Vec<&str>, usize)> = vec![
+            // (what, baggage header lines, members kept)
+            ("45,000 distinct keys in one line", vec![&distinct[..OVERSIZED.min(distinct.len())]], 64),
+            ("two lines of 45,000 keys", vec![&distinct[..200_000], &distinct[..150_000]], 64),
+            ("three members", vec!["a=1,b=2;prop,c=%20x"], 3),
+        ];
+        for (what, lines, kept) in cases {
+            let mut request = client.get(format!("{url}/baggage"));
+            for line in lines {
+                request = request.header("baggage", line);
+            }
+            let response = request.send().await.expect("sent");
+            assert_eq!(response.status(), 200, "{what}");
+            let members: usize = response.text().await.unwrap().parse().unwrap();
+            assert_eq!(members, kept, "{what}");
         }
     });
 }
