@@ -226,7 +226,18 @@ fn bad_tracestate_is_dropped_and_traceparent_kept() {
         // Duplicate keys keep the header (W3C test_tracestate_duplicated_keys);
         // the first member of a key wins.
         let duplicates = &spans[bad.len() + 1];
-        assert_eq!(duplicates.span_context.trace_state().get("a"), Some("1"), "{:?}", spans.iter().map(|s| (str_attr(s, "url.query"), s.span_context.trace_state().header())).collect::<Vec<_>>());
+        assert_eq!(
+            duplicates.span_context.trace_state().get("a"),
+            Some("1"),
+            "{:?}",
+            spans
+                .iter()
+                .map(|s| (
+                    str_attr(s, "url.query"),
+                    s.span_context.trace_state().header()
+                ))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(duplicates.span_context.trace_state().get("b"), Some("2"));
         let joined = &spans[bad.len() + 2];
         assert_eq!(joined.span_context.trace_state().get("vendor"), Some("abc"));
@@ -270,7 +281,10 @@ fn oversized_and_repeated_propagation_headers_are_bounded() {
                 "400 KB tracestate",
                 vec![
                     ("traceparent", VALID.into()),
-                    ("tracestate", format!("k={}", "v".repeat(OVERSIZED)).into_bytes()),
+                    (
+                        "tracestate",
+                        format!("k={}", "v".repeat(OVERSIZED)).into_bytes(),
+                    ),
                 ],
                 true,
             ),
@@ -282,10 +296,17 @@ fn oversized_and_repeated_propagation_headers_are_bounded() {
                 ],
                 true,
             ),
-            ("400 KB b3", vec![("b3", big_hex.clone().into_bytes())], false),
+            (
+                "400 KB b3",
+                vec![("b3", big_hex.clone().into_bytes())],
+                false,
+            ),
             (
                 "a valid b3 followed by 400 KB",
-                vec![("b3", format!("{TRACE}-00f067aa0ba902b7-1-{big_hex}").into_bytes())],
+                vec![(
+                    "b3",
+                    format!("{TRACE}-00f067aa0ba902b7-1-{big_hex}").into_bytes(),
+                )],
                 false,
             ),
             (
@@ -337,8 +358,16 @@ fn a_400_kb_baggage_header_keeps_at_most_64_members() {
         let distinct: String = (0..45_000).map(|i| format!("k{i}=v,")).collect();
         let cases: Vec<(&str, Vec<&str>, usize)> = vec![
             // (what, baggage header lines, members kept)
-            ("45,000 distinct keys in one line", vec![&distinct[..OVERSIZED.min(distinct.len())]], 64),
-            ("two lines of 45,000 keys", vec![&distinct[..200_000], &distinct[..150_000]], 64),
+            (
+                "45,000 distinct keys in one line",
+                vec![&distinct[..OVERSIZED.min(distinct.len())]],
+                64,
+            ),
+            (
+                "two lines of 45,000 keys",
+                vec![&distinct[..200_000], &distinct[..150_000]],
+                64,
+            ),
             ("three members", vec!["a=1,b=2;prop,c=%20x"], 3),
         ];
         for (what, lines, kept) in cases {

@@ -44,7 +44,7 @@ fn every_bad_value_is_named_in_a_warning() {
 }
 
 #[test]
-fn sdk_disabled_exports_nothing_but_keeps_ids() {
+fn sdk_disabled_exports_nothing_and_passes_the_context_on() {
     let rx = Receiver::http(vec![]);
     let settings = from_vars(&[
         ("OTEL_SDK_DISABLED", "TRUE".into()),
@@ -52,17 +52,22 @@ fn sdk_disabled_exports_nothing_but_keeps_ids() {
     ]);
     let propagator = settings.propagator_ref().clone();
     let (layer, guard) = settings.build_layer().unwrap();
-    let headers =
+    let mut incoming = http::HeaderMap::new();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    incoming.insert("traceparent", traceparent.parse().unwrap());
+    let (continued, root) =
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-            let span = tracing::info_span!("still traced");
-            let mut headers = http::HeaderMap::new();
-            propagator.inject(&span.context(), &mut headers);
-            headers
+            let cx = propagator.extract(&incoming);
+            let span = tracewire::with_remote_parent(&cx, || tracing::info_span!("server"));
+            let child = span.in_scope(|| tracing::info_span!("child"));
+            let mut continued = http::HeaderMap::new();
+            propagator.inject(&child.context(), &mut continued);
+            let mut root = http::HeaderMap::new();
+            propagator.inject(&tracing::info_span!("new root").context(), &mut root);
+            (continued, root)
         });
-    assert!(
-        headers.contains_key("traceparent"),
-        "ids and propagation stay"
-    );
+    assert_eq!(continued["traceparent"], traceparent, "passed on unchanged");
+    assert!(!root.contains_key("traceparent"), "no new trace is started");
     guard.force_flush(Duration::from_secs(1)).unwrap();
     assert!(guard.stats().is_empty());
     assert!(rx.received().is_empty());

@@ -48,10 +48,15 @@ fn record_checkout(settings: Tracewire) {
         });
         server.in_scope(|| {
             tracing::info!(order.id = 7, "loading order");
-            tracing::info_span!("SELECT orders", otel.kind = "client").in_scope(|| {
-                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "statement timeout");
-                tracing::error!(error = &e as &dyn std::error::Error, "query failed");
-            });
+            let query = tracing::info_span!(
+                "SELECT orders",
+                otel.kind = "client",
+                error = tracing::field::Empty
+            );
+            // The operation failed: its span records the error (a log line
+            // alone would not set the status).
+            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "statement timeout");
+            query.record("error", &e as &dyn std::error::Error);
         });
     });
     guard.force_flush(Duration::from_secs(10)).expect("flush");
