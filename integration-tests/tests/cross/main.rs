@@ -4,10 +4,12 @@
 //!
 //! - `db`: a request to an axum app whose handlers query through a
 //!   `TracedPool`: the query spans sit under the request's SERVER span.
-//!   SQLite (in memory) always runs; PostgreSQL and MariaDB run when
-//!   `TRACEWIRE_SQLX_DB_TESTS=1` (`TRACEWIRE_POSTGRES_URL`,
-//!   `TRACEWIRE_MYSQL_URL` override their URLs, `TRACEWIRE_MYSQL_SYSTEM`
-//!   the expected `db.system.name`, `mariadb` by default).
+//!   SQLite (in memory) always runs; the PostgreSQL and MariaDB tests are
+//!   `#[ignore]`d (shown as skipped) and run with `--run-ignored all`, as
+//!   `.ci/test` does, failing without their server
+//!   (`TRACEWIRE_POSTGRES_URL`, `TRACEWIRE_MYSQL_URL` override their URLs,
+//!   `TRACEWIRE_MYSQL_SYSTEM` the expected `db.system.name`, `mariadb` by
+//!   default).
 //! - `kafka`: a request that produces a message whose consumer calls
 //!   another service: one trace from the caller to the last server.
 //!   librdkafka's mock cluster by default; the broker at `KAFKA_BROKERS`
