@@ -201,8 +201,8 @@ pub(crate) struct Examined {
 
 /// Reads `baggage` header lines as if joined with `,`, within the reading
 /// bound: the first [`MAX_BYTES`] bytes and [`MAX_MEMBERS`] non-empty
-/// members, whichever comes first. A member that does not end within those
-/// bytes is dropped whole; invalid members are skipped; a later duplicate
+/// members, whichever comes first. A member whose end (a `,` or the end of
+/// the last line) is not within those bytes is dropped whole; invalid members are skipped; a later duplicate
 /// key replaces the earlier value in place. Each line costs at most a scan
 /// of the bytes still within reach, plus a check against the (at most 64)
 /// members kept.
@@ -262,6 +262,7 @@ impl BaggageReader {
     }
 
     /// How much input has been taken in so far.
+    #[cfg(test)]
     pub(crate) fn examined(&self) -> Examined {
         self.examined
     }
@@ -360,8 +361,9 @@ impl Baggage {
     ///   8192 bytes ([`MAX_BYTES`]) and the first 64 non-empty members
     ///   ([`MAX_MEMBERS`]) of the value and ignores the rest, so its work
     ///   is linear in at most 8192 bytes however long the header is. A
-    ///   member that does not end within those 8192 bytes is dropped whole,
-    ///   never split.
+    ///   member is kept only when it ends within those bytes, with the `,`
+    ///   after it or with the end of the value; one cut by the limit is
+    ///   dropped whole, never split.
     /// - A member that does not follow the W3C grammar (`key=value`, the key
     ///   an HTTP token, the value `baggage-octet`s that percent-decode to
     ///   UTF-8, properties `key` or `key=value`) is skipped; the others are
@@ -581,6 +583,8 @@ mod tests {
         assert_eq!(Baggage::from_header(&exact).len(), 1);
         let over = format!("a={}", "v".repeat(MAX_BYTES - 1));
         assert!(Baggage::from_header(&over).is_empty());
+        // Its end is known only from the `,` at byte 8193, out of reach.
+        assert!(Baggage::from_header(&format!("{exact},b=1")).is_empty());
     }
 
     #[test]
