@@ -202,10 +202,10 @@ pub(crate) struct Examined {
 /// Reads `baggage` header lines as if joined with `,`, within the reading
 /// bound: the first [`MAX_BYTES`] bytes and [`MAX_MEMBERS`] non-empty
 /// members, whichever comes first. A member whose end (a `,` or the end of
-/// the last line) is not within those bytes is dropped whole; invalid members are skipped; a later duplicate
-/// key replaces the earlier value in place. Each line costs at most a scan
-/// of the bytes still within reach, plus a check against the (at most 64)
-/// members kept.
+/// a line) is not within those bytes is dropped whole; invalid members are
+/// skipped; a later duplicate key replaces the earlier value in place. Each
+/// line costs at most a scan of the bytes still within reach, plus a check
+/// of each member against the (at most 64) members kept.
 #[derive(Debug, Default)]
 pub(crate) struct BaggageReader {
     list: Vec<BaggageEntry>,

@@ -10,9 +10,9 @@ const MAX_VALUE_LEN: usize = 256;
 /// Longest key (1 leading character plus up to 255 more).
 const MAX_KEY_LEN: usize = 256;
 /// Most bytes of a `tracestate` (all header lines joined with `,`) that
-/// parsing reads: twice the 16,447 bytes of 32 members of the longest keys
-/// and values, leaving room for optional spaces and empty members. A longer
-/// value is rejected unread.
+/// parsing reads: about twice the 16,447 bytes of 32 members with the
+/// longest keys and values, leaving room for optional spaces and empty
+/// members. A longer value is rejected unread.
 pub const MAX_HEADER_LEN: usize = 32 * 1024;
 
 /// An ordered, immutable list of `key=value` members. Cloning is a reference
