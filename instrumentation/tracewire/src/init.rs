@@ -533,7 +533,18 @@ fn read_policy_file(path: &str) -> Result<PolicyFile, String> {
 /// Whether a span or event comes from one of the instrumentation crates
 /// (their targets start with `tracewire_`): those are traced whatever the
 /// traces filter says, since a missing server or client span breaks the
-/// trace for every service after it.
+/// trace for every service after it. [`init`] uses it; it can do the same
+/// for a subscriber composed by hand:
+///
+/// ```
+/// use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+/// use tracing_subscriber::prelude::*;
+///
+/// let (layer, _guard) = tracewire::Tracewire::from_otel(|_| None).build_layer().unwrap();
+/// let traced = filter_fn(tracewire::is_instrumentation).or(EnvFilter::new("info"));
+/// let subscriber = tracing_subscriber::registry().with(layer.with_filter(traced));
+/// # drop(subscriber);
+/// ```
 pub fn is_instrumentation(metadata: &Metadata<'_>) -> bool {
     metadata.target().starts_with("tracewire_")
 }
