@@ -168,12 +168,12 @@ impl TracewireLayerBuilder {
     /// use tracing_subscriber::prelude::*;
     ///
     /// let layer = TracewireLayer::builder().pass_through(true).build();
-    /// let incoming = [(
+    /// let incoming = vec![(
     ///     "traceparent".to_owned(),
     ///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
     /// )];
     /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-    ///     let cx = TraceContextPropagator::new().extract(&incoming[..]);
+    ///     let cx = TraceContextPropagator::new().extract(&incoming);
     ///     let span = with_remote_parent(&cx, || tracing::info_span!("GET /"));
     ///     let mut outgoing = Vec::<(String, String)>::new();
     ///     TraceContextPropagator::new().inject(&span.context(), &mut outgoing);
