@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 
 use super::{ExportError, SpanExporter};
 use crate::SpanData;
@@ -151,6 +151,8 @@ pub struct PipelineStats {
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// Times the worker woke up (for tests of the wake-up policy).
+    wakeups: AtomicU64,
 }
 
 impl PipelineStats {
@@ -170,6 +172,8 @@ impl PipelineStats {
 }
 
 enum Control {
+    /// A full batch is queued.
+    BatchReady,
     Flush(Sender<Result<(), ExportError>>),
     Shutdown(Sender<Result<(), ExportError>>),
 }
@@ -179,7 +183,9 @@ enum Control {
 /// `on_end` never blocks: it offers the span to a bounded queue and, when the
 /// queue is full, drops it and counts it (see [`stats`](Self::stats)); a
 /// warning is logged at most once per [`BatchConfig::warning_interval`]. The
-/// worker is a plain thread with its own current-thread tokio runtime, so the
+/// worker wakes when a batch is full, when the schedule delay ends, and on
+/// flush and shutdown, never for a single span (a wake-up costs the
+/// application a context switch). The worker is a plain thread with its own current-thread tokio runtime, so the
 /// processor works with or without a runtime in the application (a
 /// current-thread one included). [`force_flush`](SpanProcessor::force_flush)
 /// and [`shutdown`](SpanProcessor::shutdown) deliver what is queued and
@@ -208,6 +214,10 @@ pub struct BatchSpanProcessor {
     control: Sender<Control>,
     stats: Arc<PipelineStats>,
     is_shutdown: AtomicBool,
+    batch_size: usize,
+    /// Set when a [`Control::BatchReady`] is on its way, cleared by the
+    /// worker when it wakes: one wake-up per full batch, not per span.
+    wake_sent: Arc<AtomicBool>,
 }
 
 impl BatchSpanProcessor {
@@ -218,7 +228,9 @@ impl BatchSpanProcessor {
         let (spans, span_rx) = bounded(config.max_queue_size);
         let (control, control_rx) = bounded(16);
         let stats = Arc::new(PipelineStats::default());
+        let wake_sent = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            wake_sent: Arc::clone(&wake_sent),
             exporter: Box::new(exporter),
             config,
             spans: span_rx,
@@ -241,12 +253,26 @@ impl BatchSpanProcessor {
             control,
             stats,
             is_shutdown: AtomicBool::new(false),
+            batch_size: config.max_export_batch_size,
+            wake_sent,
         }
     }
 
     /// The counters of exported, dropped and failed spans.
     pub fn stats(&self) -> Arc<PipelineStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Tells the worker a batch is full, unless it has been told already.
+    fn wake_worker(&self) {
+        if self.wake_sent.load(Ordering::Relaxed) || self.wake_sent.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.control.try_send(Control::BatchReady).is_err() {
+            // The control queue is full of requests: the worker drains the
+            // queue for them anyway; let a later span try again.
+            self.wake_sent.store(false, Ordering::Release);
+        }
     }
 
     fn request(
@@ -277,6 +303,10 @@ impl SpanProcessor for BatchSpanProcessor {
             return;
         }
         match self.spans.try_send(span) {
+            // The worker sleeps until a batch is full (or the schedule delay
+            // ends): waking it for every span would cost a context switch
+            // per span.
+            Ok(()) if self.spans.len() >= self.batch_size => self.wake_worker(),
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -307,10 +337,8 @@ impl Drop for BatchSpanProcessor {
     }
 }
 
-/// How long an idle worker (no spans waiting) sleeps before looking again.
-const IDLE_WAIT: Duration = Duration::from_secs(3600);
-
 struct Worker {
+    wake_sent: Arc<AtomicBool>,
     exporter: Box<dyn SpanExporter>,
     config: BatchConfig,
     spans: Receiver<SpanData>,
@@ -336,61 +364,69 @@ impl Worker {
                 return;
             }
         };
-        // When the partial batch is due; none while the batch is empty, so
-        // an idle worker sleeps until a span or a request arrives.
-        let mut due: Option<Instant> = None;
+        // The worker waits for requests only; spans are taken from their
+        // queue when a batch is full (`BatchReady`), when the schedule
+        // delay ends (a partial batch), and on flush and shutdown.
+        let mut due = Instant::now() + self.config.scheduled_delay;
         loop {
-            let timeout = due.map_or(IDLE_WAIT, |t| t.saturating_duration_since(Instant::now()));
-            select! {
-                recv(self.spans) -> span => match span {
-                    Ok(span) => {
-                        if self.batch.is_empty() {
-                            due = Some(Instant::now() + self.config.scheduled_delay);
-                        }
-                        self.batch.push(span);
-                        // Take what else is queued now, without a `select`
-                        // per span.
-                        while self.batch.len() < self.config.max_export_batch_size {
-                            match self.spans.try_recv() {
-                                Ok(span) => self.batch.push(span),
-                                Err(_) => break,
-                            }
-                        }
-                        if self.batch.len() >= self.config.max_export_batch_size {
-                            // Failures are counted and logged inside.
-                            let _ = self.export(&runtime);
-                            due = None;
-                        }
-                    }
-                    // Every sender is gone: the processor was dropped.
-                    Err(_) => {
-                        let _ = self.drain(&runtime);
-                        let _ = runtime.block_on(self.exporter.shutdown());
-                        return;
-                    }
-                },
-                recv(self.control) -> message => match message {
-                    Ok(Control::Flush(reply)) => {
-                        let result = self.drain(&runtime);
-                        due = None;
-                        let flushed = runtime.block_on(self.exporter.force_flush());
-                        let _ = reply.send(result.and(flushed));
-                    }
-                    Ok(Control::Shutdown(reply)) => {
-                        let result = self.drain(&runtime);
-                        let closed = runtime.block_on(self.exporter.shutdown());
-                        let _ = reply.send(result.and(closed));
-                        self.count_left_behind();
-                        return;
-                    }
-                    Err(_) => {}
-                },
-                default(timeout) => {
-                    let _ = self.export(&runtime);
-                    due = None;
+            let timeout = due.saturating_duration_since(Instant::now());
+            let message = self.control.recv_timeout(timeout);
+            self.wake_sent.store(false, Ordering::Release);
+            self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
+            match message {
+                Ok(Control::BatchReady) => {
+                    // Failures are counted and logged inside.
+                    let _ = self.export_full_batches(&runtime);
+                }
+                Ok(Control::Flush(reply)) => {
+                    let result = self.drain(&runtime);
+                    let flushed = runtime.block_on(self.exporter.force_flush());
+                    let _ = reply.send(result.and(flushed));
+                }
+                Ok(Control::Shutdown(reply)) => {
+                    let result = self.drain(&runtime);
+                    let closed = runtime.block_on(self.exporter.shutdown());
+                    let _ = reply.send(result.and(closed));
+                    self.count_left_behind();
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.drain(&runtime);
+                    due = Instant::now() + self.config.scheduled_delay;
+                }
+                // The processor was dropped without a shutdown.
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.drain(&runtime);
+                    let _ = runtime.block_on(self.exporter.shutdown());
+                    return;
                 }
             }
             self.warn_about_drops();
+        }
+    }
+
+    /// Exports full batches while the queue holds one.
+    fn export_full_batches(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<(), ExportError> {
+        let mut result = Ok(());
+        while self.spans.len() >= self.config.max_export_batch_size {
+            self.fill_batch();
+            if let Err(e) = self.export(runtime) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// Moves queued spans into the batch, up to the batch size.
+    fn fill_batch(&mut self) {
+        while self.batch.len() < self.config.max_export_batch_size {
+            match self.spans.try_recv() {
+                Ok(span) => self.batch.push(span),
+                Err(_) => break,
+            }
         }
     }
 
@@ -398,12 +434,7 @@ impl Worker {
     fn drain(&mut self, runtime: &tokio::runtime::Runtime) -> Result<(), ExportError> {
         let mut result = Ok(());
         loop {
-            while self.batch.len() < self.config.max_export_batch_size {
-                match self.spans.try_recv() {
-                    Ok(span) => self.batch.push(span),
-                    Err(_) => break,
-                }
-            }
+            self.fill_batch();
             if self.batch.is_empty() {
                 return result;
             }
@@ -577,6 +608,27 @@ mod tests {
         p.force_flush(Duration::from_secs(5)).unwrap();
         assert_eq!(*probe.batches.lock().unwrap(), [10, 10, 5]);
         assert_eq!(p.stats().exported(), 25);
+    }
+
+    #[test]
+    fn the_worker_wakes_once_per_full_batch_not_per_span() {
+        let probe = Probe::default();
+        let p = BatchSpanProcessor::new(probe.clone(), config(2048, 100, 60_000));
+        for i in 0..1000 {
+            p.on_end(span(i));
+            if i % 10 == 0 {
+                // Give the worker every chance to be woken for a span.
+                thread::yield_now();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.stats().exported() < 1000 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(p.stats().exported(), 1000, "ten full batches, no delay");
+        assert!(probe.batches.lock().unwrap().iter().all(|&n| n == 100));
+        let wakeups = p.stats.wakeups.load(Ordering::Relaxed);
+        assert!(wakeups <= 10, "{wakeups} wake-ups for 10 batches");
     }
 
     #[test]
