@@ -606,39 +606,45 @@ fn is_our_variable(name: &str) -> bool {
     name.starts_with("OTEL_") || name.starts_with("TRACEWIRE_") || name == "RUST_LOG"
 }
 
+/// Every variable [`init`] reads (`OTEL_*`, `TRACEWIRE_*`, `RUST_LOG`).
+///
+/// ```
+/// assert!(tracewire::CONFIGURATION_VARIABLES.contains(&"OTEL_BSP_MAX_QUEUE_SIZE"));
+/// ```
+pub const CONFIGURATION_VARIABLES: &[&str] = &[
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_PROPAGATORS",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "TRACEWIRE_TRACES_FILE",
+    "TRACEWIRE_LOG_FORMAT",
+    "TRACEWIRE_TAIL_POLICIES",
+    "TRACEWIRE_TRACES_FILTER",
+    "RUST_LOG",
+];
+
 /// `name` as the `&'static str` a warning carries: the known variable with
 /// that name, or a generic label for the others (an unknown `OTEL_*` name
 /// is not ours to name).
 fn config_variable_name(name: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "OTEL_SDK_DISABLED",
-        "OTEL_SERVICE_NAME",
-        "OTEL_RESOURCE_ATTRIBUTES",
-        "OTEL_TRACES_SAMPLER",
-        "OTEL_TRACES_SAMPLER_ARG",
-        "OTEL_PROPAGATORS",
-        "OTEL_TRACES_EXPORTER",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        "OTEL_BSP_SCHEDULE_DELAY",
-        "OTEL_BSP_EXPORT_TIMEOUT",
-        "OTEL_BSP_MAX_QUEUE_SIZE",
-        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-        "TRACEWIRE_TRACES_FILE",
-        "TRACEWIRE_LOG_FORMAT",
-        "TRACEWIRE_TAIL_POLICIES",
-        "TRACEWIRE_TRACES_FILTER",
-        "RUST_LOG",
-    ];
-    KNOWN
+    CONFIGURATION_VARIABLES
         .iter()
         .find(|known| **known == name)
         .copied()

@@ -68,7 +68,8 @@ pub use context::{Context, SpanContext, TraceFlags};
 pub use id::{HexBuf, SpanId, TraceId};
 #[cfg(feature = "otlp")]
 pub use init::{
-    InitError, LogFormat, TracesExporter, Tracewire, TracingGuard, init, is_instrumentation,
+    CONFIGURATION_VARIABLES, InitError, LogFormat, TracesExporter, Tracewire, TracingGuard, init,
+    is_instrumentation,
 };
 pub use layer::{
     SetParentError, SpanExt, SpanLimits, TracewireLayer, TracewireLayerBuilder, current_context,

@@ -7,34 +7,8 @@ use std::os::unix::ffi::OsStringExt;
 
 use crate::support::{INCOMING, TRACE_ID, ids, probe};
 
-const VARIABLES: &[&str] = &[
-    "OTEL_SDK_DISABLED",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_TRACES_SAMPLER",
-    "OTEL_TRACES_SAMPLER_ARG",
-    "OTEL_PROPAGATORS",
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_BSP_SCHEDULE_DELAY",
-    "OTEL_BSP_EXPORT_TIMEOUT",
-    "OTEL_BSP_MAX_QUEUE_SIZE",
-    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-    "TRACEWIRE_TRACES_FILE",
-    "TRACEWIRE_LOG_FORMAT",
-    "TRACEWIRE_TAIL_POLICIES",
-    "TRACEWIRE_TRACES_FILTER",
-    "RUST_LOG",
-];
+/// Every variable `init()` reads.
+const VARIABLES: &[&str] = tracewire::CONFIGURATION_VARIABLES;
 
 /// The bad values: `(label, value)`.
 fn bad_values() -> Vec<(&'static str, OsString)> {
@@ -116,6 +90,10 @@ fn every_variable_with_every_bad_value_starts_warns_and_traces() {
         }
     }
     assert_eq!(cases, VARIABLES.len() * 6);
+    assert!(
+        VARIABLES.len() >= 26,
+        "the list covers what the README documents"
+    );
 }
 
 #[test]
