@@ -14,7 +14,7 @@ use tracewire_cli::{RenderOptions, Trace, Traces, render};
 
 use crate::BoxError;
 use crate::services::Service;
-use crate::telemetry::{ExportCounts, logs_file, read_export_counts, traces_file};
+use crate::telemetry::{logs_file, read_export_counts, traces_file};
 use crate::traffic::{Outcome, Scenario};
 
 /// Prints the report for a run whose files are in `out`.
@@ -105,10 +105,8 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
 }
 
 /// Prints, per service and exporter, the spans exported, failed and
-/// dropped, and those still pending: every exporter of a service is given
-/// every span, so an exporter that accounts for fewer spans than another
-/// was still sending the rest when the service stopped. Then whether every
-/// span was exported.
+/// dropped, and those still pending (being exported when the service
+/// stopped). Then whether every span was exported.
 fn print_export_counts(out: &Path) {
     let mut lost = 0;
     let mut unknown = Vec::new();
@@ -120,9 +118,7 @@ fn print_export_counts(out: &Path) {
                 disabled.push(service.name());
             }
             Ok(counts) => {
-                let given = counts.iter().map(ExportCounts::total).max().unwrap_or(0);
                 for c in counts {
-                    let pending = given - c.total();
                     println!(
                         "  {:<14} {:<5} exported {:>6}  failed {:>6}  dropped {:>6}  pending {:>6}",
                         service.name(),
@@ -130,9 +126,9 @@ fn print_export_counts(out: &Path) {
                         c.exported,
                         c.failed,
                         c.dropped,
-                        pending
+                        c.pending
                     );
-                    lost += c.failed + c.dropped + pending;
+                    lost += c.lost();
                 }
             }
             Err(why) => {

@@ -51,12 +51,15 @@ pub(crate) struct ExportCounts {
     /// Spans dropped: the queue was full, or they were still queued when
     /// the pipeline shut down.
     pub(crate) dropped: u64,
+    /// Spans still being exported when the service stopped (the shutdown
+    /// timed out): never delivered.
+    pub(crate) pending: u64,
 }
 
 impl ExportCounts {
-    /// Spans the exporter accounts for: exported, failed or dropped.
-    pub(crate) fn total(&self) -> u64 {
-        self.exported + self.failed + self.dropped
+    /// Spans not delivered: failed, dropped or pending.
+    pub(crate) fn lost(&self) -> u64 {
+        self.failed + self.dropped + self.pending
     }
 }
 
@@ -101,6 +104,7 @@ impl Telemetry {
                 exported: stats.exported(),
                 failed: stats.failed(),
                 dropped: stats.dropped(),
+                pending: stats.pending(),
             })
             .collect();
         let path = export_file(out, service);

@@ -151,6 +151,10 @@ pub struct PipelineStats {
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// Spans of the export under way.
+    in_flight: AtomicU64,
+    /// The queue, to tell how many spans wait in it.
+    queue: Option<Receiver<SpanData>>,
     /// Times the worker woke up (for tests of the wake-up policy).
     wakeups: AtomicU64,
 }
@@ -168,6 +172,13 @@ impl PipelineStats {
     /// Spans lost because their export failed.
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
+    }
+    /// Spans accepted but not yet exported, failed or dropped: waiting in
+    /// the queue or in an export under way. Read after a shutdown that
+    /// timed out, these are the spans that were never delivered.
+    pub fn pending(&self) -> u64 {
+        let queued = self.queue.as_ref().map_or(0, Receiver::len) as u64;
+        queued + self.in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -227,7 +238,10 @@ impl BatchSpanProcessor {
         let config = config.clamped();
         let (spans, span_rx) = bounded(config.max_queue_size);
         let (control, control_rx) = bounded(16);
-        let stats = Arc::new(PipelineStats::default());
+        let stats = Arc::new(PipelineStats {
+            queue: Some(span_rx.clone()),
+            ..PipelineStats::default()
+        });
         let wake_sent = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             wake_sent: Arc::clone(&wake_sent),
@@ -454,6 +468,7 @@ impl Worker {
             Vec::with_capacity(self.config.max_export_batch_size),
         );
         let count = batch.len() as u64;
+        self.stats.in_flight.store(count, Ordering::Relaxed);
         let timeout = self.config.export_timeout;
         let exporter = &mut self.exporter;
         let result = runtime.block_on(async move {
@@ -462,6 +477,7 @@ impl Worker {
                 Err(_) => Err(ExportError::Timeout),
             }
         });
+        self.stats.in_flight.store(0, Ordering::Relaxed);
         match &result {
             Ok(()) => {
                 self.stats.exported.fetch_add(count, Ordering::Relaxed);
@@ -629,6 +645,29 @@ mod tests {
         assert!(probe.batches.lock().unwrap().iter().all(|&n| n == 100));
         let wakeups = p.stats.wakeups.load(Ordering::Relaxed);
         assert!(wakeups <= 10, "{wakeups} wake-ups for 10 batches");
+    }
+
+    #[test]
+    fn spans_still_being_exported_at_a_timed_out_shutdown_are_pending() {
+        let probe = Probe::default();
+        probe.hang.store(true, Ordering::SeqCst);
+        let mut cfg = config(100, 10, 60_000);
+        cfg.export_timeout = Duration::from_secs(60);
+        let p = BatchSpanProcessor::new(probe, cfg);
+        for i in 0..25 {
+            p.on_end(span(i));
+        }
+        assert!(
+            p.shutdown(Duration::from_millis(200)).is_err(),
+            "the export hangs"
+        );
+        let stats = p.stats();
+        assert_eq!(
+            stats.exported() + stats.failed() + stats.dropped() + stats.pending(),
+            25,
+            "every span is accounted for"
+        );
+        assert!(stats.pending() >= 10, "the hanging batch is pending");
     }
 
     #[test]
