@@ -67,9 +67,11 @@ impl Settings {
 pub struct Variant<'a> {
     /// The variant's name in the output.
     pub name: &'static str,
-    /// Runs a round; returns its time when the round measures it itself.
-    round: Box<dyn FnMut() -> Option<Duration> + 'a>,
+    /// Runs a round; returns its time when the round measures it itself,
+    /// and the round's other measurements (see [`Variant::metered`]).
+    round: Box<dyn FnMut() -> (Option<Duration>, Vec<f64>) + 'a>,
     times: Vec<Duration>,
+    metrics: Vec<Vec<f64>>,
 }
 
 impl std::fmt::Debug for Variant<'_> {
@@ -88,9 +90,10 @@ impl<'a> Variant<'a> {
             name,
             round: Box::new(move || {
                 round();
-                None
+                (None, Vec::new())
             }),
             times: Vec::new(),
+            metrics: Vec::new(),
         }
     }
 
@@ -99,9 +102,37 @@ impl<'a> Variant<'a> {
     pub fn measured(name: &'static str, mut round: impl FnMut() -> Duration + 'a) -> Self {
         Variant {
             name,
-            round: Box::new(move || Some(round())),
+            round: Box::new(move || (Some(round()), Vec::new())),
             times: Vec::new(),
+            metrics: Vec::new(),
         }
+    }
+
+    /// A variant whose rounds report their own time per element and other
+    /// measurements per element as well (a load test reports the server's
+    /// CPU time and context switches per request): `round` returns the time
+    /// and the measurements, the same number in the same order every round.
+    pub fn metered(
+        name: &'static str,
+        mut round: impl FnMut() -> (Duration, Vec<f64>) + 'a,
+    ) -> Self {
+        Variant {
+            name,
+            round: Box::new(move || {
+                let (time, metrics) = round();
+                (Some(time), metrics)
+            }),
+            times: Vec::new(),
+            metrics: Vec::new(),
+        }
+    }
+
+    /// Measurement `index` of each measured round (see [`Variant::metered`]).
+    pub fn metric(&self, index: usize) -> Vec<f64> {
+        self.metrics
+            .iter()
+            .map(|m| m.get(index).copied().unwrap_or(f64::NAN))
+            .collect()
     }
 
     /// The measured wall time of each round.
@@ -130,8 +161,9 @@ pub fn run(settings: &Settings, group: &str, elements: u64, variants: &mut [Vari
         for k in 0..n {
             let v = &mut variants[(round + k) % n];
             let start = Instant::now();
-            let measured = (v.round)();
+            let (measured, metrics) = (v.round)();
             v.times.push(measured.unwrap_or_else(|| start.elapsed()));
+            v.metrics.push(metrics);
         }
     }
     for v in variants.iter() {
@@ -171,15 +203,47 @@ pub fn throughput_row(
     bar: Bar,
 ) -> String {
     let as_time = matches!(bar, Bar::TimeAtMost(_));
-    let mut ratios: Vec<f64> = subject
-        .times
+    let secs =
+        |v: &Variant<'_>| -> Vec<f64> { v.times.iter().map(Duration::as_secs_f64).collect() };
+    let (subject_secs, baseline_secs) = (secs(subject), secs(baseline));
+    let (numerator, denominator) = if as_time {
+        (&subject_secs, &baseline_secs)
+    } else {
+        (&baseline_secs, &subject_secs)
+    };
+    let ratios = per_round_ratios(numerator, denominator);
+    let details = format!(
+        "rounds: median {} vs {}",
+        format_ns(subject.median_ns()),
+        format_ns(baseline.median_ns()),
+    );
+    ratio_row(
+        label,
+        if as_time { "time" } else { "throughput" },
+        &details,
+        ratios,
+        bar,
+    )
+}
+
+/// The ratios `numerator[k] / denominator[k]` of the rounds measured by
+/// both (round `k` of two variants ran next to each other), non-finite
+/// ones left out.
+pub fn per_round_ratios(numerator: &[f64], denominator: &[f64]) -> Vec<f64> {
+    numerator
         .iter()
-        .zip(&baseline.times)
-        .map(|(s, b)| {
-            let (s, b) = (s.as_secs_f64(), b.as_secs_f64());
-            if as_time { s / b } else { b / s }
-        })
-        .collect();
+        .zip(denominator)
+        .map(|(n, d)| n / d)
+        .filter(|r| r.is_finite())
+        .collect()
+}
+
+/// A report row from per-round ratios (see [`per_round_ratios`]): their
+/// median, named `what` (`"throughput"`, `"CPU per request"`…), with
+/// `details` and the interquartile range of the ratios, checked against
+/// `bar` ([`Bar::ThroughputAtLeast`]: the median at least that;
+/// [`Bar::TimeAtMost`]: at most that).
+pub fn ratio_row(label: &str, what: &str, details: &str, mut ratios: Vec<f64>, bar: Bar) -> String {
     ratios.sort_by(f64::total_cmp);
     let r = median(ratios.clone());
     let quartile = |q: f64| {
@@ -189,17 +253,14 @@ pub fn throughput_row(
             .unwrap_or(0.0)
     };
     let measured = format!(
-        "{r:.3}x {} (rounds: median {} vs {}; per-round ratio IQR {:.3}–{:.3}, {} rounds)",
-        if as_time { "time" } else { "throughput" },
-        format_ns(subject.median_ns()),
-        format_ns(baseline.median_ns()),
+        "{r:.3}x {what} ({details}; per-round ratio IQR {:.3}–{:.3}, {} rounds)",
         quartile(0.25),
         quartile(0.75),
         ratios.len()
     );
     let (bar_text, met) = match bar {
-        Bar::ThroughputAtLeast(min) => (format!(">= {min}x throughput"), Some(r >= min)),
-        Bar::TimeAtMost(max) => (format!("<= {max}x time"), Some(r <= max)),
+        Bar::ThroughputAtLeast(min) => (format!(">= {min}x {what}"), Some(r >= min)),
+        Bar::TimeAtMost(max) => (format!("<= {max}x {what}"), Some(r <= max)),
         Bar::NanosUnder(_) | Bar::Info => ("(context)".to_owned(), None),
     };
     row(label, &measured, &bar_text, met)
