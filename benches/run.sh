@@ -10,7 +10,13 @@
 # measurement per benchmark). The pipeline and load benches alternate
 # their variants round by round: BENCH_ROUNDS (40; HTTP: 5 runs),
 # BENCH_WARM_UP_ROUNDS (5), BENCH_HTTP_SECONDS (2 s per run),
-# BENCH_HTTP_CONNECTIONS (16).
+# BENCH_HTTP_CONNECTIONS (16), BENCH_HTTP_MAX_REQUESTS (5,000,000 per run).
+#
+# The HTTP bench runs each server in a child process pinned to one core
+# with all its threads (the load client on another core) and reports the
+# CPU time of all the server's threads and their context switches per
+# request, next to requests/s. Other load on the machine (builds) shares
+# those cores: check the load average printed before and after.
 #
 # The whole output goes to $target/bench-output.txt and the tables to
 # $target/bench-summary.md.

@@ -39,7 +39,10 @@
 //!   `with_location(false)`, `with_threads(false)`,
 //!   `with_tracked_inactivity(false)`: the attributes of tracewire's span.
 //!
-//! Every request carries a sampled `traceparent`. Settings from the
+//! Every request carries a sampled `traceparent`. The client is as light
+//! as `wrk` (prepared request bytes, responses only framed), so the server's
+//! core, not the client's, sets the pace: the report shows how busy the
+//! server's core was. Settings from the
 //! environment: `BENCH_HTTP_SECONDS` (2) per run, `BENCH_HTTP_CONNECTIONS`
 //! (16), `BENCH_HTTP_MAX_REQUESTS` (5,000,000 per run), `BENCH_ROUNDS` (5
 //! runs per server here unless set), after one warm-up run each. A server
@@ -57,12 +60,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{MatchedPath, Path};
 use axum::routing::get;
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::TracerProvider as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Notify;
 use tower_http::trace::OnResponse as _;
 use tracewire::TracewireLayer;
@@ -456,37 +457,57 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The load client: `connections` keep-alive connections sending requests
-/// back to back for `duration` (and at most `max_requests` in all);
-/// returns the responses received.
+/// The length of the first response in `buf`, once it is all there
+/// (a `200` with a `content-length`, as the server sends).
+fn response_len(buf: &[u8]) -> Option<usize> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..head_end]).expect("an ASCII head");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a content-length");
+    assert!(length > 0, "an empty body");
+    (buf.len() >= head_end + length).then_some(head_end + length)
+}
+
+/// The load client: `connections` keep-alive HTTP/1.1 connections sending
+/// requests back to back (one in flight each) for `duration`, and at most
+/// `max_requests` in all; returns the responses received. Like `wrk`, it
+/// writes prepared bytes and only frames the responses, so that one core
+/// of client loads one core of server fully.
 async fn load(addr: SocketAddr, connections: u64, duration: Duration, max_requests: u64) -> u64 {
     let deadline = Instant::now() + duration;
     let per_connection = (max_requests / connections.max(1)).max(1);
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
         tasks.spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr)
+            let mut stream = tokio::net::TcpStream::connect(addr)
                 .await
                 .expect("connected");
             stream.set_nodelay(true).expect("nodelay");
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                    .await
-                    .expect("handshake");
-            tokio::spawn(connection);
-            let uri = format!("http://{addr}/users/{c}");
+            let request = format!(
+                "GET /users/{c} HTTP/1.1\r\nhost: bench\r\ntraceparent: {TRACEPARENT}\r\n\r\n"
+            );
+            let mut buf = Vec::with_capacity(4096);
             let mut done = 0u64;
             while done < per_connection && Instant::now() < deadline {
-                let request = Request::get(uri.as_str())
-                    .header(http::header::HOST, "bench")
-                    .header("traceparent", TRACEPARENT)
-                    .body(Empty::new())
-                    .expect("a request");
-                sender.ready().await.expect("connection ready");
-                let response: Response<_> = sender.send_request(request).await.expect("a response");
-                assert!(response.status().is_success(), "{}", response.status());
-                let body = response.into_body().collect().await.expect("a body");
-                assert!(!body.to_bytes().is_empty());
+                stream
+                    .write_all(request.as_bytes())
+                    .await
+                    .expect("a request sent");
+                let len = loop {
+                    if let Some(len) = response_len(&buf) {
+                        break len;
+                    }
+                    let read = stream.read_buf(&mut buf).await.expect("a response");
+                    assert!(read > 0, "the server closed the connection");
+                };
+                buf.drain(..len);
                 done += 1;
             }
             done
