@@ -49,7 +49,8 @@ pub trait Extractor {
 /// ```
 pub trait Injector {
     /// Sets `key` to `value`, replacing every earlier value of `key`.
-    /// Propagators only pass lowercase ASCII names and visible-ASCII values.
+    /// tracewire's propagators pass lowercase ASCII names and visible-ASCII
+    /// values; a carrier skips what it cannot hold rather than panic.
     fn set_value(&mut self, key: &'static str, value: &str);
 }
 
@@ -97,11 +98,19 @@ fn known_header(key: &str) -> Option<&'static http::HeaderName> {
 
 #[cfg(feature = "http")]
 impl Injector for http::HeaderMap {
+    /// A key that is not a valid header name (a user's propagator may pass
+    /// any `&str`; uppercase is lowered) or a value that is not visible
+    /// ASCII is skipped rather than breaking the request.
     fn set_value(&mut self, key: &'static str, value: &str) {
-        // Our values are visible ASCII; anything else is skipped rather than
-        // breaking the request.
+        let name = match known_header(key) {
+            Some(name) => name.clone(),
+            None => match http::HeaderName::from_bytes(key.as_bytes()) {
+                Ok(name) => name,
+                Err(_) => return,
+            },
+        };
         if let Ok(value) = http::HeaderValue::from_str(value) {
-            self.insert(http::HeaderName::from_static(key), value);
+            self.insert(name, value);
         }
     }
 }
@@ -177,6 +186,18 @@ impl Injector for Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn header_map_injection_takes_any_key_and_never_panics() {
+        let mut headers = http::HeaderMap::new();
+        headers.set_value("X-Vendor-Trace", "abc");
+        headers.set_value("bad key", "skipped");
+        headers.set_value("", "skipped");
+        headers.set_value("traceparent", "not\nvisible");
+        assert_eq!(headers["x-vendor-trace"], "abc");
+        assert_eq!(headers.len(), 1);
+    }
 
     /// Every value of `key`, in order.
     fn values(extractor: &dyn Extractor, key: &str) -> Vec<Vec<u8>> {
