@@ -3,11 +3,13 @@
 //! production settings and read what it prints and exports.
 //!
 //! It serves `GET /work` behind `TraceLayer::server()`; the handler logs at
-//! INFO and ERROR, calls a plain (untraced) downstream server through the
+//! INFO and ERROR inside a DEBUG span, calls a plain (untraced) downstream server through the
 //! traced reqwest client and answers 200. The probe calls `/work` once with
 //! the `traceparent` given as its first argument (none when the argument is
 //! `-`), drops the guard (which flushes), and prints one line
-//! `PROBE {"status":…,"downstream_traceparent":…}`.
+//! `PROBE {"status":…,"downstream_traceparent":…,"handler_trace_id":…}`
+//! (the trace id `tracewire::current_span_context()` gives inside the
+//! handler's DEBUG span).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,7 @@ use axum::Router;
 use axum::routing::get;
 use http::HeaderMap;
 use tracewire_tower::TraceLayer;
+use tracing::Instrument as _;
 
 type Seen = Arc<Mutex<Option<String>>>;
 
@@ -55,6 +58,8 @@ async fn main() {
     ))
     .await;
 
+    let handler_trace: Seen = Arc::default();
+    let handler = Arc::clone(&handler_trace);
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(tracewire_reqwest::TracingMiddleware::default())
         .build();
@@ -62,15 +67,22 @@ async fn main() {
         Router::new()
             .route(
                 "/work",
-                get(move || async move {
-                    tracing::info!("handling the request");
-                    tracing::error!("a logged error that does not fail the request");
-                    let answer = client.get(&downstream).send().await;
-                    if answer.is_ok_and(|a| a.status().is_success()) {
-                        http::StatusCode::OK
-                    } else {
-                        http::StatusCode::BAD_GATEWAY
+                get(move || {
+                    async move {
+                        tracing::info!("handling the request");
+                        tracing::error!("a logged error that does not fail the request");
+                        // The context the handler's own work belongs to.
+                        *handler.lock().expect("lock") =
+                            tracewire::current_span_context().map(|cx| cx.trace_id().to_string());
+                        let answer = client.get(&downstream).send().await;
+                        if answer.is_ok_and(|a| a.status().is_success()) {
+                            http::StatusCode::OK
+                        } else {
+                            http::StatusCode::BAD_GATEWAY
+                        }
                     }
+                    // A DEBUG span: traced or not depending on the filters.
+                    .instrument(tracing::debug_span!("handler work"))
                 }),
             )
             .layer(TraceLayer::server()),
@@ -92,6 +104,7 @@ async fn main() {
         serde_json::json!({
             "status": status,
             "downstream_traceparent": downstream_traceparent,
+            "handler_trace_id": handler_trace.lock().expect("lock").clone(),
         })
     );
 }

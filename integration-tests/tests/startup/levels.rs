@@ -99,3 +99,45 @@ fn sdk_disabled_passes_the_incoming_context_on_unchanged_and_exports_nothing() {
     assert_eq!(run.status(), 200);
     assert_eq!(run.downstream_traceparent(), None);
 }
+
+#[test]
+fn spans_enabled_for_log_output_only_still_belong_to_the_trace() {
+    // RUST_LOG=debug shows the handler's DEBUG span in the logs; the traces
+    // filter (default info) does not trace it: its context, its log lines
+    // and its outgoing calls are its traced parent's.
+    let dir = tempfile::tempdir().unwrap();
+    let run = probe(
+        dir.path(),
+        Some(INCOMING),
+        &[("RUST_LOG", OsString::from("debug"))],
+    );
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.result["handler_trace_id"], TRACE_ID);
+    let server = run.span("GET /work").expect("the server span is exported");
+    assert!(
+        run.span("handler work").is_none(),
+        "DEBUG spans are not traced"
+    );
+    let client = run.span("GET").expect("the client span is exported");
+    assert_eq!(client["parentSpanId"], server["spanId"]);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("handling the request"))
+        .expect("INFO lines are logged");
+    let span_id = server["spanId"].as_str().unwrap();
+    assert!(line.contains(&format!("span_id={span_id}")), "{line}");
+
+    // TRACEWIRE_TRACES_FILTER=debug traces it.
+    let dir = tempfile::tempdir().unwrap();
+    let run = probe(
+        dir.path(),
+        Some(INCOMING),
+        &[("TRACEWIRE_TRACES_FILTER", OsString::from("debug"))],
+    );
+    let work = run.span("handler work").expect("traced at debug");
+    assert_eq!(
+        work["parentSpanId"],
+        run.span("GET /work").unwrap()["spanId"]
+    );
+}

@@ -164,10 +164,28 @@ fn with_state<R>(span: &Span, f: impl FnOnce(&SpanState) -> R) -> Option<R> {
     .flatten()
 }
 
+/// `f` of the state of `span` or, when the tracewire layer does not trace
+/// it (a span only the log output's filter enabled), of its nearest traced
+/// ancestor: the context its work belongs to.
+fn with_nearest_state<R>(span: &Span, f: impl FnOnce(&SpanState) -> R) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let span = registry.span(id)?;
+        let traced = span
+            .scope()
+            .find(|s| s.extensions().get::<SpanState>().is_some())?;
+        let ext = traced.extensions();
+        ext.get::<SpanState>().map(f)
+    })
+    .flatten()
+}
+
 /// Trace context for `tracing` spans.
 pub trait SpanExt {
     /// The span's W3C context (ids, flags, trace state), or `None` when the
-    /// span is disabled or no tracewire layer is installed.
+    /// span is disabled or no tracewire layer is installed. A span the
+    /// traces filter left out (enabled for log output only) gives its
+    /// nearest traced ancestor's.
     fn span_context(&self) -> Option<SpanContext>;
 
     /// The span's context and baggage, ready to inject into an outgoing
@@ -237,11 +255,11 @@ pub trait SpanExt {
 
 impl SpanExt for Span {
     fn span_context(&self) -> Option<SpanContext> {
-        with_state(self, |s| s.cx.clone())
+        with_nearest_state(self, |s| s.cx.clone())
     }
 
     fn context(&self) -> Context {
-        with_state(self, |s| {
+        with_nearest_state(self, |s| {
             Context::from_span_context(s.cx.clone()).with_baggage(s.baggage.clone())
         })
         .unwrap_or_default()
