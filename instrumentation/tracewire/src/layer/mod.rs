@@ -58,8 +58,11 @@ impl Default for SpanLimits {
 ///   [`with_remote_parent`] continues a trace from another process.
 /// - `otel.name`, `otel.kind`, `otel.status_code` and `otel.status_message`
 ///   fields mean what they mean in `tracing-opentelemetry`.
-/// - Only sampled spans record fields and events; unsampled spans still have
-///   ids, so they propagate and their log lines correlate.
+/// - Only sampled spans record fields and events. Every trace has ids, so an
+///   unsampled one propagates and its log lines correlate; an unsampled
+///   span under a local parent keeps no state of its own: its context is
+///   its nearest ancestor's (for its children, `context()` and its log
+///   lines), since its own span id would name a span exported nowhere.
 /// - An error field of the span itself (`error = %e`, or any `&dyn Error`
 ///   value) sets its status to Error and adds an `exception` event. Events
 ///   inside a span (log lines, even at `ERROR` level or carrying an error)
@@ -222,19 +225,31 @@ impl TracewireLayer {
         &self.processor
     }
 
-    /// The state of a new span under `parent` (`None`: a new trace); none
-    /// when passing through without a parent.
+    /// The state of a new span under `parent` (`None`: a new trace), which
+    /// came from `origin`.
+    ///
+    /// None when the span needs no state of its own: a span under a local
+    /// parent ([`Origin::Local`]) that is not recorded, and, passing through,
+    /// any span under a local parent or without a parent. Such a span's
+    /// context is its nearest ancestor's: children, [`SpanExt::context`]
+    /// and log lines find it by walking up, so the ids, the map insert and
+    /// the free that most unsampled spans never need are not made.
     pub(crate) fn start_state(
         &self,
         parent: Option<&SpanContext>,
-        sampling_hint: Option<bool>,
-        resample: bool,
+        origin: Origin,
         baggage: Baggage,
         attrs: Option<&Attributes<'_>>,
         metadata: &'static tracing_core::Metadata<'static>,
     ) -> Option<SpanState> {
+        let (local_parent, sampling_hint, resample) = match origin {
+            Origin::Local => (true, None, false),
+            Origin::Remote { hint, resample } => (false, hint, resample),
+        };
         if self.pass_through {
-            return parent.map(|p| SpanState::new(p.clone(), baggage, None));
+            return parent
+                .filter(|_| !local_parent)
+                .map(|p| SpanState::new(p.clone(), baggage, None));
         }
         let trace_id = parent.map_or_else(TraceId::random, SpanContext::trace_id);
         let result = match (parent, sampling_hint) {
@@ -248,6 +263,9 @@ impl TracewireLayer {
             }),
         };
         let sampled = result.is_sampled();
+        if !sampled && local_parent && parent.is_some() {
+            return None;
+        }
         let base_flags = parent.map_or(TraceFlags::RANDOM, |p| p.flags().known());
         let trace_state = match result.trace_state {
             Some(state) => state,
@@ -273,6 +291,17 @@ impl TracewireLayer {
         });
         Some(SpanState::new(cx, baggage, recording))
     }
+}
+
+/// Where a new span's parent context comes from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Origin {
+    /// A span of this process (or none: a new trace).
+    Local,
+    /// Another process (or code setting a parent explicitly): `hint` is a
+    /// sampling decision sent without a context (`b3: 0`), `resample` asks
+    /// the sampler to decide as for a new trace (a trust boundary).
+    Remote { hint: Option<bool>, resample: bool },
 }
 
 /// The context of `span` or of its nearest ancestor that has one.
@@ -301,22 +330,23 @@ where
             None
         };
         let from_remote = remote.is_some();
-        let (parent, hint, resample, baggage) = match remote {
+        let (parent, origin, baggage) = match remote {
             Some(cx) => {
-                let hint = cx.sampling_hint();
-                let resample = cx.resamples();
+                let origin = Origin::Remote {
+                    hint: cx.sampling_hint(),
+                    resample: cx.resamples(),
+                };
                 let (parent, baggage) = cx.into_parts();
-                (parent, hint, resample, baggage)
+                (parent, origin, baggage)
             }
             None => match nearest_context(parent_span) {
-                Some((cx, baggage)) => (Some(cx), None, false, baggage),
-                None => (None, None, false, Baggage::new()),
+                Some((cx, baggage)) => (Some(cx), Origin::Local, baggage),
+                None => (None, Origin::Local, Baggage::new()),
             },
         };
         let state = self.start_state(
             parent.as_ref(),
-            hint,
-            resample,
+            origin,
             baggage,
             Some(attrs),
             attrs.metadata(),
@@ -345,7 +375,14 @@ where
         let Some(target) = ctx.span(follows) else {
             return;
         };
-        let Some(cx) = target.extensions().get::<SpanState>().map(|s| s.cx.clone()) else {
+        // The target's context, or its nearest ancestor's when it has no
+        // state of its own.
+        let found = target.scope().find_map(|s| {
+            s.extensions()
+                .get::<SpanState>()
+                .map(|state| state.cx.clone())
+        });
+        let Some(cx) = found else {
             return;
         };
         if let Some(rec) = span
@@ -404,21 +441,29 @@ pub(crate) fn reparent<S>(
 where
     S: for<'a> LookupSpan<'a>,
 {
-    let mut ext = span.extensions_mut();
-    let Some(old) = ext.get_mut::<SpanState>() else {
-        return Err(SetParentError::NotTraced);
+    let origin = Origin::Remote {
+        hint: cx.sampling_hint(),
+        resample: cx.resamples(),
     };
-    if old.has_children() {
-        return Err(SetParentError::HasChildren);
-    }
     let state = layer.start_state(
         cx.span_context(),
-        cx.sampling_hint(),
-        cx.resamples(),
+        origin,
         cx.baggage().clone(),
         None,
         span.metadata(),
     );
+    let mut ext = span.extensions_mut();
+    let Some(old) = ext.get_mut::<SpanState>() else {
+        // An unsampled span under a local parent has no state of its own
+        // (its children, if any, took its ancestor's context): it gets one.
+        if let Some(state) = state {
+            ext.insert(state);
+        }
+        return Ok(());
+    };
+    if old.has_children() {
+        return Err(SetParentError::HasChildren);
+    }
     let Some(mut state) = state else {
         // Passing through with no parent: the span has no context.
         ext.remove::<SpanState>();

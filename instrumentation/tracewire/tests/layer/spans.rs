@@ -579,6 +579,37 @@ fn set_parent_moves_a_fresh_span_into_the_remote_trace() {
 }
 
 #[test]
+fn an_unsampled_local_child_has_its_ancestors_context_until_set_parent() {
+    let cx = remote(true);
+    let sampler = ParentBased::new(AlwaysOff);
+    let (exporter, ()) = traced_with(sampler, || {
+        let root = info_span!("poll loop");
+        let root_cx = root.span_context().expect("a root has ids");
+        assert!(!root_cx.is_sampled());
+        root.in_scope(|| {
+            let span = info_span!("consume");
+            // No ids of its own: the unsampled root's context.
+            assert_eq!(span.span_context(), Some(root_cx.clone()));
+            assert!(!span.is_recording());
+            span.set_parent(&cx).unwrap();
+            assert!(span.is_recording());
+            span.in_scope(|| info_span!("child").in_scope(|| {}));
+        });
+    });
+    let consume = exporter.span("consume");
+    assert_eq!(
+        consume.span_context.trace_id(),
+        cx.span_context().unwrap().trace_id()
+    );
+    assert_eq!(consume.parent_span_id, cx.span_context().unwrap().span_id());
+    assert_eq!(
+        exporter.span("child").parent_span_id,
+        consume.span_context.span_id()
+    );
+    assert_eq!(exporter.len(), 2, "the unsampled root is not exported");
+}
+
+#[test]
 fn set_parent_with_unsampled_context_stops_recording() {
     let (exporter, ()) = traced(|| {
         let span = info_span!("consume");
