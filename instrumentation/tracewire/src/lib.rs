@@ -1,6 +1,6 @@
 //! Distributed tracing for the `tracing` ecosystem: W3C Trace Context,
 //! Baggage and B3 propagation, head sampling, a `tracing-subscriber` layer
-//! that gives every span a trace id and span id, and log lines that carry
+//! that gives spans W3C trace and span ids, and log lines that carry
 //! them.
 //!
 //! Spans are ordinary `tracing` spans. [`TracewireLayer`] assigns W3C ids

@@ -50,8 +50,8 @@ impl Default for SpanLimits {
     }
 }
 
-/// A `tracing-subscriber` layer that gives every span a W3C trace id and
-/// span id, applies head sampling, records sampled spans and hands them to a
+/// A `tracing-subscriber` layer that gives spans W3C trace and span ids,
+/// applies head sampling, records sampled spans and hands them to a
 /// [`SpanProcessor`] when they close.
 ///
 /// - A child inherits its parent's trace id and flags; a span created in
