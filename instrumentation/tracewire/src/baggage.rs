@@ -100,7 +100,8 @@ fn is_baggage_octet(c: u8) -> bool {
     matches!(c, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
+/// `s` without the spaces and tabs (HTTP's optional whitespace) around it.
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
@@ -110,9 +111,10 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Decodes `%XX` escapes; `None` when an escape is cut short or not hex, or
-/// the result is not UTF-8.
-fn percent_decode(s: &[u8]) -> Option<String> {
+/// Decodes `%XX` escapes; `None` when an escape is cut short or not two hex
+/// digits, or the result is not UTF-8. (The `percent-encoding` crate passes
+/// invalid escapes through; baggage and `OTEL_*` values must reject them.)
+pub(crate) fn percent_decode(s: &[u8]) -> Option<String> {
     let hex = |d: u8| {
         char::from(d)
             .to_digit(16)

@@ -1,5 +1,6 @@
 //! The entity that produces telemetry: `service.name` and friends.
 
+use crate::baggage::percent_decode;
 use std::borrow::Cow;
 
 use crate::sampling::ConfigWarning;
@@ -138,28 +139,13 @@ fn parse_resource_attributes(raw: &str) -> Option<Vec<(String, String)>> {
         .filter(|member| !member.trim().is_empty())
         .map(|member| {
             let (k, v) = member.split_once('=')?;
-            let (k, v) = (percent_decode(k.trim())?, percent_decode(v.trim())?);
+            let (k, v) = (
+                percent_decode(k.trim().as_bytes())?,
+                percent_decode(v.trim().as_bytes())?,
+            );
             (!k.is_empty()).then_some((k, v))
         })
         .collect()
-}
-
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -186,6 +172,9 @@ mod tests {
         assert_eq!(r.service_name(), "svc");
         let (_, w) = Resource::from_otel(Some("svc"), Some("novalue"));
         assert_eq!(w.len(), 1);
+        // A sign is not a hex digit.
+        let (r, w) = Resource::from_otel(Some("svc"), Some("a=%+f"));
+        assert_eq!((w.len(), r.get("a")), (1, None));
     }
 
     #[test]

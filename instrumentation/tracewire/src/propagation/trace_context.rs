@@ -2,6 +2,7 @@
 
 use super::Propagator;
 use super::carrier::{Extractor, Injector};
+use crate::baggage::trim_ows;
 use crate::id::{decode_lower_hex, encode_hex};
 use crate::trace_state::TraceStateReader;
 use crate::{Context, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -119,16 +120,6 @@ pub fn format_traceparent(cx: &SpanContext) -> [u8; 55] {
     encode_hex(&cx.span_id().to_bytes(), &mut out[36..52]);
     encode_hex(&[cx.flags().known().bits()], &mut out[53..55]);
     out
-}
-
-fn trim_ows(mut value: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = value {
-        value = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = value {
-        value = rest;
-    }
-    value
 }
 
 /// Reads `traceparent`: exactly one header line, valid.

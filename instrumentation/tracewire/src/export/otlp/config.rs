@@ -253,7 +253,7 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, String)>, BadHeaders> {
                 "a pair without `=` (expected comma-separated key=value pairs); no headers are sent",
             ));
         };
-        let key = crate::export::resource::percent_decode(key.trim())
+        let key = crate::baggage::percent_decode(key.trim().as_bytes())
             .filter(|k| !k.is_empty() && http::HeaderName::from_bytes(k.as_bytes()).is_ok())
             .ok_or_else(|| {
                 bad(
@@ -261,7 +261,7 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, String)>, BadHeaders> {
                     "a header name that is not a valid HTTP header name; no headers are sent",
                 )
             })?;
-        let value = crate::export::resource::percent_decode(value.trim())
+        let value = crate::baggage::percent_decode(value.trim().as_bytes())
             .filter(|v| http::HeaderValue::from_str(v).is_ok())
             .ok_or_else(|| {
                 bad(
