@@ -250,25 +250,25 @@ impl Tracewire {
             .map_or_else(|| PathBuf::from("traces.jsonl"), PathBuf::from);
         let mut exporters = Vec::new();
         let list = var("OTEL_TRACES_EXPORTER").unwrap_or_else(|| "otlp".to_owned());
-        let mut known = 0;
+        let mut any_known = false;
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            known += 1;
             match name.to_ascii_lowercase().as_str() {
                 "otlp" => exporters.push(TracesExporter::Otlp),
                 "console" | "logging" => exporters.push(TracesExporter::Console),
                 "file" => exporters.push(TracesExporter::File(file.clone())),
                 "none" => {}
                 _ => {
-                    known -= 1;
                     warnings.push(ConfigWarning {
                         variable: "OTEL_TRACES_EXPORTER",
                         value: name.chars().take(64).collect(),
-                        reason: "expected otlp, console, file or none; ignored",
+                        reason: "expected otlp, console, file or none; ignored (with no known name, otlp is used)",
                     });
+                    continue;
                 }
             }
+            any_known = true;
         }
-        if known == 0 {
+        if !any_known {
             // Only unknown names: a typo must not turn export off.
             exporters.push(TracesExporter::Otlp);
         }

@@ -196,9 +196,9 @@ enum Control {
 /// warning is logged at most once per [`BatchConfig::warning_interval`]. The
 /// worker wakes when a batch is full, when the schedule delay ends, and on
 /// flush and shutdown, never for a single span (a wake-up costs the
-/// application a context switch). The worker is a plain thread with its own current-thread tokio runtime, so the
-/// processor works with or without a runtime in the application (a
-/// current-thread one included). [`force_flush`](SpanProcessor::force_flush)
+/// application a context switch). The worker is a plain thread with its own
+/// current-thread tokio runtime, so the processor works with or without a
+/// runtime in the application (a current-thread one included). [`force_flush`](SpanProcessor::force_flush)
 /// and [`shutdown`](SpanProcessor::shutdown) deliver what is queued and
 /// return by their timeout even when the receiver is unreachable.
 ///
