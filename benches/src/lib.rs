@@ -12,6 +12,7 @@
 //! Run them all with `bash benches/run.sh`.
 
 pub mod alternate;
+pub mod callgrind;
 pub mod receiver;
 pub mod report;
 pub mod usage;
