@@ -4,7 +4,8 @@
 #
 #   bash benches/run.sh            # all of them
 #   bash benches/run.sh core http  # some bench targets (core, sqlx, export,
-#                                  # tail, tail_memory, rdkafka, http)
+#                                  # tail, tail_memory, rdkafka, http,
+#                                  # instructions: callgrind, needs valgrind)
 #
 # Criterion benches take CRITERION_ARGS (default: 1 s warm-up, 3 s of
 # measurement per benchmark). The pipeline and load benches alternate
@@ -32,7 +33,7 @@ criterion_args=${CRITERION_ARGS:-"--warm-up-time 1 --measurement-time 3"}
 
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(core sqlx export tail tail_memory rdkafka http)
+    benches=(core instructions sqlx export tail tail_memory rdkafka http)
 fi
 
 output="$target/bench-output.txt"

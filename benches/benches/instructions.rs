@@ -12,12 +12,17 @@
 //!   encoding through an HTTP client that answers 200 without sending (so
 //!   the all-threads count is the process's whole cost of a span short of
 //!   the network);
-//! - tracewire unsampled: `ParentBased(AlwaysOff)`, what 0% sampling gives;
-//! - the floor: a bare `tracing_subscriber::Registry`;
+//! - tracewire unsampled: `AlwaysOff` (also for a request whose
+//!   `traceparent` says sampled: the HTTP bench's 0%);
+//! - the floor: a bare `tracing_subscriber::Registry`, and the Registry
+//!   with a layer that does nothing (what any layer pays);
 //! - tracing-opentelemetry 0.34 with `opentelemetry_sdk` 0.33's batch
 //!   processor into an exporter that drops the batch, with its defaults
 //!   (location, thread and inactivity tracking on) and tuned (all three
 //!   off), `AlwaysOn` and `AlwaysOff`.
+//!
+//! - an HTTP request to an axum hello world, in process (`oneshot`, no
+//!   socket), untraced and behind `tracewire_tower::TraceLayer::server()`.
 //!
 //! Needs valgrind (`apt install valgrind`); without it, says so and
 //! measures nothing.
@@ -31,7 +36,7 @@ use tracewire::TracewireLayer;
 use tracewire::export::otlp::{HttpClient, HttpFuture, OtlpConfig, OtlpExporter, Protocol};
 use tracewire::export::{BatchConfig, BatchSpanProcessor, Resource};
 use tracewire::processor::SpanProcessor as _;
-use tracewire::sampling::{AlwaysOff, AlwaysOn, ParentBased};
+use tracewire::sampling::{AlwaysOff, AlwaysOn};
 use tracewire_benches::callgrind::{self, PerIteration};
 use tracewire_benches::report;
 use tracing::Subscriber;
@@ -88,6 +93,12 @@ enum Unit {
     Event,
     SpanWithEvents,
     SpanWithoutEvents,
+    /// One request to an axum hello world, in process (no socket), with a
+    /// sampled `traceparent`; `traced`: behind `tracewire_tower`'s server
+    /// layer.
+    Http {
+        traced: bool,
+    },
 }
 
 impl Unit {
@@ -110,19 +121,66 @@ impl Unit {
             }
             Unit::SpanWithEvents => run(span_with_events),
             Unit::SpanWithoutEvents => run(span_without_events),
+            Unit::Http { traced } => http_requests(traced, n),
         }
     }
+}
+
+async fn user(axum::extract::Path(id): axum::extract::Path<u32>) -> String {
+    format!("Hello, user {id}!")
+}
+
+/// `n` requests to an axum hello world, each run to the end of its body
+/// on a current-thread runtime.
+fn http_requests(traced: bool, n: u64) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    let mut app = axum::Router::new().route("/users/{id}", axum::routing::get(user));
+    if traced {
+        app = app.layer(tracewire_tower::TraceLayer::server());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        for i in 0..n {
+            let request = http::Request::get(format!("/users/{}", i % 1000))
+                .header("host", "127.0.0.1:8080")
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .body(axum::body::Body::empty())
+                .expect("a request");
+            let response = app.clone().oneshot(request).await.expect("a response");
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.expect("a body");
+            black_box(body.to_bytes());
+        }
+    });
 }
 
 /// The stacks under test.
 #[derive(Clone, Copy)]
 enum Stack {
     Registry,
+    /// The Registry with a layer that does nothing: what any layer costs.
+    EmptyLayer,
     TracewireUnsampled,
     TracewireSampled,
-    OtelSampled { tuned: bool },
-    OtelUnsampled { tuned: bool },
+    OtelSampled {
+        tuned: bool,
+    },
+    OtelUnsampled {
+        tuned: bool,
+    },
 }
+
+/// A layer that does nothing.
+struct EmptyLayer;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for EmptyLayer {}
 
 /// An OTLP/HTTP client that answers 200 to every request without sending it.
 #[derive(Debug)]
@@ -192,12 +250,10 @@ where
 fn child(stack: Stack, unit: Unit, n: u64) {
     match stack {
         Stack::Registry => run_under(tracing_subscriber::registry(), unit, n),
+        Stack::EmptyLayer => run_under(tracing_subscriber::registry().with(EmptyLayer), unit, n),
         Stack::TracewireUnsampled => run_under(
-            tracing_subscriber::registry().with(
-                TracewireLayer::builder()
-                    .sampler(ParentBased::new(AlwaysOff))
-                    .build(),
-            ),
+            tracing_subscriber::registry()
+                .with(TracewireLayer::builder().sampler(AlwaysOff).build()),
             unit,
             n,
         ),
@@ -249,6 +305,9 @@ const SCENARIOS: &[(&str, Stack, Unit)] = &[
     ("registry/root_span", Stack::Registry, Unit::RootSpan),
     ("registry/child_span", Stack::Registry, Unit::ChildSpan),
     ("registry/event", Stack::Registry, Unit::Event),
+    ("empty_layer/root_span", Stack::EmptyLayer, Unit::RootSpan),
+    ("empty_layer/child_span", Stack::EmptyLayer, Unit::ChildSpan),
+    ("empty_layer/event", Stack::EmptyLayer, Unit::Event),
     (
         "tracewire_unsampled/root_span",
         Stack::TracewireUnsampled,
@@ -303,6 +362,21 @@ const SCENARIOS: &[(&str, Stack, Unit)] = &[
         "otel_unsampled_tuned/root_span",
         Stack::OtelUnsampled { tuned: true },
         Unit::RootSpan,
+    ),
+    (
+        "http/untraced",
+        Stack::Registry,
+        Unit::Http { traced: false },
+    ),
+    (
+        "http/tracewire_unsampled",
+        Stack::TracewireUnsampled,
+        Unit::Http { traced: true },
+    ),
+    (
+        "http/tracewire_sampled",
+        Stack::TracewireSampled,
+        Unit::Http { traced: true },
     ),
 ];
 
@@ -364,6 +438,24 @@ fn report(costs: &Costs) {
         Some(1.2),
     );
     rows += &ratio_row(
+        "unsampled child span: tracewire / a layer that does nothing",
+        calling("tracewire_unsampled/child_span"),
+        calling("empty_layer/child_span"),
+        None,
+    );
+    rows += &ratio_row(
+        "child span: a layer that does nothing / bare Registry",
+        calling("empty_layer/child_span"),
+        calling("registry/child_span"),
+        None,
+    );
+    rows += &ratio_row(
+        "event: a layer that does nothing / bare Registry",
+        calling("empty_layer/event"),
+        calling("registry/event"),
+        None,
+    );
+    rows += &ratio_row(
         "event in an unsampled span: tracewire / bare Registry",
         calling("tracewire_unsampled/event"),
         calling("registry/event"),
@@ -414,6 +506,33 @@ fn report(costs: &Costs) {
         calling("otel_unsampled_tuned/root_span"),
         None,
     );
+    let http_layer =
+        |name: &str| Some(costs.get(name)?.all_threads - costs.get("http/untraced")?.all_threads);
+    rows += &ratio_row(
+        "HTTP request in process, all threads: tracewire-tower unsampled / untraced",
+        all("http/tracewire_unsampled"),
+        all("http/untraced"),
+        None,
+    );
+    rows += &ratio_row(
+        "HTTP request in process, all threads: tracewire-tower sampled / untraced",
+        all("http/tracewire_sampled"),
+        all("http/untraced"),
+        None,
+    );
+    for (label, name) in [
+        ("unsampled", "http/tracewire_unsampled"),
+        ("sampled", "http/tracewire_sampled"),
+    ] {
+        if let Some(cost) = http_layer(name) {
+            rows += &report::row(
+                &format!("HTTP request: what tracewire-tower {label} adds, all threads"),
+                &format!("{cost:.0} instructions"),
+                "(context)",
+                None,
+            );
+        }
+    }
     report::print_rows("instructions (issue 12; callgrind)", &rows);
 
     println!("\n| scenario | calling thread | all threads |\n|---|---:|---:|");
@@ -438,11 +557,20 @@ fn main() {
         println!("instructions: valgrind is not installed (apt install valgrind): skipped");
         return;
     }
-    // `cargo bench -- <filter>` runs the scenarios whose name contains it.
-    let filter = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .unwrap_or_default();
+    // `cargo bench -- <filter>` runs the scenarios whose name contains it;
+    // criterion's options (which `benches/run.sh` passes to every target)
+    // and their values are skipped.
+    let mut filter = String::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg.starts_with("--") {
+            if matches!(arg.as_str(), "--warm-up-time" | "--measurement-time") {
+                args.next();
+            }
+        } else {
+            filter = arg;
+        }
+    }
     let mut costs = Costs(Vec::new());
     for (name, _, _) in SCENARIOS.iter().filter(|(n, _, _)| n.contains(&filter)) {
         match callgrind::measure(name, N1, N2) {

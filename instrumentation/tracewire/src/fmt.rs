@@ -29,7 +29,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::SpanContext;
-use crate::layer::SpanState;
+use crate::layer::with_nearest_state;
 
 /// The field names, as the OpenTelemetry logs data model spells them.
 const TRACE_ID: &str = "trace_id";
@@ -68,9 +68,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    ctx.parent_span()?
-        .scope()
-        .find_map(|span| span.extensions().get::<SpanState>().map(|s| s.cx.clone()))
+    with_nearest_state(ctx.parent_span()?, |state| state.cx.clone())
 }
 
 /// Which shape of output is being stamped.

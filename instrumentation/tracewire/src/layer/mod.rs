@@ -304,16 +304,38 @@ pub(crate) enum Origin {
     Remote { hint: Option<bool>, resample: bool },
 }
 
-/// The context of `span` or of its nearest ancestor that has one.
+/// `f` of the state of `span` or of its nearest ancestor that has one (an
+/// unsampled span under a local parent has none of its own; a span the
+/// traces filter left out is not the layer's).
+///
+/// Walks up with [`SpanRef::parent`], one lookup per level: `scope()`
+/// would look `span` itself up again.
+pub(crate) fn with_nearest_state<S, R>(
+    span: SpanRef<'_, S>,
+    f: impl FnOnce(&SpanState) -> R,
+) -> Option<R>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let mut next = Some(span);
+    while let Some(span) = next {
+        if let Some(state) = span.extensions().get::<SpanState>() {
+            return Some(f(state));
+        }
+        next = span.parent();
+    }
+    None
+}
+
+/// The context of `span` or of its nearest ancestor that has one, for a
+/// new child: the state notes that it has children.
 fn nearest_context<S>(span: Option<SpanRef<'_, S>>) -> Option<(SpanContext, Baggage)>
 where
     S: for<'a> LookupSpan<'a>,
 {
-    span?.scope().find_map(|s| {
-        s.extensions().get::<SpanState>().map(|state| {
-            state.note_child();
-            (state.cx.clone(), state.baggage.clone())
-        })
+    with_nearest_state(span?, |state| {
+        state.note_child();
+        (state.cx.clone(), state.baggage.clone())
     })
 }
 
@@ -377,12 +399,7 @@ where
         };
         // The target's context, or its nearest ancestor's when it has no
         // state of its own.
-        let found = target.scope().find_map(|s| {
-            s.extensions()
-                .get::<SpanState>()
-                .map(|state| state.cx.clone())
-        });
-        let Some(cx) = found else {
+        let Some(cx) = with_nearest_state(target, |state| state.cx.clone()) else {
             return;
         };
         if let Some(rec) = span

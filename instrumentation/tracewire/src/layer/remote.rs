@@ -170,12 +170,7 @@ fn with_state<R>(span: &Span, f: impl FnOnce(&SpanState) -> R) -> Option<R> {
 fn with_nearest_state<R>(span: &Span, f: impl FnOnce(&SpanState) -> R) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<Registry>()?;
-        let span = registry.span(id)?;
-        let traced = span
-            .scope()
-            .find(|s| s.extensions().get::<SpanState>().is_some())?;
-        let ext = traced.extensions();
-        ext.get::<SpanState>().map(f)
+        super::with_nearest_state(registry.span(id)?, f)
     })
     .flatten()
 }
