@@ -321,11 +321,7 @@ impl OtlpExporter {
     /// Protobuf is encoded straight into `body`, which keeps its
     /// allocation from batch to batch: the previous body's `Bytes` are
     /// dropped once its export is over, so `reserve` gets the same memory
-    /// back, and the request is sent from it without a copy. The size is
-    /// not computed before encoding (prost's `encode_to_vec` and `encode`
-    /// walk the whole message once for `encoded_len` first, about a sixth
-    /// of the exporter's work per span); the buffer grows to the largest
-    /// body seen instead.
+    /// back, and the request is sent from it without a copy.
     fn http_body(
         config: &OtlpConfig,
         request: &ExportTraceServiceRequest,
@@ -339,7 +335,10 @@ impl OtlpExporter {
                 let buf = &mut body.buf;
                 buf.clear();
                 buf.reserve(body.largest.max(MIN_BODY_CAPACITY));
-                request.encode_raw(buf);
+                // A `BytesMut` grows as needed: `encode` cannot run short.
+                request
+                    .encode(buf)
+                    .map_err(|e| ExportError::Rejected(e.to_string()))?;
                 body.largest = body.largest.max(buf.len());
                 buf.split().freeze()
             }
