@@ -71,11 +71,9 @@ impl ExportCounts {
 pub(crate) fn init(service: Service, out: &Path) -> Result<Telemetry, InitError> {
     let mut exporters = vec!["file"];
     let mut config = Tracewire::from_env()
+        .default_service_name(service.name())
         .log_format(LogFormat::Json)
         .exporter(TracesExporter::File(traces_file(out, service)));
-    if optional("OTEL_SERVICE_NAME").is_none() {
-        config = config.service_name(service.name());
-    }
     if optional("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
         || optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
     {

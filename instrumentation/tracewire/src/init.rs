@@ -160,6 +160,9 @@ pub fn init() -> Result<TracingGuard, InitError> {
 #[derive(Debug)]
 pub struct Tracewire {
     resource: Resource,
+    /// Whether `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` named the
+    /// service (then [`Tracewire::default_service_name`] leaves it).
+    service_named_by_env: bool,
     sampler: Arc<dyn Sampler>,
     propagator: CompositePropagator,
     exporters: Vec<TracesExporter>,
@@ -203,6 +206,7 @@ impl Tracewire {
             var("OTEL_RESOURCE_ATTRIBUTES").as_deref(),
         );
         warnings.extend(w);
+        let service_named_by_env = resource.service_name() != Resource::default_service_name();
         let (sampler, w) = sampler_from_otel(
             var("OTEL_TRACES_SAMPLER").as_deref(),
             var("OTEL_TRACES_SAMPLER_ARG").as_deref(),
@@ -309,6 +313,7 @@ impl Tracewire {
         };
         Tracewire {
             resource,
+            service_named_by_env,
             sampler,
             propagator,
             exporters,
@@ -324,7 +329,43 @@ impl Tracewire {
         }
     }
 
-    /// Sets `service.name`.
+    /// Sets `service.name` unless the environment named the service
+    /// (`OTEL_SERVICE_NAME`, or `service.name` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`): the name a program gives itself, which
+    /// a deployment can still override.
+    ///
+    /// ```
+    /// use tracewire::Tracewire;
+    ///
+    /// let named = |vars: &[(&str, &str)]| {
+    ///     let vars: Vec<(String, String)> =
+    ///         vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    ///     Tracewire::from_otel(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    ///         .default_service_name("checkout")
+    ///         .resource_ref()
+    ///         .service_name()
+    ///         .to_owned()
+    /// };
+    /// assert_eq!(named(&[]), "checkout");
+    /// assert_eq!(named(&[("OTEL_SERVICE_NAME", "checkout-eu")]), "checkout-eu");
+    /// assert_eq!(named(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=co")]), "co");
+    /// ```
+    pub fn default_service_name(self, name: impl Into<String>) -> Self {
+        if self.service_named_by_env {
+            self
+        } else {
+            self.service_name(name)
+        }
+    }
+
+    /// The resource spans will carry.
+    pub fn resource_ref(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// Sets `service.name`, whatever the environment says (see
+    /// [`default_service_name`](Self::default_service_name) for a name the
+    /// environment can override).
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.resource = self
             .resource

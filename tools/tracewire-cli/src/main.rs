@@ -79,7 +79,8 @@ enum Command {
         /// OTLP/JSON lines files to read.
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Hide changes smaller than this (`500us`, `2ms`, `1.5s`).
+        /// Hide changes smaller than this (`500us`, `2ms`, `1.5s`, `1min 30s`;
+        /// units ns, us/µs, ms, s, min, h, ...).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
         min_delta: Duration,
     },
@@ -261,31 +262,17 @@ fn pretty(value: &serde_json::Value) -> String {
     text
 }
 
-/// `0`, `250ns`, `500us` (or `µs`), `2ms`, `1.5s`.
+/// `--min-delta`: a duration as `humantime` reads it (`0`, `250ns`,
+/// `500us` or `500µs`, `2ms`, `1.5s`, `1min 30s`), surrounding spaces
+/// ignored.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("{text:?} needs a unit: ns, us, ms or s"))?;
-    let (number, unit) = text.split_at(split);
-    let nanos_per_unit = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        _ => return Err(format!("unknown unit {unit:?}: use ns, us, ms or s")),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{number:?} is not a number"))?;
-    let nanos = value * nanos_per_unit;
-    if !nanos.is_finite() || nanos > u64::MAX as f64 {
-        return Err(format!("{text:?} is too long"));
-    }
-    Ok(Duration::from_nanos(nanos.round() as u64))
+    humantime::parse_duration(text).map_err(|e| match e {
+        humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
+            format!("{text:?} needs a unit: ns, us, ms, s (or min, h)")
+        }
+        e => format!("{text:?}: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -300,8 +287,10 @@ mod tests {
         assert_eq!(parse_duration("500µs"), Ok(Duration::from_micros(500)));
         assert_eq!(parse_duration("1.5ms"), Ok(Duration::from_micros(1500)));
         assert_eq!(parse_duration(" 2s "), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("1min 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("5").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("5parsecs").is_err());
+        assert!(parse_duration("1.5ns").is_err(), "below a nanosecond");
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("1.2.3ms").is_err());
         assert!(parse_duration("99999999999999999999999s").is_err());

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use anstyle::{AnsiColor, Style};
 
 use crate::critical_path::{CriticalPath, critical_path as compute_critical_path};
 use crate::diff::{KeyPart, Matched, SpanKey, TraceDiff, Unmatched};
@@ -227,7 +229,7 @@ pub fn view(trace: &Trace, options: &RenderOptions) -> String {
         let bar = if s.is_error() {
             paint.red(&bar)
         } else {
-            paint.code(colour, &bar)
+            paint.style(colour, &bar)
         };
         let mut marks = Vec::new();
         if i == bottleneck.span {
@@ -260,7 +262,7 @@ pub fn view(trace: &Trace, options: &RenderOptions) -> String {
         }
         let line = format!(
             "{}  {}  {}  {}  |{}|  {}",
-            paint.code(colour, &align(service, w_service, false)),
+            paint.style(colour, &align(service, w_service, false)),
             align(name, w_name, false),
             align(offset, w_start, true),
             align(duration, w_duration, true),
@@ -364,7 +366,7 @@ pub fn critical_path(trace: &Trace, path: &CriticalPath, options: &RenderOptions
         let name = format!(
             "{}{}: {}",
             "  ".repeat(step.depth.min(30)),
-            paint.code(service_colour(&services, &s.service), &clean(&s.service)),
+            paint.style(service_colour(&services, &s.service), &clean(&s.service)),
             truncate(&clean(&s.name), 60)
         );
         let mut marks = String::new();
@@ -596,37 +598,47 @@ fn bar(shown: (u64, u64), start: u64, total: u64, width: usize) -> String {
 }
 
 /// Colours for services, by order of first appearance in the trace.
-const PALETTE: [&str; 8] = ["36", "32", "33", "34", "35", "96", "92", "94"];
+const PALETTE: [AnsiColor; 8] = [
+    AnsiColor::Cyan,
+    AnsiColor::Green,
+    AnsiColor::Yellow,
+    AnsiColor::Blue,
+    AnsiColor::Magenta,
+    AnsiColor::BrightCyan,
+    AnsiColor::BrightGreen,
+    AnsiColor::BrightBlue,
+];
 
-fn service_colour(services: &[&str], service: &str) -> &'static str {
+fn service_colour(services: &[&str], service: &str) -> Style {
     let at = services.iter().position(|s| *s == service).unwrap_or(0);
-    PALETTE[at % PALETTE.len()]
+    PALETTE[at % PALETTE.len()].on_default()
 }
 
+/// Styles text with ANSI escapes (from `anstyle`) when colours are on.
 struct Paint(bool);
 
 impl Paint {
-    fn code(&self, code: &str, text: &str) -> String {
+    fn style(&self, style: Style, text: &str) -> String {
         if self.0 && !text.is_empty() {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            format!("{style}{text}{style:#}")
         } else {
             text.to_owned()
         }
     }
     fn bold(&self, text: &str) -> String {
-        self.code("1", text)
+        self.style(Style::new().bold(), text)
     }
     fn dim(&self, text: &str) -> String {
-        self.code("2", text)
+        self.style(Style::new().dimmed(), text)
     }
     fn red(&self, text: &str) -> String {
-        self.code("31", text)
+        self.style(AnsiColor::Red.on_default(), text)
     }
     fn green(&self, text: &str) -> String {
-        self.code("32", text)
+        self.style(AnsiColor::Green.on_default(), text)
     }
     fn yellow(&self, text: &str) -> String {
-        self.code("33", text)
+        self.style(AnsiColor::Yellow.on_default(), text)
     }
 }
 
@@ -718,43 +730,22 @@ fn format_change(delta: i64, base: u64) -> String {
 
 /// `2023-11-14 22:13:20.000` (UTC, milliseconds).
 pub fn format_time(unix_nanos: u64) -> String {
-    let (date, secs_of_day) = civil(unix_nanos);
-    format!(
-        "{date} {:02}:{:02}:{:02}.{:03}",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60,
-        unix_nanos % 1_000_000_000 / 1_000_000
-    )
+    // `2023-11-14T22:13:20.000Z`, fixed width: a space for the `T`, no `Z`.
+    let mut text = humantime::format_rfc3339_millis(system_time(unix_nanos)).to_string();
+    text.pop();
+    text.replace_range(10..11, " ");
+    text
 }
 
 /// `2023-11-14T22:13:20.123456789Z` (RFC 3339, UTC, nanoseconds).
 pub(crate) fn format_rfc3339(unix_nanos: u64) -> String {
-    let (date, secs_of_day) = civil(unix_nanos);
-    format!(
-        "{date}T{:02}:{:02}:{:02}.{:09}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60,
-        unix_nanos % 1_000_000_000
-    )
+    humantime::format_rfc3339_nanos(system_time(unix_nanos)).to_string()
 }
 
-/// The `YYYY-MM-DD` date and the second of the day of a Unix time
-/// (Howard Hinnant's days-to-civil algorithm).
-fn civil(unix_nanos: u64) -> (String, u64) {
-    let secs = unix_nanos / 1_000_000_000;
-    let days = secs / 86_400;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (format!("{year:04}-{month:02}-{day:02}"), secs % 86_400)
+/// A Unix time in nanoseconds (at most the year 2554, within what
+/// `humantime` formats).
+fn system_time(unix_nanos: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(unix_nanos)
 }
 
 #[cfg(test)]
