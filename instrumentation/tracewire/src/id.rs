@@ -52,6 +52,82 @@ pub(crate) fn decode_lower_hex(input: &[u8], out: &mut [u8]) -> bool {
     bad & 0xf0 == 0
 }
 
+/// What trace and span ids share: an id of `$len` bytes (`$digits` hex
+/// digits), also seen as the integer `$int` (big-endian byte order), whose
+/// all-zero value is invalid.
+macro_rules! w3c_id {
+    ($name:ident, $what:literal, $len:literal, $digits:literal, $int:ident, $from_int:ident, $to_int:ident) => {
+        impl $name {
+            #[doc = concat!("The all-zero, invalid ", $what, ".")]
+            pub const INVALID: $name = $name([0; $len]);
+
+            #[doc = concat!("A ", $what, " from its ", $len, " bytes, most significant first.")]
+            pub const fn from_bytes(bytes: [u8; $len]) -> Self {
+                $name(bytes)
+            }
+
+            #[doc = concat!("The ", $len, " bytes of this id, most significant first.")]
+            pub const fn to_bytes(self) -> [u8; $len] {
+                self.0
+            }
+
+            #[doc = concat!("A ", $what, " from a `", stringify!($int), "` (big-endian byte order).")]
+            pub const fn $from_int(value: $int) -> Self {
+                $name(value.to_be_bytes())
+            }
+
+            #[doc = concat!("This id as a `", stringify!($int), "` (big-endian byte order).")]
+            pub const fn $to_int(self) -> $int {
+                $int::from_be_bytes(self.0)
+            }
+
+            /// Whether this id is not all zeros.
+            pub const fn is_valid(self) -> bool {
+                self.$to_int() != 0
+            }
+
+            /// A new random, valid id: every bit comes from a fast
+            /// thread-local generator (so the W3C "random" flag applies to
+            /// a trace id made this way).
+            pub fn random() -> Self {
+                loop {
+                    let v = fastrand::$int(..);
+                    if v != 0 {
+                        return Self::$from_int(v);
+                    }
+                }
+            }
+
+            #[doc = concat!("Parses ", $digits, " lowercase hex digits. Uppercase or any other")]
+            /// character is an error, as W3C Trace Context requires. The
+            /// all-zero id parses (check [`is_valid`](Self::is_valid)).
+            pub fn from_hex(hex: &str) -> Option<Self> {
+                let mut bytes = [0u8; $len];
+                decode_lower_hex(hex.as_bytes(), &mut bytes).then_some($name(bytes))
+            }
+
+            #[doc = concat!("Writes the ", $digits, " lowercase hex digits of this id into a stack buffer.")]
+            pub fn to_hex(self) -> HexBuf<$digits> {
+                let mut out = [0u8; $digits];
+                encode_hex(&self.0, &mut out);
+                HexBuf(out)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.to_hex().as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self)
+            }
+        }
+    };
+}
+
 /// A 16-byte W3C trace id. The all-zero id is invalid and means "no trace".
 ///
 /// ```
@@ -61,77 +137,12 @@ pub(crate) fn decode_lower_hex(input: &[u8], out: &mut [u8]) -> bool {
 /// assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 /// assert!(id.is_valid());
 /// assert!(!TraceId::INVALID.is_valid());
+/// assert_eq!(TraceId::from_u128(id.to_u128()), id);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct TraceId([u8; 16]);
 
-impl TraceId {
-    /// The all-zero, invalid trace id.
-    pub const INVALID: TraceId = TraceId([0; 16]);
-
-    /// A trace id from its 16 bytes, most significant first.
-    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        TraceId(bytes)
-    }
-
-    /// The 16 bytes of this id, most significant first.
-    pub const fn to_bytes(self) -> [u8; 16] {
-        self.0
-    }
-
-    /// A trace id from a 128-bit integer (big-endian byte order).
-    pub const fn from_u128(value: u128) -> Self {
-        TraceId(value.to_be_bytes())
-    }
-
-    /// This id as a 128-bit integer (big-endian byte order).
-    pub const fn to_u128(self) -> u128 {
-        u128::from_be_bytes(self.0)
-    }
-
-    /// Whether this id is not all zeros.
-    pub const fn is_valid(self) -> bool {
-        self.to_u128() != 0
-    }
-
-    /// A new random trace id: all 128 bits come from a fast thread-local
-    /// generator, so the W3C "random" flag applies to it.
-    pub fn random() -> Self {
-        loop {
-            let v = fastrand::u128(..);
-            if v != 0 {
-                return Self::from_u128(v);
-            }
-        }
-    }
-
-    /// Parses 32 lowercase hex digits. Uppercase or any other character is an
-    /// error, as W3C Trace Context requires. The all-zero id parses (check
-    /// [`is_valid`](Self::is_valid)).
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        let mut bytes = [0u8; 16];
-        decode_lower_hex(hex.as_bytes(), &mut bytes).then_some(TraceId(bytes))
-    }
-
-    /// Writes the 32 lowercase hex digits of this id into a stack buffer.
-    pub fn to_hex(self) -> HexBuf<32> {
-        let mut out = [0u8; 32];
-        encode_hex(&self.0, &mut out);
-        HexBuf(out)
-    }
-}
-
-impl fmt::Display for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.to_hex().as_str())
-    }
-}
-
-impl fmt::Debug for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TraceId({self})")
-    }
-}
+w3c_id!(TraceId, "trace id", 16, 32, u128, from_u128, to_u128);
 
 /// An 8-byte W3C span id (the `parent-id` of `traceparent`). The all-zero
 /// id is invalid.
@@ -141,74 +152,12 @@ impl fmt::Debug for TraceId {
 ///
 /// let id = SpanId::from_hex("00f067aa0ba902b7").unwrap();
 /// assert_eq!(id.to_u64(), 0x00f0_67aa_0ba9_02b7);
+/// assert_eq!(format!("{id:?}"), "SpanId(00f067aa0ba902b7)");
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SpanId([u8; 8]);
 
-impl SpanId {
-    /// The all-zero, invalid span id.
-    pub const INVALID: SpanId = SpanId([0; 8]);
-
-    /// A span id from its 8 bytes, most significant first.
-    pub const fn from_bytes(bytes: [u8; 8]) -> Self {
-        SpanId(bytes)
-    }
-
-    /// The 8 bytes of this id, most significant first.
-    pub const fn to_bytes(self) -> [u8; 8] {
-        self.0
-    }
-
-    /// A span id from a 64-bit integer (big-endian byte order).
-    pub const fn from_u64(value: u64) -> Self {
-        SpanId(value.to_be_bytes())
-    }
-
-    /// This id as a 64-bit integer (big-endian byte order).
-    pub const fn to_u64(self) -> u64 {
-        u64::from_be_bytes(self.0)
-    }
-
-    /// Whether this id is not all zeros.
-    pub const fn is_valid(self) -> bool {
-        self.to_u64() != 0
-    }
-
-    /// A new random, valid span id from a fast thread-local generator.
-    pub fn random() -> Self {
-        loop {
-            let v = fastrand::u64(..);
-            if v != 0 {
-                return Self::from_u64(v);
-            }
-        }
-    }
-
-    /// Parses 16 lowercase hex digits (see [`TraceId::from_hex`]).
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        let mut bytes = [0u8; 8];
-        decode_lower_hex(hex.as_bytes(), &mut bytes).then_some(SpanId(bytes))
-    }
-
-    /// Writes the 16 lowercase hex digits of this id into a stack buffer.
-    pub fn to_hex(self) -> HexBuf<16> {
-        let mut out = [0u8; 16];
-        encode_hex(&self.0, &mut out);
-        HexBuf(out)
-    }
-}
-
-impl fmt::Display for SpanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.to_hex().as_str())
-    }
-}
-
-impl fmt::Debug for SpanId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SpanId({self})")
-    }
-}
+w3c_id!(SpanId, "span id", 8, 16, u64, from_u64, to_u64);
 
 /// Lowercase hex digits on the stack, returned by `to_hex` so that ids can be
 /// written without allocating.

@@ -66,6 +66,36 @@ fn exception_event(message: &str, error_type: Option<String>, mut extra: Vec<Key
     }
 }
 
+/// The `Visit` methods for numbers and booleans, which both visitors turn
+/// into attribute values the same way (through their own `set`).
+macro_rules! record_numbers_and_bools {
+    () => {
+        fn record_i64(&mut self, field: &Field, value: i64) {
+            self.set(field, Value::I64(value));
+        }
+
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.set(field, uint(u128::from(value)));
+        }
+
+        fn record_i128(&mut self, field: &Field, value: i128) {
+            self.set(field, int(value));
+        }
+
+        fn record_u128(&mut self, field: &Field, value: u128) {
+            self.set(field, uint(value));
+        }
+
+        fn record_f64(&mut self, field: &Field, value: f64) {
+            self.set(field, Value::F64(value));
+        }
+
+        fn record_bool(&mut self, field: &Field, value: bool) {
+            self.set(field, Value::Bool(value));
+        }
+    };
+}
+
 /// Records span fields (at creation and on `Span::record`).
 pub(super) struct SpanVisitor<'a> {
     rec: &'a mut Recording,
@@ -160,29 +190,7 @@ impl Visit for SpanVisitor<'_> {
         self.error(&value.to_string(), error_type(value));
     }
 
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, Value::I64(value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, uint(u128::from(value)));
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.set(field, int(value));
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        self.set(field, uint(value));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, Value::F64(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, Value::Bool(value));
-    }
+    record_numbers_and_bools!();
 }
 
 /// Collects an event's fields: its message becomes the event name, error
@@ -273,29 +281,7 @@ impl Visit for EventVisitor {
         self.error = Some((value.to_string(), error_type(value)));
     }
 
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, Value::I64(value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, uint(u128::from(value)));
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.set(field, int(value));
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        self.set(field, uint(value));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, Value::F64(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, Value::Bool(value));
-    }
+    record_numbers_and_bools!();
 }
 
 #[cfg(test)]
