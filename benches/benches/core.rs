@@ -30,29 +30,12 @@ use tracewire::propagation::{
 };
 use tracewire::sampling::{AlwaysOff, AlwaysOn};
 use tracewire::{Context, TracewireLayer};
-use tracewire_benches::ThreadCpuTime;
 use tracewire_benches::report::{self, Bar, Check};
+use tracewire_benches::{ThreadCpuTime, one_span};
 use tracing::Subscriber;
 use tracing_subscriber::prelude::*;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-/// The measured unit: a span with three attributes, entered, given one
-/// late field, exited and closed.
-#[inline(never)]
-fn one_span(i: u64) {
-    let span = tracing::info_span!(
-        "GET /users/{id}",
-        http.request.method = "GET",
-        url.path = "/users/42",
-        user.id = i,
-        http.response.status_code = tracing::field::Empty,
-    );
-    let entered = span.enter();
-    span.record("http.response.status_code", 200);
-    drop(entered);
-    drop(span);
-}
 
 /// An `opentelemetry_sdk` span processor that drops every span.
 #[derive(Debug)]

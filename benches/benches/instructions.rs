@@ -38,7 +38,7 @@ use tracewire::export::{BatchConfig, BatchSpanProcessor, Resource};
 use tracewire::processor::SpanProcessor as _;
 use tracewire::sampling::{AlwaysOff, AlwaysOn};
 use tracewire_benches::callgrind::{self, PerIteration};
-use tracewire_benches::report;
+use tracewire_benches::{one_span, report};
 use tracing::Subscriber;
 use tracing_subscriber::prelude::*;
 
@@ -48,21 +48,6 @@ const N1: u64 = 2048;
 const N2: u64 = 4096;
 /// Events per span in the event scenarios.
 const EVENTS: u64 = 8;
-
-#[inline(never)]
-fn one_span(i: u64) {
-    let span = tracing::info_span!(
-        "GET /users/{id}",
-        http.request.method = "GET",
-        url.path = "/users/42",
-        user.id = i,
-        http.response.status_code = tracing::field::Empty,
-    );
-    let entered = span.enter();
-    span.record("http.response.status_code", 200);
-    drop(entered);
-    drop(span);
-}
 
 #[inline(never)]
 fn one_event(i: u64) {
@@ -396,143 +381,180 @@ impl Costs {
     }
 }
 
-fn ratio_row(label: &str, subject: Option<f64>, baseline: Option<f64>, max: Option<f64>) -> String {
-    let (Some(s), Some(b)) = (subject, baseline) else {
-        return String::new();
-    };
-    let r = s / b;
-    report::row(
-        label,
-        &format!("{r:.2}x ({s:.0} vs {b:.0} instructions)"),
-        &max.map_or_else(|| "(context)".to_owned(), |m| format!("<= {m}x")),
-        max.map(|m| r <= m),
-    )
+/// A number read from the measured costs.
+#[derive(Clone, Copy)]
+enum Count {
+    /// The calling thread's count of a scenario.
+    Calling(&'static str),
+    /// The all-threads count of a scenario.
+    All(&'static str),
+    /// One event of a sampled span under a stack (calling thread).
+    SampledEvent(&'static str),
+    /// What a traced in-process HTTP scenario adds to the untraced one
+    /// (all threads).
+    HttpAdded(&'static str),
 }
 
-fn absolute_row(label: &str, subject: Option<f64>, max: f64) -> String {
-    let Some(s) = subject else {
-        return String::new();
-    };
-    report::row(
-        label,
-        &format!("{s:.0} instructions"),
-        &format!("<= {max:.0}"),
-        Some(s <= max),
-    )
+/// One row of the report.
+enum Line {
+    /// Subject over baseline, with the bar it must stay under, if any.
+    Ratio(&'static str, Count, Count, Option<f64>),
+    /// A count with the bar it must stay under.
+    AtMost(&'static str, Count, f64),
+    /// A count, for context.
+    Info(&'static str, Count),
+}
+
+const LINES: &[Line] = &[
+    Line::Ratio(
+        "unsampled root span: tracewire / bare Registry",
+        Count::Calling("tracewire_unsampled/root_span"),
+        Count::Calling("registry/root_span"),
+        Some(1.2),
+    ),
+    Line::Ratio(
+        "unsampled child span: tracewire / bare Registry",
+        Count::Calling("tracewire_unsampled/child_span"),
+        Count::Calling("registry/child_span"),
+        Some(1.2),
+    ),
+    Line::Ratio(
+        "unsampled child span: tracewire / a layer that does nothing",
+        Count::Calling("tracewire_unsampled/child_span"),
+        Count::Calling("empty_layer/child_span"),
+        None,
+    ),
+    Line::Ratio(
+        "child span: a layer that does nothing / bare Registry",
+        Count::Calling("empty_layer/child_span"),
+        Count::Calling("registry/child_span"),
+        None,
+    ),
+    Line::Ratio(
+        "event: a layer that does nothing / bare Registry",
+        Count::Calling("empty_layer/event"),
+        Count::Calling("registry/event"),
+        None,
+    ),
+    Line::Ratio(
+        "event in an unsampled span: tracewire / bare Registry",
+        Count::Calling("tracewire_unsampled/event"),
+        Count::Calling("registry/event"),
+        Some(1.5),
+    ),
+    Line::AtMost(
+        "sampled span, calling thread",
+        Count::Calling("tracewire_sampled/root_span"),
+        2400.0,
+    ),
+    Line::Ratio(
+        "sampled span, calling thread: tracewire / tracing-opentelemetry",
+        Count::Calling("tracewire_sampled/root_span"),
+        Count::Calling("otel_sampled/root_span"),
+        Some(0.25),
+    ),
+    Line::Ratio(
+        "sampled span, calling thread: tracewire / tracing-opentelemetry tuned",
+        Count::Calling("tracewire_sampled/root_span"),
+        Count::Calling("otel_sampled_tuned/root_span"),
+        None,
+    ),
+    Line::AtMost(
+        "sampled span, all threads, OTLP/protobuf encoding included",
+        Count::All("tracewire_sampled/root_span"),
+        4000.0,
+    ),
+    Line::Ratio(
+        "sampled span, all threads: tracewire (with encoding) / tracing-opentelemetry (without)",
+        Count::All("tracewire_sampled/root_span"),
+        Count::All("otel_sampled/root_span"),
+        None,
+    ),
+    Line::AtMost(
+        "sampled event, calling thread",
+        Count::SampledEvent("tracewire_sampled"),
+        800.0,
+    ),
+    Line::Ratio(
+        "sampled event: tracewire / tracing-opentelemetry",
+        Count::SampledEvent("tracewire_sampled"),
+        Count::SampledEvent("otel_sampled"),
+        None,
+    ),
+    Line::Ratio(
+        "unsampled root span: tracewire / tracing-opentelemetry tuned",
+        Count::Calling("tracewire_unsampled/root_span"),
+        Count::Calling("otel_unsampled_tuned/root_span"),
+        None,
+    ),
+    Line::Ratio(
+        "HTTP request in process, all threads: tracewire-tower unsampled / untraced",
+        Count::All("http/tracewire_unsampled"),
+        Count::All("http/untraced"),
+        None,
+    ),
+    Line::Ratio(
+        "HTTP request in process, all threads: tracewire-tower sampled / untraced",
+        Count::All("http/tracewire_sampled"),
+        Count::All("http/untraced"),
+        None,
+    ),
+    Line::Info(
+        "HTTP request: what tracewire-tower unsampled adds, all threads",
+        Count::HttpAdded("http/tracewire_unsampled"),
+    ),
+    Line::Info(
+        "HTTP request: what tracewire-tower sampled adds, all threads",
+        Count::HttpAdded("http/tracewire_sampled"),
+    ),
+];
+
+impl Costs {
+    fn count(&self, count: Count) -> Option<f64> {
+        match count {
+            Count::Calling(name) => Some(self.get(name)?.calling_thread),
+            Count::All(name) => Some(self.get(name)?.all_threads),
+            Count::SampledEvent(stack) => self.sampled_event(stack),
+            Count::HttpAdded(name) => {
+                Some(self.get(name)?.all_threads - self.get("http/untraced")?.all_threads)
+            }
+        }
+    }
+}
+
+/// The report's row for `line`, empty when a scenario it needs was not run.
+fn row(costs: &Costs, line: &Line) -> Option<String> {
+    Some(match *line {
+        Line::Ratio(label, subject, baseline, max) => {
+            let (s, b) = (costs.count(subject)?, costs.count(baseline)?);
+            let r = s / b;
+            report::row(
+                label,
+                &format!("{r:.2}x ({s:.0} vs {b:.0} instructions)"),
+                &max.map_or_else(|| "(context)".to_owned(), |m| format!("<= {m}x")),
+                max.map(|m| r <= m),
+            )
+        }
+        Line::AtMost(label, subject, max) => {
+            let s = costs.count(subject)?;
+            report::row(
+                label,
+                &format!("{s:.0} instructions"),
+                &format!("<= {max:.0}"),
+                Some(s <= max),
+            )
+        }
+        Line::Info(label, subject) => report::row(
+            label,
+            &format!("{:.0} instructions", costs.count(subject)?),
+            "(context)",
+            None,
+        ),
+    })
 }
 
 fn report(costs: &Costs) {
-    let calling = |name: &str| costs.get(name).map(|c| c.calling_thread);
-    let all = |name: &str| costs.get(name).map(|c| c.all_threads);
-    let mut rows = String::new();
-    rows += &ratio_row(
-        "unsampled root span: tracewire / bare Registry",
-        calling("tracewire_unsampled/root_span"),
-        calling("registry/root_span"),
-        Some(1.2),
-    );
-    rows += &ratio_row(
-        "unsampled child span: tracewire / bare Registry",
-        calling("tracewire_unsampled/child_span"),
-        calling("registry/child_span"),
-        Some(1.2),
-    );
-    rows += &ratio_row(
-        "unsampled child span: tracewire / a layer that does nothing",
-        calling("tracewire_unsampled/child_span"),
-        calling("empty_layer/child_span"),
-        None,
-    );
-    rows += &ratio_row(
-        "child span: a layer that does nothing / bare Registry",
-        calling("empty_layer/child_span"),
-        calling("registry/child_span"),
-        None,
-    );
-    rows += &ratio_row(
-        "event: a layer that does nothing / bare Registry",
-        calling("empty_layer/event"),
-        calling("registry/event"),
-        None,
-    );
-    rows += &ratio_row(
-        "event in an unsampled span: tracewire / bare Registry",
-        calling("tracewire_unsampled/event"),
-        calling("registry/event"),
-        Some(1.5),
-    );
-    rows += &absolute_row(
-        "sampled span, calling thread",
-        calling("tracewire_sampled/root_span"),
-        2400.0,
-    );
-    rows += &ratio_row(
-        "sampled span, calling thread: tracewire / tracing-opentelemetry",
-        calling("tracewire_sampled/root_span"),
-        calling("otel_sampled/root_span"),
-        Some(0.25),
-    );
-    rows += &ratio_row(
-        "sampled span, calling thread: tracewire / tracing-opentelemetry tuned",
-        calling("tracewire_sampled/root_span"),
-        calling("otel_sampled_tuned/root_span"),
-        None,
-    );
-    rows += &absolute_row(
-        "sampled span, all threads, OTLP/protobuf encoding included",
-        all("tracewire_sampled/root_span"),
-        4000.0,
-    );
-    rows += &ratio_row(
-        "sampled span, all threads: tracewire (with encoding) / tracing-opentelemetry (without)",
-        all("tracewire_sampled/root_span"),
-        all("otel_sampled/root_span"),
-        None,
-    );
-    rows += &absolute_row(
-        "sampled event, calling thread",
-        costs.sampled_event("tracewire_sampled"),
-        800.0,
-    );
-    rows += &ratio_row(
-        "sampled event: tracewire / tracing-opentelemetry",
-        costs.sampled_event("tracewire_sampled"),
-        costs.sampled_event("otel_sampled"),
-        None,
-    );
-    rows += &ratio_row(
-        "unsampled root span: tracewire / tracing-opentelemetry tuned",
-        calling("tracewire_unsampled/root_span"),
-        calling("otel_unsampled_tuned/root_span"),
-        None,
-    );
-    let http_layer =
-        |name: &str| Some(costs.get(name)?.all_threads - costs.get("http/untraced")?.all_threads);
-    rows += &ratio_row(
-        "HTTP request in process, all threads: tracewire-tower unsampled / untraced",
-        all("http/tracewire_unsampled"),
-        all("http/untraced"),
-        None,
-    );
-    rows += &ratio_row(
-        "HTTP request in process, all threads: tracewire-tower sampled / untraced",
-        all("http/tracewire_sampled"),
-        all("http/untraced"),
-        None,
-    );
-    for (label, name) in [
-        ("unsampled", "http/tracewire_unsampled"),
-        ("sampled", "http/tracewire_sampled"),
-    ] {
-        if let Some(cost) = http_layer(name) {
-            rows += &report::row(
-                &format!("HTTP request: what tracewire-tower {label} adds, all threads"),
-                &format!("{cost:.0} instructions"),
-                "(context)",
-                None,
-            );
-        }
-    }
+    let rows: String = LINES.iter().filter_map(|line| row(costs, line)).collect();
     report::print_rows("instructions (issue 12; callgrind)", &rows);
 
     println!("\n| scenario | calling thread | all threads |\n|---|---:|---:|");

@@ -19,6 +19,23 @@ pub mod usage;
 
 pub use receiver::Receiver;
 
+/// The span the span benchmarks measure: three attributes and an empty
+/// one at creation, entered, the empty one recorded, exited and closed.
+#[inline(never)]
+pub fn one_span(i: u64) {
+    let span = tracing::info_span!(
+        "GET /users/{id}",
+        http.request.method = "GET",
+        url.path = "/users/42",
+        user.id = i,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let entered = span.enter();
+    span.record("http.response.status_code", 200);
+    drop(entered);
+    drop(span);
+}
+
 use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
