@@ -116,13 +116,7 @@ pub fn list(traces: &Traces, options: &RenderOptions) -> String {
     ];
     let right = [false, false, true, true, true, false, false];
     let widths: Vec<usize> = (0..7)
-        .map(|c| {
-            rows.iter()
-                .map(|r| width(&r[c]))
-                .chain([headers[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|c| column_width(&rows, |r| &r[c], headers[c].len()))
         .collect();
     let mut out = String::new();
     let header: Vec<String> = (0..7)
@@ -186,30 +180,10 @@ pub fn view(trace: &Trace, options: &RenderOptions) -> String {
             )
         })
         .collect();
-    let w_service = rows
-        .iter()
-        .map(|r| width(&r.1))
-        .chain([7])
-        .max()
-        .unwrap_or(7);
-    let w_name = rows
-        .iter()
-        .map(|r| width(&r.2))
-        .chain([9])
-        .max()
-        .unwrap_or(9);
-    let w_start = rows
-        .iter()
-        .map(|r| width(&r.3))
-        .chain([5])
-        .max()
-        .unwrap_or(5);
-    let w_duration = rows
-        .iter()
-        .map(|r| width(&r.4))
-        .chain([8])
-        .max()
-        .unwrap_or(8);
+    let w_service = column_width(&rows, |r| &r.1, 7);
+    let w_name = column_width(&rows, |r| &r.2, 9);
+    let w_start = column_width(&rows, |r| &r.3, 5);
+    let w_duration = column_width(&rows, |r| &r.4, 8);
 
     let mut out = String::new();
     let _ = writeln!(out, "{}", paint.bold(&summary(trace)));
@@ -333,24 +307,9 @@ pub fn critical_path(trace: &Trace, path: &CriticalPath, options: &RenderOptions
             )
         })
         .collect();
-    let w_self = rows
-        .iter()
-        .map(|r| width(&r.0))
-        .chain([4])
-        .max()
-        .unwrap_or(4);
-    let w_share = rows
-        .iter()
-        .map(|r| width(&r.1))
-        .chain([5])
-        .max()
-        .unwrap_or(5);
-    let w_dur = rows
-        .iter()
-        .map(|r| width(&r.2))
-        .chain([8])
-        .max()
-        .unwrap_or(8);
+    let w_self = column_width(&rows, |r| &r.0, 4);
+    let w_share = column_width(&rows, |r| &r.1, 5);
+    let w_dur = column_width(&rows, |r| &r.2, 8);
     let _ = writeln!(
         out,
         "{}",
@@ -664,6 +623,12 @@ pub(crate) fn clean(text: &str) -> Cow<'_, str> {
 
 fn width(text: &str) -> usize {
     text.chars().count()
+}
+
+/// The width of a column: its widest cell (`cell` picks it from a row), at
+/// least `min` (the header's width).
+fn column_width<R>(rows: &[R], cell: impl Fn(&R) -> &String, min: usize) -> usize {
+    rows.iter().map(|r| width(cell(r))).fold(min, usize::max)
 }
 
 fn align(text: &str, to: usize, right: bool) -> String {
