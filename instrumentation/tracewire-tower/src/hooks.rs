@@ -2,11 +2,14 @@
 //! called, and what is added when the request starts and when its response
 //! arrives.
 //!
-//! Each is a trait with a blanket impl for closures, a `()` no-op and,
-//! where a default does something, a `Default*` struct.
+//! Each is a trait with a blanket impl for closures, a `()` no-op (the
+//! layer's default, except for [`SpanName`]: [`DefaultSpanName`]) and,
+//! for the request and response hooks, a struct that logs an event
+//! ([`LogOnRequest`], [`LogOnResponse`]). [`BoxedHook`] erases any of them.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -151,7 +154,7 @@ impl<N: SpanName<B>, B> fmt::Display for LazyName<'_, N, B> {
 /// (`span.record` for fields, [`tracewire::SpanExt::set_attribute`] for
 /// others).
 ///
-/// `()` does nothing; [`DefaultOnRequest`] logs an event; a closure
+/// `()` does nothing; [`LogOnRequest`] logs an event; a closure
 /// `Fn(&Request<B>, &Span)` is an `OnRequest`.
 ///
 /// ```
@@ -188,7 +191,7 @@ where
 /// Runs when the response head arrives (before the body is sent), inside
 /// the span, with the time since the request started.
 ///
-/// `()` does nothing; [`DefaultOnResponse`] logs an event; a closure
+/// `()` does nothing; [`LogOnResponse`] logs an event; a closure
 /// `Fn(&Response<B>, Duration, &Span)` is an `OnResponse`.
 pub trait OnResponse<B> {
     /// Called with the response head, the latency and the span.
@@ -220,69 +223,60 @@ macro_rules! event_at {
     };
 }
 
-/// Logs `started processing request` at a level (default `DEBUG`): a log
-/// line that carries the trace id.
-#[derive(Clone, Copy, Debug)]
-pub struct DefaultOnRequest {
-    level: Level,
-}
-
-impl Default for DefaultOnRequest {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl DefaultOnRequest {
-    /// Logs at `DEBUG`.
-    pub const fn new() -> Self {
-        DefaultOnRequest {
-            level: Level::DEBUG,
+/// Defines a hook that logs an event at a level (default `DEBUG`): the
+/// struct and its constructors.
+macro_rules! log_hook {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name {
+            level: Level,
         }
-    }
 
-    /// Logs at `level`.
-    pub const fn level(mut self, level: Level) -> Self {
-        self.level = level;
-        self
-    }
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $name {
+            /// Logs at `DEBUG`.
+            pub const fn new() -> Self {
+                $name {
+                    level: Level::DEBUG,
+                }
+            }
+
+            /// Logs at `level`.
+            pub const fn level(mut self, level: Level) -> Self {
+                self.level = level;
+                self
+            }
+        }
+    };
 }
 
-impl<B> OnRequest<B> for DefaultOnRequest {
+log_hook!(
+    /// Logs `started processing request` at a level (default `DEBUG`): a
+    /// log line that carries the trace id. Not the layer's default, which
+    /// is `()` (nothing).
+    LogOnRequest
+);
+
+log_hook!(
+    /// Logs `finished processing request` with `latency_ms` and `status`
+    /// at a level (default `DEBUG`). Not the layer's default, which is `()`
+    /// (nothing).
+    LogOnResponse
+);
+
+impl<B> OnRequest<B> for LogOnRequest {
     fn on_request(&self, _: &Request<B>, _: &Span) {
         event_at!(self.level, "started processing request");
     }
 }
 
-/// Logs `finished processing request` with `latency_ms` and `status` at a
-/// level (default `DEBUG`).
-#[derive(Clone, Copy, Debug)]
-pub struct DefaultOnResponse {
-    level: Level,
-}
-
-impl Default for DefaultOnResponse {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl DefaultOnResponse {
-    /// Logs at `DEBUG`.
-    pub const fn new() -> Self {
-        DefaultOnResponse {
-            level: Level::DEBUG,
-        }
-    }
-
-    /// Logs at `level`.
-    pub const fn level(mut self, level: Level) -> Self {
-        self.level = level;
-        self
-    }
-}
-
-impl<B> OnResponse<B> for DefaultOnResponse {
+impl<B> OnResponse<B> for LogOnResponse {
     fn on_response(&self, response: &Response<B>, latency: Duration, _: &Span) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         let status = response.status().as_u16();
@@ -292,6 +286,65 @@ impl<B> OnResponse<B> for DefaultOnResponse {
             status,
             "finished processing request"
         );
+    }
+}
+
+/// A hook behind an `Arc<dyn …>`: what [`TraceLayer::boxed`](crate::TraceLayer::boxed)
+/// turns each hook into, so that a layer with custom hooks has a type a
+/// function signature can name ([`BoxedServerLayer`](crate::BoxedServerLayer),
+/// [`BoxedClientLayer`](crate::BoxedClientLayer)). `H` is `dyn Filter<B> +
+/// Send + Sync` (or `SpanName`, `OnRequest`, `OnResponse`). Cloning it
+/// clones the `Arc`.
+pub struct BoxedHook<H: ?Sized>(Arc<H>);
+
+impl<H: ?Sized> BoxedHook<H> {
+    pub(crate) fn new(hook: Arc<H>) -> Self {
+        BoxedHook(hook)
+    }
+}
+
+impl<H: ?Sized> Clone for BoxedHook<H> {
+    fn clone(&self) -> Self {
+        BoxedHook(Arc::clone(&self.0))
+    }
+}
+
+impl<H: ?Sized> fmt::Debug for BoxedHook<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BoxedHook(..)")
+    }
+}
+
+impl<B> Filter<B> for BoxedHook<dyn Filter<B> + Send + Sync> {
+    fn trace(&self, request: &Request<B>) -> bool {
+        self.0.trace(request)
+    }
+}
+
+impl<B> SpanName<B> for BoxedHook<dyn SpanName<B> + Send + Sync> {
+    fn span_name(&self, request: &Request<B>, route: Option<&str>) -> Cow<'static, str> {
+        self.0.span_name(request, route)
+    }
+
+    fn write_span_name(
+        &self,
+        request: &Request<B>,
+        route: Option<&str>,
+        f: &mut fmt::Formatter<'_>,
+    ) -> fmt::Result {
+        self.0.write_span_name(request, route, f)
+    }
+}
+
+impl<B> OnRequest<B> for BoxedHook<dyn OnRequest<B> + Send + Sync> {
+    fn on_request(&self, request: &Request<B>, span: &Span) {
+        self.0.on_request(request, span);
+    }
+}
+
+impl<B> OnResponse<B> for BoxedHook<dyn OnResponse<B> + Send + Sync> {
+    fn on_response(&self, response: &Response<B>, latency: Duration, span: &Span) {
+        self.0.on_response(response, latency, span);
     }
 }
 

@@ -9,7 +9,7 @@ use http::HeaderName;
 use tower_layer::Layer;
 use tracewire::propagation::Propagator;
 
-use crate::hooks::DefaultSpanName;
+use crate::hooks::{BoxedHook, DefaultSpanName, Filter, OnRequest, OnResponse, SpanName};
 
 /// A tower layer that traces HTTP requests: [`TraceLayer::server`] for
 /// services that answer requests (axum, hyper), [`TraceLayer::client`] for
@@ -94,6 +94,30 @@ pub struct Server<F = (), N = DefaultSpanName, Req = (), Res = ()> {
     pub(crate) on_request: Req,
     pub(crate) on_response: Res,
 }
+
+/// A server [`TraceLayer`] whose hooks are boxed, made by
+/// [`TraceLayer::boxed`](TraceLayer#method.boxed): one type whatever the
+/// hooks are, for a function that returns the layer. `ReqBody` and
+/// `ResBody` are the request and response body types of the service it
+/// wraps.
+pub type BoxedServerLayer<ReqBody, ResBody = ReqBody> = TraceLayer<
+    Server<
+        BoxedHook<dyn Filter<ReqBody> + Send + Sync>,
+        BoxedHook<dyn SpanName<ReqBody> + Send + Sync>,
+        BoxedHook<dyn OnRequest<ReqBody> + Send + Sync>,
+        BoxedHook<dyn OnResponse<ResBody> + Send + Sync>,
+    >,
+>;
+
+/// A client [`TraceLayer`] whose hooks are boxed, made by
+/// [`TraceLayer::boxed`](TraceLayer#method.boxed-1), as
+/// [`BoxedServerLayer`] is for servers.
+pub type BoxedClientLayer<ReqBody, ResBody = ReqBody> = TraceLayer<
+    Client<
+        BoxedHook<dyn OnRequest<ReqBody> + Send + Sync>,
+        BoxedHook<dyn OnResponse<ResBody> + Send + Sync>,
+    >,
+>;
 
 /// The client preset's options and hooks (see [`TraceLayer::client`]).
 #[derive(Clone, Debug)]
@@ -235,6 +259,46 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
         self.map_hooks(|(filter, name, on_request, _)| (filter, name, on_request, hook))
     }
 
+    /// The same layer with its hooks boxed: a type that a function
+    /// signature can name whatever the hooks are (closures included), at
+    /// the cost of a dynamic call per hook. `ReqBody` and `ResBody` are the
+    /// request and response body types of the service the layer wraps
+    /// (`axum::body::Body` for both in axum).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, routing::get};
+    /// use tracewire_tower::{BoxedServerLayer, LogOnResponse, TraceLayer};
+    ///
+    /// /// The tracing every service of the application shares.
+    /// fn tracing_layer() -> BoxedServerLayer<Body> {
+    ///     TraceLayer::server()
+    ///         .filter(|req: &http::Request<Body>| req.uri().path() != "/health")
+    ///         .on_response(LogOnResponse::new())
+    ///         .boxed()
+    /// }
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/users/{id}", get(|| async { "alice" }))
+    ///     .layer(tracing_layer());
+    /// # let _ = app;
+    /// ```
+    pub fn boxed<ReqBody, ResBody>(self) -> BoxedServerLayer<ReqBody, ResBody>
+    where
+        F: Filter<ReqBody> + Send + Sync + 'static,
+        N: SpanName<ReqBody> + Send + Sync + 'static,
+        Req: OnRequest<ReqBody> + Send + Sync + 'static,
+        Res: OnResponse<ResBody> + Send + Sync + 'static,
+    {
+        self.map_hooks(|(filter, name, on_request, on_response)| {
+            (
+                BoxedHook::new(Arc::new(filter) as Arc<dyn Filter<ReqBody> + Send + Sync>),
+                BoxedHook::new(Arc::new(name) as Arc<dyn SpanName<ReqBody> + Send + Sync>),
+                BoxedHook::new(Arc::new(on_request) as Arc<dyn OnRequest<ReqBody> + Send + Sync>),
+                BoxedHook::new(Arc::new(on_response) as Arc<dyn OnResponse<ResBody> + Send + Sync>),
+            )
+        })
+    }
+
     /// The same options with the hooks `f` makes of the current ones.
     fn map_hooks<F2, N2, Req2, Res2>(
         self,
@@ -305,25 +369,44 @@ impl<Req, Res> TraceLayer<Client<Req, Res>> {
     /// Runs `hook` before each request is sent, inside its span (see
     /// [`OnRequest`](crate::OnRequest)).
     pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Client<Req2, Res>> {
-        let m = self.mode;
-        TraceLayer {
-            mode: Client {
-                common: m.common,
-                on_request: hook,
-                on_response: m.on_response,
-            },
-        }
+        self.map_hooks(|(_, on_response)| (hook, on_response))
     }
 
     /// Runs `hook` when the response head arrives (see
     /// [`OnResponse`](crate::OnResponse)).
     pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Client<Req, Res2>> {
+        self.map_hooks(|(on_request, _)| (on_request, hook))
+    }
+
+    /// The same layer with its hooks boxed: a type that a function
+    /// signature can name whatever the hooks are (closures included), at
+    /// the cost of a dynamic call per hook. See
+    /// [`TraceLayer::<Server>::boxed`](TraceLayer#method.boxed).
+    pub fn boxed<ReqBody, ResBody>(self) -> BoxedClientLayer<ReqBody, ResBody>
+    where
+        Req: OnRequest<ReqBody> + Send + Sync + 'static,
+        Res: OnResponse<ResBody> + Send + Sync + 'static,
+    {
+        self.map_hooks(|(on_request, on_response)| {
+            (
+                BoxedHook::new(Arc::new(on_request) as Arc<dyn OnRequest<ReqBody> + Send + Sync>),
+                BoxedHook::new(Arc::new(on_response) as Arc<dyn OnResponse<ResBody> + Send + Sync>),
+            )
+        })
+    }
+
+    /// The same options with the hooks `f` makes of the current ones.
+    fn map_hooks<Req2, Res2>(
+        self,
+        f: impl FnOnce((Req, Res)) -> (Req2, Res2),
+    ) -> TraceLayer<Client<Req2, Res2>> {
         let m = self.mode;
+        let (on_request, on_response) = f((m.on_request, m.on_response));
         TraceLayer {
             mode: Client {
                 common: m.common,
-                on_request: m.on_request,
-                on_response: hook,
+                on_request,
+                on_response,
             },
         }
     }

@@ -119,6 +119,10 @@
 //!   `http.target`, `http.url`, `net.host.name`, `net.peer.name`); on by
 //!   default when `OTEL_SEMCONV_STABILITY_OPT_IN` contains `http/dup`.
 //!
+//! - [`boxed`](TraceLayer#method.boxed): the same layer with its hooks
+//!   behind `Arc<dyn …>`, so a function can return it as a
+//!   [`BoxedServerLayer`] (or [`BoxedClientLayer`]) whatever the hooks are.
+//!
 //! Without axum, give the route template with an [`HttpRoute`] request
 //! extension (or a [`SpanName`] hook), and the peer address with a
 //! `SocketAddr` extension.
@@ -143,11 +147,29 @@ mod server;
 pub use client::ClientFuture;
 pub use extensions::HttpRoute;
 pub use hooks::{
-    DefaultOnRequest, DefaultOnResponse, DefaultSpanName, Filter, OnRequest, OnResponse, SpanName,
+    BoxedHook, DefaultSpanName, Filter, LogOnRequest, LogOnResponse, OnRequest, OnResponse,
+    SpanName,
 };
-pub use layer::{Client, Server, Trace, TraceLayer, TrustBoundary};
-pub use server::{ResponseBody, ResponseFuture};
+pub use layer::{
+    BoxedClientLayer, BoxedServerLayer, Client, Server, Trace, TraceLayer, TrustBoundary,
+};
+pub use server::{ResponseBody, ServerFuture};
 pub use tracewire::http::{DisablePropagation, ResendCount};
+
+/// The former name of [`ServerFuture`] (the client's is [`ClientFuture`]).
+#[deprecated(note = "renamed to `ServerFuture`, to match `ClientFuture`")]
+pub type ResponseFuture<Fut, M> = ServerFuture<Fut, M>;
+
+/// The former name of [`LogOnRequest`].
+#[deprecated(note = "renamed to `LogOnRequest`: it logs, while the layer's default is `()`")]
+pub type DefaultOnRequest = LogOnRequest;
+
+/// The former name of [`LogOnResponse`].
+#[deprecated(note = "renamed to `LogOnResponse`: it logs, while the layer's default is `()`")]
+pub type DefaultOnResponse = LogOnResponse;
+
+/// The span target, which `EnvFilter` directives can name.
+pub(crate) const TARGET: &str = "tracewire_tower";
 
 #[cfg(test)]
 mod tests;

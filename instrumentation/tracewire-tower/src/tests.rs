@@ -533,6 +533,67 @@ async fn hooks_run_inside_the_span() {
     assert_eq!(span.events[0].name, "on request");
 }
 
+/// A helper that returns a layer with custom hooks, as an application
+/// would write it.
+fn boxed_server_layer() -> crate::BoxedServerLayer<Full<Bytes>> {
+    TraceLayer::server()
+        .filter(|req: &Request<Full<Bytes>>| req.uri().path() != "/health")
+        .span_name(|req: &Request<Full<Bytes>>, _: Option<&str>| format!("boxed {}", req.method()))
+        .on_request(crate::LogOnRequest::new().level(tracing::Level::INFO))
+        .on_response(
+            |res: &Response<Full<Bytes>>, _: std::time::Duration, span: &tracing::Span| {
+                span.record(
+                    "http.response.status_code",
+                    i64::from(res.status().as_u16()) + 1,
+                );
+            },
+        )
+        .boxed()
+}
+
+#[tokio::test]
+async fn boxed_hooks_do_what_the_hooks_do() {
+    let (exporter, _guard) = traced();
+    let svc = ServiceBuilder::new()
+        .layer(boxed_server_layer())
+        .service_fn(ok);
+    for path in ["/health", "/orders"] {
+        svc.clone()
+            .oneshot(request(path).body(Full::default()).unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(exporter.tree(), "boxed GET [server]\n");
+    let span = exporter.span("boxed GET");
+    assert_eq!(span.events[0].name, "started processing request");
+    assert_eq!(
+        span.attribute("http.response.status_code"),
+        Some(&Value::I64(201)),
+        "the response hook ran after the status was recorded"
+    );
+
+    let client: crate::BoxedClientLayer<Full<Bytes>> = TraceLayer::client()
+        .on_request(|_: &Request<Full<Bytes>>, span: &tracing::Span| {
+            span.record("http.request.resend_count", 3);
+        })
+        .boxed();
+    ServiceBuilder::new()
+        .layer(client)
+        .service_fn(ok)
+        .oneshot(
+            request("http://inventory/items")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let span = exporter.span("GET");
+    assert_eq!(
+        span.attribute("http.request.resend_count"),
+        Some(&Value::I64(3))
+    );
+}
+
 // ---- client ----
 
 #[tokio::test]

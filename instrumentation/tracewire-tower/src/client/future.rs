@@ -1,0 +1,94 @@
+//! The response future of a traced client.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::Response;
+use pin_project_lite::pin_project;
+use tracewire::http::{
+    error_type_name, record_client_response, record_error, record_response_headers,
+};
+use tracing::Span;
+
+use crate::hooks::OnResponse;
+use crate::layer::Client;
+
+pin_project! {
+    /// The response future of a traced client: enters the span on every
+    /// poll and ends it when the response head arrives or the request fails.
+    /// Dropping it (cancelling the request) ends the span without an error.
+    pub struct ClientFuture<Fut, M> {
+        #[pin]
+        inner: Fut,
+        span: Option<Span>,
+        start: Instant,
+        mode: Arc<M>,
+    }
+}
+
+impl<Fut, M> fmt::Debug for ClientFuture<Fut, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientFuture")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Fut, Req, Res, B, E> Future for ClientFuture<Fut, Client<Req, Res>>
+where
+    Fut: Future<Output = Result<Response<B>, E>>,
+    E: fmt::Display + 'static,
+    Res: OnResponse<B>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.span.as_ref() {
+            Some(span) => {
+                let _entered = span.enter();
+                this.inner.poll(cx)
+            }
+            None => this.inner.poll(cx),
+        };
+        let Poll::Ready(result) = result else {
+            return Poll::Pending;
+        };
+        if let Some(span) = this.span.take() {
+            let _entered = span.enter();
+            match &result {
+                Ok(response) => {
+                    let common = &this.mode.common;
+                    record_client_response(
+                        &span,
+                        response.status(),
+                        response.version(),
+                        common.legacy,
+                    );
+                    record_response_headers(&span, &common.response_headers, response.headers());
+                    this.mode
+                        .on_response
+                        .on_response(response, this.start.elapsed(), &span);
+                }
+                Err(error) => record_error(&span, error_type_name::<E>(), Some(error)),
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<Fut, M> ClientFuture<Fut, M> {
+    /// The future of a request that got `span`.
+    pub(super) fn new(inner: Fut, span: Span, mode: Arc<M>) -> Self {
+        ClientFuture {
+            inner,
+            span: Some(span),
+            start: Instant::now(),
+            mode,
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The response future of a traced server.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderValue, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tracewire::http::{error_type_name, record_error, record_response_headers, record_status_code};
+use tracewire::propagation::format_traceparent;
+use tracewire::{SpanContext, SpanExt as _};
+use tracing::Span;
+
+use super::ResponseBody;
+use crate::hooks::OnResponse;
+use crate::layer::Server;
+use crate::record;
+
+/// What a traced request's future keeps until the response head is ready.
+struct State<M> {
+    span: Span,
+    /// Whether `span` is recorded: an unsampled one gets no `record` calls.
+    recording: bool,
+    start: Instant,
+    mode: Arc<M>,
+}
+
+pin_project! {
+    /// The response future of a traced server: enters the span on every
+    /// poll, records the response status and hands the span to the body.
+    pub struct ServerFuture<Fut, M> {
+        #[pin]
+        inner: Fut,
+        state: Option<State<M>>,
+    }
+}
+
+impl<Fut, M> ServerFuture<Fut, M> {
+    /// The future of a request that gets `span`.
+    pub(super) fn traced(inner: Fut, span: Span, recording: bool, mode: Arc<M>) -> Self {
+        ServerFuture {
+            inner,
+            state: Some(State {
+                span,
+                recording,
+                start: Instant::now(),
+                mode,
+            }),
+        }
+    }
+
+    /// The future of a request the filter rejected.
+    pub(super) fn untraced(inner: Fut) -> Self {
+        ServerFuture { inner, state: None }
+    }
+}
+
+impl<Fut, M> fmt::Debug for ServerFuture<Fut, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerFuture")
+            .field("traced", &self.state.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Fut, F, N, Req, Res, B, E> Future for ServerFuture<Fut, Server<F, N, Req, Res>>
+where
+    Fut: Future<Output = Result<Response<B>, E>>,
+    E: fmt::Display + 'static,
+    B: Body,
+    B::Error: fmt::Display + 'static,
+    Res: OnResponse<B>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        // One entry of the span for the poll and, when the response is
+        // ready, for recording it and the `OnResponse` hook.
+        let result = ready!(record::poll_in_span(
+            this.state,
+            |state| &state.span,
+            || inner.poll(cx),
+            State::record,
+        ));
+        Poll::Ready(match this.state.take() {
+            Some(state) => result.map(|r| r.map(|body| ResponseBody::traced(body, state.span))),
+            None => result.map(|r| r.map(ResponseBody::untraced)),
+        })
+    }
+}
+
+impl<F, N, Req, Res> State<Server<F, N, Req, Res>> {
+    /// Records the response (or the error) of the inner service on the
+    /// span, adds the trace headers and runs the `OnResponse` hook; called
+    /// inside the span.
+    fn record<B, E>(&self, result: &mut Result<Response<B>, E>)
+    where
+        E: fmt::Display + 'static,
+        Res: OnResponse<B>,
+    {
+        let span = &self.span;
+        let mode = &self.mode;
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                if self.recording {
+                    record_status_code(span, status, mode.common.legacy);
+                    if status.is_server_error() {
+                        record_error(span, status.as_str(), None);
+                    }
+                }
+                if (mode.traceresponse || mode.server_timing)
+                    && let Some(cx) = span.span_context()
+                {
+                    add_trace_headers(response, &cx, mode.traceresponse, mode.server_timing);
+                }
+                if self.recording {
+                    record_response_headers(
+                        span,
+                        &mode.common.response_headers,
+                        response.headers(),
+                    );
+                }
+                mode.on_response
+                    .on_response(response, self.start.elapsed(), span);
+            }
+            Err(error) => {
+                if self.recording {
+                    record_error(span, error_type_name::<E>(), Some(&*error));
+                }
+            }
+        }
+    }
+}
+
+/// Writes `traceresponse` and/or `Server-Timing: traceparent;desc=…`.
+fn add_trace_headers<B>(
+    response: &mut Response<B>,
+    cx: &SpanContext,
+    traceresponse: bool,
+    server_timing: bool,
+) {
+    let value = format_traceparent(cx);
+    let Ok(text) = std::str::from_utf8(&value) else {
+        return;
+    };
+    if traceresponse && let Ok(v) = HeaderValue::from_str(text) {
+        response.headers_mut().insert("traceresponse", v);
+    }
+    if server_timing && let Ok(v) = HeaderValue::from_str(&format!("traceparent;desc=\"{text}\"")) {
+        response.headers_mut().append("server-timing", v);
+    }
+}
