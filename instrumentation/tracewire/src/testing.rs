@@ -1,4 +1,4 @@
-//! Test support: an exporter that keeps finished spans in memory, with
+//! Test support: a processor and exporter that keeps finished spans in memory, with
 //! helpers to find spans, walk the tree and check attributes.
 //!
 //! ```
@@ -27,6 +27,31 @@ use crate::{SpanData, SpanKind, TraceId};
 
 /// Keeps every finished span in memory. Clones share the same store, so a
 /// test keeps one clone and gives another to the layer.
+///
+/// It is both a [`SpanProcessor`] (given to the layer, it keeps each span as
+/// it ends) and, with the `export` feature, a
+/// [`SpanExporter`](crate::export::SpanExporter) (behind a
+/// [`BatchSpanProcessor`](crate::export::BatchSpanProcessor), it keeps what
+/// the pipeline delivers), as OpenTelemetry SDKs' in-memory exporters are.
+///
+/// ```
+/// # #[cfg(feature = "export")] {
+/// use tracewire::export::{BatchConfig, BatchSpanProcessor};
+/// use tracewire::processor::SpanProcessor as _;
+/// use tracewire::testing::InMemoryExporter;
+/// use tracewire::TracewireLayer;
+/// use tracing_subscriber::prelude::*;
+///
+/// let exporter = InMemoryExporter::new();
+/// let pipeline = std::sync::Arc::new(BatchSpanProcessor::new(exporter.clone(), BatchConfig::default()));
+/// let layer = TracewireLayer::builder().shared_processor(pipeline.clone()).build();
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     tracing::info_span!("batched").in_scope(|| {});
+/// });
+/// pipeline.force_flush(std::time::Duration::from_secs(5)).unwrap();
+/// assert_eq!(exporter.span("batched").name, "batched");
+/// # }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryExporter {
     spans: Arc<Mutex<Vec<SpanData>>>,
@@ -171,5 +196,13 @@ fn render(all: &[SpanData], span: &SpanData, depth: usize, out: &mut String) {
 impl SpanProcessor for InMemoryExporter {
     fn on_end(&self, span: SpanData) {
         self.lock().push(span);
+    }
+}
+
+#[cfg(feature = "export")]
+impl crate::export::SpanExporter for InMemoryExporter {
+    fn export(&mut self, batch: Vec<SpanData>) -> crate::export::ExportFuture<'_> {
+        self.lock().extend(batch);
+        Box::pin(async { Ok(()) })
     }
 }
