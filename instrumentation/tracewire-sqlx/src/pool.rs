@@ -15,7 +15,7 @@ use crate::execute::Prepared;
 use crate::executor::{ResultStream, record_optional, traced_tx};
 use crate::sanitize::QueryText;
 use crate::span::{Shared, record_wait, without_span};
-use crate::stream::{Generator, TracedStream};
+use crate::stream::TracedStream;
 use crate::transaction::TracedTransaction;
 
 /// How many distinct SQL strings a pool's sanitizer cache holds by default.
@@ -202,25 +202,30 @@ where
         let span = self.shared.query_span(prepared.text());
         let pool = self.clone();
         let inner_span = span.clone();
-        let results = Generator::new(move |out| async move {
+        // The stream owns its pooled connection and the results borrowing
+        // it: a generator (async-stream) holds both across yields.
+        let results = async_stream::stream! {
             let start = Instant::now();
             let mut conn = match pool.pool.acquire().await {
                 Ok(conn) => conn,
-                Err(err) => return out.send(Err(err)).await,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
             };
             record_wait(&inner_span, start.elapsed());
             pool.detect(&mut conn, &inner_span).await;
             let mut rows = conn.fetch_many(prepared);
             while let Some(item) = rows.next().await {
                 let failed = item.is_err();
-                out.send(item).await;
+                yield item;
                 if failed {
                     break;
                 }
             }
             drop(rows);
             without_span(|| drop(conn));
-        });
+        };
         Box::pin(TracedStream::new(
             Box::pin(results),
             span,

@@ -1,10 +1,8 @@
-//! Streams: one that keeps a query span open until the results end or the
-//! stream is dropped, and a small generator for streams that own their
-//! pooled connection.
+//! A stream that keeps a query span open until the results end or the
+//! stream is dropped.
 
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -84,79 +82,6 @@ impl<Q, R> Stream for TracedStream<'_, Q, R> {
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// Hands items from a generator future to its stream.
-pub(crate) struct Yielder<T> {
-    slot: Arc<Mutex<Option<T>>>,
-}
-
-impl<T> Yielder<T> {
-    /// Gives `item` to the stream and waits until it has been taken.
-    pub(crate) async fn send(&self, item: T) {
-        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(item);
-        // Return Pending once: the stream's poll_next finds the item in the
-        // slot and returns it; its next poll resumes here.
-        let mut yielded = false;
-        std::future::poll_fn(|_| {
-            if yielded {
-                Poll::Ready(())
-            } else {
-                yielded = true;
-                Poll::Pending
-            }
-        })
-        .await;
-    }
-}
-
-/// A stream driven by a future that sends its items through a [`Yielder`]:
-/// the future can own a connection and a stream borrowing it.
-pub(crate) struct Generator<'e, T> {
-    slot: Arc<Mutex<Option<T>>>,
-    future: Option<Pin<Box<dyn Future<Output = ()> + Send + 'e>>>,
-}
-
-impl<'e, T: Send + 'e> Generator<'e, T> {
-    pub(crate) fn new<F, Fut>(f: F) -> Self
-    where
-        F: FnOnce(Yielder<T>) -> Fut,
-        Fut: Future<Output = ()> + Send + 'e,
-    {
-        let slot = Arc::new(Mutex::new(None));
-        let future = f(Yielder {
-            slot: Arc::clone(&slot),
-        });
-        Self {
-            slot,
-            future: Some(Box::pin(future)),
-        }
-    }
-}
-
-impl<T> Stream for Generator<'_, T> {
-    type Item = T;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let this = self.get_mut();
-        let Some(future) = this.future.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let done = future.as_mut().poll(cx).is_ready();
-        let item = this
-            .slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if done {
-            this.future = None;
-        }
-        match item {
-            Some(item) => Poll::Ready(Some(item)),
-            None if done => Poll::Ready(None),
-            None => Poll::Pending,
         }
     }
 }

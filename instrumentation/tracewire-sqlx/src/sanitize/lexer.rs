@@ -5,7 +5,7 @@
 //! Whitespace is not a token: the gaps between tokens are whitespace.
 
 use super::Dialect;
-use super::words;
+use super::words::{self, Keyword};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -26,9 +26,8 @@ pub(crate) enum Kind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Token {
     pub(crate) kind: Kind,
-    /// For a [`Kind::Word`], which word it is ([`words`]); otherwise
-    /// [`words::OTHER`].
-    pub(crate) word: u8,
+    /// For a [`Kind::Word`], the keyword it is, if any; otherwise `None`.
+    pub(crate) word: Option<Keyword>,
     pub(crate) start: usize,
     pub(crate) end: usize,
 }
@@ -79,7 +78,7 @@ fn is_ident(b: u8) -> bool {
 /// conventions' cases read `99+100` as two literals.
 fn ends_operand(src: &[u8], tok: &Token) -> bool {
     match tok.kind {
-        Kind::Word => !words::is_keyword(tok.word),
+        Kind::Word => !words::is_reserved(tok.word),
         Kind::QuotedIdent | Kind::Placeholder => true,
         Kind::Punct => matches!(src[tok.start], b')' | b']' | b'}'),
         Kind::Literal | Kind::Comment => false,
@@ -106,7 +105,7 @@ pub(crate) fn tokenize(sql: &str, dialect: Dialect, out: &mut Vec<Token>) -> boo
         let start = i;
         let b = src[i];
         let next = src.get(i + 1).copied();
-        let mut word_id = words::OTHER;
+        let mut word_id = None;
         let kind = match b {
             _ if is_ident_start(b) => word(src, i, dialect, &mut i, &mut word_id),
             b'-' if next == Some(b'-') => {
@@ -335,9 +334,15 @@ fn number_end(src: &[u8], mut i: usize) -> usize {
     ident_end(src, i)
 }
 
-/// A word (its id in `id`), a prefixed string (`E'…'`, `X'…'`, `B'…'`,
+/// A word (its keyword, if any, in `id`), a prefixed string (`E'…'`, `X'…'`, `B'…'`,
 /// `N'…'`, `U&'…'`) or a boolean literal.
-fn word(src: &[u8], start: usize, dialect: Dialect, end: &mut usize, id: &mut u8) -> Kind {
+fn word(
+    src: &[u8],
+    start: usize,
+    dialect: Dialect,
+    end: &mut usize,
+    id: &mut Option<Keyword>,
+) -> Kind {
     let n = src.len();
     let mut i = ident_end(src, start);
     let w = &src[start..i];
@@ -363,8 +368,8 @@ fn word(src: &[u8], start: usize, dialect: Dialect, end: &mut usize, id: &mut u8
         };
     }
     *end = i;
-    match words::classify(src, start, i) {
-        words::TRUE | words::FALSE => Kind::Literal,
+    match words::keyword(&src[start..i]) {
+        Some(Keyword::True | Keyword::False) => Kind::Literal,
         word => {
             *id = word;
             Kind::Word

@@ -30,6 +30,8 @@ mod lexer;
 mod summary;
 mod words;
 
+use words::Keyword;
+
 pub use cache::QueryCache;
 
 use lexer::{Kind, Token};
@@ -179,7 +181,7 @@ fn render(sql: &str, toks: &[Token], out: &mut String) {
                 }
                 copied = t.end;
             }
-            Kind::Word if t.word == words::IN => {
+            Kind::Word if t.word == Some(Keyword::In) => {
                 if let Some(end) = in_list_end(sql, toks, i + 1) {
                     out.push_str(&sql[copied..t.end]);
                     // The whitespace up to the `(`, without the comments.

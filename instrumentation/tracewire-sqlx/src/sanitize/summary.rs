@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::lexer::{Kind, Token};
-use super::words::{self, is_keyword};
+use super::words::{Keyword, is_reserved};
 
 /// Longest summary kept, per the conventions (255 characters).
 const MAX_SUMMARY: usize = 255;
@@ -74,17 +74,16 @@ impl<'a> Walker<'a, '_, '_> {
         })
     }
 
-    /// Whether token `i` is the word `w` (an id from [`words`], not
-    /// [`words::OTHER`]).
-    fn is_word(&self, i: usize, w: u8) -> bool {
-        self.toks.get(i).is_some_and(|t| t.word == w)
+    /// Whether token `i` is the keyword `w`.
+    fn is_word(&self, i: usize, w: Keyword) -> bool {
+        self.toks.get(i).is_some_and(|t| t.word == Some(w))
     }
 
     /// Whether token `i` can start a name: an identifier that is not a
     /// reserved word, or a quoted identifier.
     fn is_name(&self, i: usize) -> bool {
         match self.kind(i) {
-            Some(Kind::Word) => !is_keyword(self.toks[i].word),
+            Some(Kind::Word) => !is_reserved(self.toks[i].word),
             Some(Kind::QuotedIdent) => true,
             _ => false,
         }
@@ -126,9 +125,14 @@ impl<'a> Walker<'a, '_, '_> {
         self.found.collections += 1;
     }
 
-    /// Skips words from `skip` (ids from [`words`]) starting at `i`.
-    fn skip_words(&self, mut i: usize, skip: &[u8]) -> usize {
-        while self.toks.get(i).is_some_and(|t| skip.contains(&t.word)) {
+    /// Skips keywords from `skip` starting at `i`.
+    fn skip_words(&self, mut i: usize, skip: &[Keyword]) -> usize {
+        while self
+            .toks
+            .get(i)
+            .and_then(|t| t.word)
+            .is_some_and(|w| skip.contains(&w))
+        {
             i += 1;
         }
         i
@@ -142,10 +146,10 @@ impl<'a> Walker<'a, '_, '_> {
             i = self.skip_words(
                 i,
                 &[
-                    words::ONLY,
-                    words::LATERAL,
-                    words::IGNORE,
-                    words::LOW_PRIORITY,
+                    Keyword::Only,
+                    Keyword::Lateral,
+                    Keyword::Ignore,
+                    Keyword::LowPriority,
                 ],
             );
             let Some((name, end)) = self.name(i) else {
@@ -160,7 +164,7 @@ impl<'a> Walker<'a, '_, '_> {
             if !list {
                 return i;
             }
-            if self.is_word(i, words::AS) {
+            if self.is_word(i, Keyword::As) {
                 i += 1;
             }
             if self.is_name(i) {
@@ -179,19 +183,23 @@ impl<'a> Walker<'a, '_, '_> {
         let mut j = self.skip_words(
             i + 1,
             &[
-                words::OR,
-                words::REPLACE,
-                words::TEMP,
-                words::TEMPORARY,
-                words::UNLOGGED,
-                words::UNIQUE,
-                words::GLOBAL,
-                words::LOCAL,
+                Keyword::Or,
+                Keyword::Replace,
+                Keyword::Temp,
+                Keyword::Temporary,
+                Keyword::Unlogged,
+                Keyword::Unique,
+                Keyword::Global,
+                Keyword::Local,
             ],
         );
         let mut op = Cow::Borrowed(self.text(i));
         self.text.push(self.text(i));
-        while self.toks.get(j).is_some_and(|t| is_object_type(t.word)) {
+        while self
+            .toks
+            .get(j)
+            .is_some_and(|t| t.word.is_some_and(is_object_type))
+        {
             let word = self.text(j);
             self.text.push(word);
             if self.found.operations == 0 {
@@ -205,11 +213,11 @@ impl<'a> Walker<'a, '_, '_> {
         j = self.skip_words(
             j,
             &[
-                words::IF,
-                words::NOT,
-                words::EXISTS,
-                words::CONCURRENTLY,
-                words::ONLY,
+                Keyword::If,
+                Keyword::Not,
+                Keyword::Exists,
+                Keyword::Concurrently,
+                Keyword::Only,
             ],
         );
         if let Some((name, after)) = self.name(j) {
@@ -252,27 +260,27 @@ impl<'a> Walker<'a, '_, '_> {
             }
             let in_call = parens.last();
             let word = self.toks[i].word;
-            let prev_is = |w: u8| i > 0 && self.is_word(i - 1, w);
+            let prev_is = |w: Keyword| i > 0 && self.is_word(i - 1, w);
             let at_start = stmt_start;
             stmt_start = false;
             match word {
-                words::SELECT => {
+                Some(Keyword::Select) => {
                     self.push_op(self.text(i));
                     i += 1;
                 }
-                words::INSERT | words::MERGE => {
+                Some(Keyword::Insert | Keyword::Merge) => {
                     self.push_op(self.text(i));
                     i += 1;
                 }
-                words::REPLACE | words::UPSERT if at_start => {
+                Some(Keyword::Replace | Keyword::Upsert) if at_start => {
                     self.push_op(self.text(i));
                     i += 1;
                 }
-                words::UPDATE => {
-                    if prev_is(words::DO)
-                        || prev_is(words::KEY)
-                        || prev_is(words::FOR)
-                        || prev_is(words::ON)
+                Some(Keyword::Update) => {
+                    if prev_is(Keyword::Do)
+                        || prev_is(Keyword::Key)
+                        || prev_is(Keyword::For)
+                        || prev_is(Keyword::On)
                     {
                         i += 1;
                     } else {
@@ -280,39 +288,46 @@ impl<'a> Walker<'a, '_, '_> {
                         i = self.tables(i + 1, false, false);
                     }
                 }
-                words::DELETE => {
-                    if prev_is(words::ON) {
+                Some(Keyword::Delete) => {
+                    if prev_is(Keyword::On) {
                         i += 1;
                     } else {
                         self.push_op(self.text(i));
                         i += 1;
                     }
                 }
-                words::FROM | words::JOIN if !in_call => {
-                    i = self.tables(i + 1, word == words::FROM, false);
+                Some(Keyword::From | Keyword::Join) if !in_call => {
+                    i = self.tables(i + 1, word == Some(Keyword::From), false);
                 }
-                words::USING if !in_call => {
+                Some(Keyword::Using) if !in_call => {
                     i = self.tables(i + 1, true, false);
                 }
-                words::INTO if !in_call => {
+                Some(Keyword::Into) if !in_call => {
                     i = self.tables(i + 1, false, true);
                 }
-                words::CREATE | words::ALTER | words::DROP | words::TRUNCATE if at_start => {
+                Some(Keyword::Create | Keyword::Alter | Keyword::Drop | Keyword::Truncate)
+                    if at_start =>
+                {
                     i = self.ddl(i);
                     i = self.skip_statement(i);
                 }
-                words::EXPLAIN if at_start => {
+                Some(Keyword::Explain) if at_start => {
                     self.text.push(self.text(i));
                     stmt_start = true;
                     i = self.skip_words(
                         i + 1,
-                        &[words::ANALYZE, words::VERBOSE, words::QUERY, words::PLAN],
+                        &[
+                            Keyword::Analyze,
+                            Keyword::Verbose,
+                            Keyword::Query,
+                            Keyword::Plan,
+                        ],
                     );
                 }
-                words::WITH | words::VALUES | words::TABLE if at_start => {
+                Some(Keyword::With | Keyword::Values | Keyword::Table) if at_start => {
                     i += 1;
                 }
-                words::CALL | words::EXEC | words::EXECUTE if at_start => {
+                Some(Keyword::Call | Keyword::Exec | Keyword::Execute) if at_start => {
                     self.push_op(self.text(i));
                     if let Some((name, _)) = self.name(i + 1) {
                         self.text.push(name);
@@ -412,23 +427,23 @@ impl Parens {
     }
 }
 
-fn is_object_type(word: u8) -> bool {
+fn is_object_type(word: Keyword) -> bool {
     matches!(
         word,
-        words::TABLE
-            | words::INDEX
-            | words::VIEW
-            | words::MATERIALIZED
-            | words::SEQUENCE
-            | words::SCHEMA
-            | words::DATABASE
-            | words::FUNCTION
-            | words::PROCEDURE
-            | words::TRIGGER
-            | words::TYPE
-            | words::EXTENSION
-            | words::DOMAIN
-            | words::ROLE
-            | words::USER
+        Keyword::Table
+            | Keyword::Index
+            | Keyword::View
+            | Keyword::Materialized
+            | Keyword::Sequence
+            | Keyword::Schema
+            | Keyword::Database
+            | Keyword::Function
+            | Keyword::Procedure
+            | Keyword::Trigger
+            | Keyword::Type
+            | Keyword::Extension
+            | Keyword::Domain
+            | Keyword::Role
+            | Keyword::User
     )
 }

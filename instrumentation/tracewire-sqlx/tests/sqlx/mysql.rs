@@ -28,4 +28,5 @@ db_suite! {
     // (42000, 23000).
     syntax_code: "1064",
     unique_code: "1062",
+    slow_rows: "SELECT SLEEP(0.05) FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3) AS t",
 }

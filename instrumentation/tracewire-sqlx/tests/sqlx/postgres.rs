@@ -21,4 +21,7 @@ db_suite! {
     address: Some("127.0.0.1"),
     syntax_code: "42601",
     unique_code: "23505",
+    // pg_sleep per row (LATERAL on x, so run again for each).
+    slow_rows: "SELECT x FROM generate_series(1, 3) AS x, \
+                LATERAL (SELECT pg_sleep(0.05 + 0 * x)) AS s",
 }

@@ -20,6 +20,9 @@ mod memory {
         address: None,
         syntax_code: "1",
         unique_code: "1555",
+        // The worker thread counts to 100 000 before each row.
+        slow_rows: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
+                    SELECT x FROM c WHERE x % 100000 = 0",
     }
 }
 
@@ -56,5 +59,8 @@ mod file {
         address: None,
         syntax_code: "1",
         unique_code: "1555",
+        // The worker thread counts to 100 000 before each row.
+        slow_rows: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
+                    SELECT x FROM c WHERE x % 100000 = 0",
     }
 }

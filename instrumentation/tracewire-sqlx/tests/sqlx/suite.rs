@@ -6,7 +6,9 @@
 //! `$connect` is an async expression giving a `sqlx::Pool<$db>`;
 //! `$p1`/`$p2` are the placeholders; `$system`, `$namespace`, `$address`
 //! the expected attributes; `$syntax_code` and `$unique_code` the expected
-//! error codes.
+//! error codes; `$slow_rows` a query whose three rows come slowly (the
+//! server or worker is busy before each, so the stream is polled while it
+//! has nothing yet).
 
 macro_rules! db_suite {
     (
@@ -20,7 +22,8 @@ macro_rules! db_suite {
         namespace: $namespace:expr,
         address: $address:expr,
         syntax_code: $syntax_code:expr,
-        unique_code: $unique_code:expr $(,)?
+        unique_code: $unique_code:expr,
+        slow_rows: $slow_rows:expr $(,)?
     ) => {
         use futures_util::{StreamExt, TryStreamExt};
         use sqlx::Row;
@@ -345,6 +348,35 @@ macro_rules! db_suite {
             assert_eq!(i64_attr(&span, "db.response.returned_rows"), Some(1));
             assert!(!is_error(&span));
             teardown(&raw, &table).await;
+        }
+
+        /// The pool's stream owns its connection and the results borrowing
+        /// it; when the results are not ready it must leave the task to be
+        /// woken when they are, or the stream never ends. The sleep is
+        /// checked first: a stream only polled again because the deadline
+        /// woke the task fails.
+        $(#[$attr])*
+        #[tokio::test]
+        async fn a_stream_of_slow_rows_wakes_its_task_and_completes() {
+            let raw = pool().await;
+            let pool = TracedPool::builder(raw.clone()).returned_rows(true).build();
+            let rows = async {
+                let mut rows = sqlx::query($slow_rows).fetch(&pool);
+                let mut count = 0;
+                while let Some(row) = rows.next().await {
+                    row.unwrap();
+                    count += 1;
+                }
+                count
+            };
+            let count = tokio::select! {
+                biased;
+                () = tokio::time::sleep(std::time::Duration::from_secs(20)) => {
+                    panic!("the stream was not woken when its rows came")
+                }
+                count = rows => count,
+            };
+            assert_eq!(count, 3);
         }
 
         $(#[$attr])*
