@@ -3,12 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use futures_core::future::BoxFuture;
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Database, Error, Execute, Executor, SqlStr};
+use sqlx::{Connection, Database, Error};
 
 use crate::database::TracedDatabase;
-use crate::executor::{ResultStream, fetch_many, fetch_optional, traced_tx};
+use crate::executor::{impl_executor, traced_tx};
 use crate::span::Shared;
 use crate::transaction::TracedTransaction;
 
@@ -45,47 +44,7 @@ impl<DB: TracedDatabase> TracedConnection<DB> {
     }
 }
 
-impl<'c, DB> Executor<'c> for &'c mut TracedConnection<DB>
-where
-    DB: TracedDatabase,
-    for<'a> &'a mut DB::Connection: Executor<'a, Database = DB>,
-{
-    type Database = DB;
-
-    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> ResultStream<'e, DB>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, DB>,
-    {
-        fetch_many::<DB, E>(&self.shared, &mut *self.conn, query)
-    }
-
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, DB>,
-    {
-        fetch_optional::<DB, E>(&self.shared, &mut *self.conn, query)
-    }
-
-    fn prepare_with<'e>(
-        self,
-        sql: SqlStr,
-        parameters: &'e [DB::TypeInfo],
-    ) -> BoxFuture<'e, Result<DB::Statement, Error>>
-    where
-        'c: 'e,
-    {
-        (&mut *self.conn).prepare_with(sql, parameters)
-    }
-
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, Error>>
-    where
-        'c: 'e,
-    {
-        (&mut *self.conn).describe(sql)
-    }
+impl_executor! {
+    impl<'c> for &'c mut TracedConnection<DB>;
+    on_connection: |this| (this.shared, &mut *this.conn);
 }

@@ -77,3 +77,94 @@ pub(crate) async fn traced_tx<T>(
     }
     result
 }
+
+/// Implements `sqlx::Executor<$c>` for `$ty` (generic over `DB`), once for
+/// the pool, connection and transaction.
+///
+/// Two forms:
+/// - `impl<'c> for Ty; on_connection: |this| (shared, conn);`: queries run
+///   on the connection `conn` (a `&mut DB::Connection`) with the span
+///   options `shared` (connections and transactions);
+/// - `impl<'c> for Ty; untraced: |this| executor; fetch_many: |this, query|
+///   expr; fetch_optional: |this, query| expr;`: each traced method given
+///   (the pool, which acquires a connection per query).
+///
+/// `prepare_with` and `describe` run no statement of the user's and are
+/// passed to the untraced executor as they are.
+macro_rules! impl_executor {
+    (
+        impl<$c:lifetime> for $ty:ty;
+        on_connection: |$this:ident| ($shared:expr, $conn:expr $(,)?);
+    ) => {
+        $crate::executor::impl_executor! {
+            impl<$c> for $ty;
+            untraced: |$this| $conn;
+            fetch_many: |$this, query| {
+                $crate::executor::fetch_many::<DB, E>(&$shared, $conn, query)
+            };
+            fetch_optional: |$this, query| {
+                $crate::executor::fetch_optional::<DB, E>(&$shared, $conn, query)
+            };
+        }
+    };
+    (
+        impl<$c:lifetime> for $ty:ty;
+        untraced: |$u:ident| $untraced:expr;
+        fetch_many: |$fm:ident, $fm_query:ident| $fetch_many:expr;
+        fetch_optional: |$fo:ident, $fo_query:ident| $fetch_optional:expr;
+    ) => {
+        impl<$c, DB> ::sqlx::Executor<$c> for $ty
+        where
+            DB: $crate::database::TracedDatabase,
+            for<'a> &'a mut DB::Connection: ::sqlx::Executor<'a, Database = DB>,
+        {
+            type Database = DB;
+
+            fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> $crate::executor::ResultStream<'e, DB>
+            where
+                $c: 'e,
+                E: 'q + ::sqlx::Execute<'q, DB>,
+            {
+                let ($fm, $fm_query) = (self, query);
+                $fetch_many
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> ::futures_core::future::BoxFuture<'e, Result<Option<DB::Row>, ::sqlx::Error>>
+            where
+                $c: 'e,
+                E: 'q + ::sqlx::Execute<'q, DB>,
+            {
+                let ($fo, $fo_query) = (self, query);
+                $fetch_optional
+            }
+
+            fn prepare_with<'e>(
+                self,
+                sql: ::sqlx::SqlStr,
+                parameters: &'e [DB::TypeInfo],
+            ) -> ::futures_core::future::BoxFuture<'e, Result<DB::Statement, ::sqlx::Error>>
+            where
+                $c: 'e,
+            {
+                let $u = self;
+                ::sqlx::Executor::prepare_with($untraced, sql, parameters)
+            }
+
+            fn describe<'e>(
+                self,
+                sql: ::sqlx::SqlStr,
+            ) -> ::futures_core::future::BoxFuture<'e, Result<::sqlx::Describe<DB>, ::sqlx::Error>>
+            where
+                $c: 'e,
+            {
+                let $u = self;
+                ::sqlx::Executor::describe($untraced, sql)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_executor;

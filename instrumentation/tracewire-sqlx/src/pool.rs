@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use futures_core::future::BoxFuture;
 use futures_util::StreamExt;
-use sqlx::{Database, Error, Execute, Executor, Pool, SqlStr};
+use sqlx::{Database, Error, Execute, Executor, Pool};
 use tracing::Instrument;
 
 use crate::connection::TracedConnection;
 use crate::database::TracedDatabase;
 use crate::execute::Prepared;
-use crate::executor::{ResultStream, record_optional, traced_tx};
+use crate::executor::{ResultStream, impl_executor, record_optional, traced_tx};
 use crate::sanitize::QueryText;
 use crate::span::{Shared, record_wait, without_span};
 use crate::stream::TracedStream;
@@ -186,16 +186,22 @@ impl<DB: TracedDatabase> TracedPoolBuilder<DB> {
     }
 }
 
-impl<'p, DB> Executor<'p> for &'_ TracedPool<DB>
+impl_executor! {
+    impl<'p> for &'_ TracedPool<DB>;
+    untraced: |this| &this.pool;
+    fetch_many: |this, query| this.traced_fetch_many(query);
+    fetch_optional: |this, query| this.traced_fetch_optional(query);
+}
+
+/// The traced queries of `&TracedPool`: each takes a connection from the
+/// pool for the query (the wait is recorded on the query's span).
+impl<DB> TracedPool<DB>
 where
     DB: TracedDatabase,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
-    type Database = DB;
-
-    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> ResultStream<'e, DB>
+    fn traced_fetch_many<'e, 'q: 'e, E>(&self, query: E) -> ResultStream<'e, DB>
     where
-        'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
         let prepared = Prepared::<DB>::new(query);
@@ -233,12 +239,11 @@ where
         ))
     }
 
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
+    fn traced_fetch_optional<'e, 'q: 'e, E>(
+        &self,
         query: E,
     ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
     where
-        'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
         let prepared = Prepared::<DB>::new(query);
@@ -259,23 +264,5 @@ where
             record_optional(&pool.shared, &span, &result);
             result
         })
-    }
-
-    fn prepare_with<'e>(
-        self,
-        sql: SqlStr,
-        parameters: &'e [DB::TypeInfo],
-    ) -> BoxFuture<'e, Result<DB::Statement, Error>>
-    where
-        'p: 'e,
-    {
-        self.pool.prepare_with(sql, parameters)
-    }
-
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, Error>>
-    where
-        'p: 'e,
-    {
-        self.pool.describe(sql)
     }
 }

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use futures_core::future::BoxFuture;
-use sqlx::{Error, Execute, Executor, SqlStr, Transaction};
+use sqlx::{Error, Transaction};
 
 use crate::database::TracedDatabase;
-use crate::executor::{ResultStream, fetch_many, fetch_optional, traced_tx};
+use crate::executor::{impl_executor, traced_tx};
 use crate::span::Shared;
 
 /// A transaction from [`TracedPool::begin`](crate::TracedPool::begin) or
@@ -51,47 +50,7 @@ impl<'c, DB: TracedDatabase> TracedTransaction<'c, DB> {
     }
 }
 
-impl<'t, DB> Executor<'t> for &'t mut TracedTransaction<'_, DB>
-where
-    DB: TracedDatabase,
-    for<'a> &'a mut DB::Connection: Executor<'a, Database = DB>,
-{
-    type Database = DB;
-
-    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> ResultStream<'e, DB>
-    where
-        't: 'e,
-        E: 'q + Execute<'q, DB>,
-    {
-        fetch_many::<DB, E>(&self.shared, &mut *self.tx, query)
-    }
-
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
-    where
-        't: 'e,
-        E: 'q + Execute<'q, DB>,
-    {
-        fetch_optional::<DB, E>(&self.shared, &mut *self.tx, query)
-    }
-
-    fn prepare_with<'e>(
-        self,
-        sql: SqlStr,
-        parameters: &'e [DB::TypeInfo],
-    ) -> BoxFuture<'e, Result<DB::Statement, Error>>
-    where
-        't: 'e,
-    {
-        (&mut *self.tx).prepare_with(sql, parameters)
-    }
-
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<DB>, Error>>
-    where
-        't: 'e,
-    {
-        (&mut *self.tx).describe(sql)
-    }
+impl_executor! {
+    impl<'t> for &'t mut TracedTransaction<'_, DB>;
+    on_connection: |this| (this.shared, &mut *this.tx);
 }
