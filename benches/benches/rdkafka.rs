@@ -143,10 +143,10 @@ fn main() {
     plain_consumer.subscribe(&["plain"]).expect("subscribed");
 
     let config = producer_config(&servers);
-    let traced_producer = TracedFutureProducer::new(config.create().expect("a producer"), &config);
+    let traced_producer = TracedFutureProducer::from_config(&config).expect("a producer");
     let config = consumer_config(&servers, "traced-group");
     let traced_consumer: TracedStreamConsumer =
-        TracedStreamConsumer::new(config.create().expect("a consumer"), &config);
+        TracedStreamConsumer::from_config(&config).expect("a consumer");
     traced_consumer
         .inner()
         .subscribe(&["traced"])

@@ -1,8 +1,11 @@
 //! What the messaging conventions record about the client, read from its
-//! configuration once.
+//! configuration once, and what every traced client shares.
+
+use std::sync::Arc;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
+use tracewire::propagation::Propagator;
 
 /// The client's identity as the messaging conventions name it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,6 +59,111 @@ impl ClientInfo {
             .map(i64::from)
     }
 }
+
+/// What every traced client shares: its identity and its propagator.
+#[derive(Clone)]
+pub(crate) struct ClientTracing {
+    pub(crate) info: Arc<ClientInfo>,
+    propagator: Option<Arc<dyn Propagator>>,
+}
+
+impl std::fmt::Debug for ClientTracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTracing")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientTracing {
+    pub(crate) fn new(config: &ClientConfig) -> Self {
+        ClientTracing {
+            info: Arc::new(ClientInfo::from_config(config)),
+            propagator: None,
+        }
+    }
+
+    pub(crate) fn set_propagator(&mut self, propagator: impl Propagator + 'static) {
+        self.propagator = Some(Arc::new(propagator));
+    }
+
+    /// Runs `f` with the client's propagator (the global one unless set).
+    pub(crate) fn with_propagator<T>(&self, f: impl FnOnce(&dyn Propagator) -> T) -> T {
+        match &self.propagator {
+            Some(propagator) => f(propagator.as_ref()),
+            None => f(tracewire::propagation::global().as_ref()),
+        }
+    }
+}
+
+/// The builder method every traced client has: `propagator(…)`. `$verb` is
+/// what it does with it ("Injects", "Extracts"); `$path` reaches the
+/// client's [`ClientTracing`] from `self`.
+macro_rules! propagator_method {
+    ($verb:literal, $($path:ident).+) => {
+        #[doc = concat!($verb, " with `propagator` instead of the global one.")]
+        #[must_use]
+        pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
+            self.$($path).+.set_propagator(propagator);
+            self
+        }
+    };
+}
+pub(crate) use propagator_method;
+
+/// What every traced client has beside its own API: a `Debug` showing its
+/// tracing settings, `from_config_and_context` (`$inner` creates the
+/// wrapped client from `$config` and `$context`; the configuration also
+/// gives the client attributes of the spans) and `from_config` with the
+/// default context.
+macro_rules! client_constructors {
+    (
+        $name:ident<$($g:ident),*> where [$($bounds:tt)*] { tracing: $tracing:ident }, $what:literal;
+        impl[$($dg:tt)*] $default:ty = $default_cx:expr;
+        impl[$($cg:tt)*] |$config:ident, $context:ident: $cx:ty| $inner:expr
+    ) => {
+        impl<$($g),*> std::fmt::Debug for $name<$($g),*>
+        where
+            $($bounds)*
+        {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("tracing", &self.tracing)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<$($dg)*> $default {
+            #[doc = concat!("Creates the ", $what, " from `config`.")]
+            ///
+            /// # Errors
+            /// When librdkafka rejects the configuration.
+            pub fn from_config(config: &rdkafka::ClientConfig) -> rdkafka::error::KafkaResult<Self> {
+                Self::from_config_and_context(config, $default_cx)
+            }
+        }
+
+        impl<$($cg)*> $name<$($g),*> {
+            #[doc = concat!("Creates the ", $what, " from `config` with your `context`, which")]
+            /// keeps receiving every callback. The configuration also gives
+            /// what the spans record about the client (`messaging.client.id`,
+            /// `server.address`, `server.port`, the consumer group).
+            ///
+            /// # Errors
+            /// When librdkafka rejects the configuration.
+            pub fn from_config_and_context(
+                $config: &rdkafka::ClientConfig,
+                $context: $cx,
+            ) -> rdkafka::error::KafkaResult<Self> {
+                Ok($name {
+                    inner: $inner,
+                    tracing: $tracing::new($config),
+                })
+            }
+        }
+    };
+}
+pub(crate) use client_constructors;
 
 /// `host:port` of the first entry of a bootstrap list (which may name a
 /// protocol, as in `PLAINTEXT://host:9092`).

@@ -2,23 +2,27 @@
 //! CLIENT span covering the poll and a CONSUMER span for its processing.
 
 use std::ops::Deref;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt as _};
 use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, ConsumerContext, DefaultConsumerContext, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, DefaultConsumerContext, StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message as _, OwnedMessage};
-use rdkafka::util::{AsyncRuntime, DefaultRuntime};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::util::{AsyncRuntime, DefaultRuntime, Timeout};
 use tracewire::propagation::Propagator;
 use tracewire::{Context, SpanContext, SpanExt as _, with_remote_parent};
 use tracing::Span;
-use tracing::field::Empty;
+use tracing::field::{self, Empty};
 
-use crate::client_info::{ClientInfo, key_str, record_kafka_error};
+use crate::TARGET;
+use crate::client_info::{
+    ClientTracing, client_constructors, key_str, propagator_method, record_kafka_error,
+};
 use crate::headers::extract;
 
 /// Where a message's process span goes in the trace.
@@ -36,27 +40,25 @@ pub enum ProcessParent {
 }
 
 /// What the traced consumers share: client identity, propagator, options.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Tracing {
-    info: Arc<ClientInfo>,
-    propagator: Option<Arc<dyn Propagator>>,
+    client: ClientTracing,
     parent: ProcessParent,
 }
 
-impl std::fmt::Debug for Tracing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracing")
-            .field("info", &self.info)
-            .field("parent", &self.parent)
-            .finish_non_exhaustive()
-    }
+/// What a `process {topic}` span is for.
+#[derive(Clone, Copy)]
+enum Processed<'m, 'a> {
+    /// One message.
+    Message(&'m BorrowedMessage<'a>),
+    /// A batch of this many messages.
+    Batch(usize),
 }
 
 impl Tracing {
     fn new(config: &ClientConfig) -> Self {
         Tracing {
-            info: Arc::new(ClientInfo::from_config(config)),
-            propagator: None,
+            client: ClientTracing::new(config),
             parent: ProcessParent::default(),
         }
     }
@@ -64,41 +66,50 @@ impl Tracing {
     /// The context a message carries (none when its headers are absent or
     /// invalid: a new trace).
     fn message_context(&self, message: &BorrowedMessage<'_>) -> Context {
-        match &self.propagator {
-            Some(propagator) => extract(propagator.as_ref(), message.headers()),
-            None => extract(tracewire::propagation::global().as_ref(), message.headers()),
-        }
+        self.client
+            .with_propagator(|propagator| extract(propagator, message.headers()))
+    }
+
+    /// A new `process {topic}` CONSUMER span, under the current span unless
+    /// called inside a remote parent. Every attribute is given at creation
+    /// (one dispatch; the `%` values are only formatted if the span
+    /// records); those that do not apply are left out.
+    fn new_process_span(&self, topic: &str, processed: Processed<'_, '_>) -> Span {
+        let (message, batch) = match processed {
+            Processed::Message(message) => (Some(message), None),
+            Processed::Batch(count) => (None, Some(count)),
+        };
+        let info = &self.client.info;
+        tracing::info_span!(
+            target: TARGET,
+            "process",
+            otel.name = %format_args!("process {topic}"),
+            otel.kind = "consumer",
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+            messaging.system = "kafka",
+            messaging.operation.name = "process",
+            messaging.operation.type = "process",
+            messaging.destination.name = topic,
+            messaging.batch.message_count = batch,
+            messaging.destination.partition.id = message.map(|m| field::display(m.partition())),
+            messaging.kafka.offset = message.map(|m| m.offset()),
+            messaging.kafka.message.key = message.and_then(|m| key_str(m.key())),
+            messaging.kafka.message.tombstone =
+                message.and_then(|m| m.payload().is_none().then_some(true)),
+            messaging.consumer.group.name = info.group(),
+            messaging.client.id = info.client_id(),
+            server.address = info.server_address(),
+            server.port = info.server_port(),
+            error.type = Empty,
+        )
     }
 
     /// The `process {topic}` span of `message`.
     fn process_span(&self, message: &BorrowedMessage<'_>) -> Span {
         let ambient = tracewire::current_span_context();
         let cx = self.message_context(message);
-        let topic = message.topic();
-        // Every attribute is given at creation (one dispatch; the `%`
-        // values are only formatted if the span records).
-        let make = || {
-            tracing::info_span!(
-                "process",
-                otel.name = %format_args!("process {topic}"),
-                otel.kind = "consumer",
-                otel.status_code = Empty,
-                otel.status_message = Empty,
-                messaging.system = "kafka",
-                messaging.operation.name = "process",
-                messaging.operation.type = "process",
-                messaging.destination.name = topic,
-                messaging.destination.partition.id = %message.partition(),
-                messaging.kafka.offset = message.offset(),
-                messaging.kafka.message.key = key_str(message.key()),
-                messaging.kafka.message.tombstone = message.payload().is_none().then_some(true),
-                messaging.consumer.group.name = self.info.group(),
-                messaging.client.id = self.info.client_id(),
-                server.address = self.info.server_address(),
-                server.port = self.info.server_port(),
-                error.type = Empty,
-            )
-        };
+        let make = || self.new_process_span(message.topic(), Processed::Message(message));
         let span = match self.parent {
             ProcessParent::Producer => with_remote_parent(&cx, make),
             ProcessParent::NewTraceWithLink => {
@@ -119,7 +130,9 @@ impl Tracing {
     /// The `poll {topic}` CLIENT span of a batch, started before polling:
     /// named `poll` until a message tells the topic.
     fn poll_span(&self) -> Span {
+        let info = &self.client.info;
         tracing::info_span!(
+            target: TARGET,
             "poll",
             otel.name = "poll",
             otel.kind = "client",
@@ -130,10 +143,10 @@ impl Tracing {
             messaging.operation.type = "receive",
             messaging.destination.name = Empty,
             messaging.batch.message_count = Empty,
-            messaging.consumer.group.name = self.info.group(),
-            messaging.client.id = self.info.client_id(),
-            server.address = self.info.server_address(),
-            server.port = self.info.server_port(),
+            messaging.consumer.group.name = info.group(),
+            messaging.client.id = info.client_id(),
+            server.address = info.server_address(),
+            server.port = info.server_port(),
             error.type = Empty,
         )
     }
@@ -163,23 +176,7 @@ impl Tracing {
         link_producers(&poll, &mut producers);
         // The poll span ends before the processing starts.
         drop(poll);
-        let process = tracing::info_span!(
-            "process",
-            otel.name = %format_args!("process {topic}"),
-            otel.kind = "consumer",
-            otel.status_code = Empty,
-            otel.status_message = Empty,
-            messaging.system = "kafka",
-            messaging.operation.name = "process",
-            messaging.operation.type = "process",
-            messaging.destination.name = topic,
-            messaging.batch.message_count = messages.len(),
-            messaging.consumer.group.name = self.info.group(),
-            messaging.client.id = self.info.client_id(),
-            server.address = self.info.server_address(),
-            server.port = self.info.server_port(),
-            error.type = Empty,
-        );
+        let process = self.new_process_span(topic, Processed::Batch(messages.len()));
         link_producers(&process, &mut producers);
         process
     }
@@ -187,11 +184,12 @@ impl Tracing {
     /// Commits `message` in a `commit {topic}` CLIENT span.
     fn commit<X: ConsumerContext>(
         &self,
-        consumer: &impl rdkafka::consumer::Consumer<X>,
+        consumer: &impl Consumer<X>,
         message: &BorrowedMessage<'_>,
         mode: CommitMode,
     ) -> KafkaResult<()> {
         let span = tracing::info_span!(
+            target: TARGET,
             "commit",
             otel.name = %format_args!("commit {}", message.topic()),
             otel.kind = "client",
@@ -203,7 +201,7 @@ impl Tracing {
             messaging.destination.name = message.topic(),
             messaging.destination.partition.id = %message.partition(),
             messaging.kafka.offset = message.offset(),
-            messaging.consumer.group.name = self.info.group(),
+            messaging.consumer.group.name = self.client.info.group(),
             error.type = Empty,
         );
         let result = span.in_scope(|| consumer.commit_message(message, mode));
@@ -278,24 +276,224 @@ pub struct TracedBatch<'a> {
     pub messages: Vec<BorrowedMessage<'a>>,
 }
 
+/// The builder method both consumers have: `process_parent(…)`.
+macro_rules! process_parent_method {
+    () => {
+        /// Where process spans go (default: children of the producer's span).
+        #[must_use]
+        pub fn process_parent(mut self, parent: ProcessParent) -> Self {
+            self.tracing.parent = parent;
+            self
+        }
+    };
+}
+
+/// Implements rdkafka's [`Consumer`] for a traced consumer by delegating to
+/// its `inner` consumer, except `commit_message`, which commits in a
+/// `commit {topic}` span.
+macro_rules! delegate_consumer {
+    (impl<$($g:ident),*> Consumer<$cx:ty> for $ty:ty where $($bounds:tt)*) => {
+        /// rdkafka's consumer API (subscribe, assign, seek, commit,
+        /// position, `client()`…), delegated to the wrapped consumer;
+        /// [`commit_message`](Consumer::commit_message) commits in a
+        /// `commit {topic}` span.
+        impl<$($g),*> Consumer<$cx> for $ty
+        where
+            $($bounds)*
+        {
+            fn client(&self) -> &rdkafka::client::Client<$cx> {
+                self.inner.client()
+            }
+
+            fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+                self.inner.group_metadata()
+            }
+
+            fn subscribe(&self, topics: &[&str]) -> KafkaResult<()> {
+                self.inner.subscribe(topics)
+            }
+
+            fn unsubscribe(&self) {
+                self.inner.unsubscribe();
+            }
+
+            fn assign(&self, assignment: &TopicPartitionList) -> KafkaResult<()> {
+                self.inner.assign(assignment)
+            }
+
+            fn unassign(&self) -> KafkaResult<()> {
+                self.inner.unassign()
+            }
+
+            fn incremental_assign(&self, assignment: &TopicPartitionList) -> KafkaResult<()> {
+                self.inner.incremental_assign(assignment)
+            }
+
+            fn incremental_unassign(&self, assignment: &TopicPartitionList) -> KafkaResult<()> {
+                self.inner.incremental_unassign(assignment)
+            }
+
+            fn seek<T: Into<Timeout>>(
+                &self,
+                topic: &str,
+                partition: i32,
+                offset: rdkafka::Offset,
+                timeout: T,
+            ) -> KafkaResult<()> {
+                self.inner.seek(topic, partition, offset, timeout)
+            }
+
+            fn seek_partitions<T: Into<Timeout>>(
+                &self,
+                topic_partition_list: TopicPartitionList,
+                timeout: T,
+            ) -> KafkaResult<TopicPartitionList> {
+                self.inner.seek_partitions(topic_partition_list, timeout)
+            }
+
+            fn commit(
+                &self,
+                topic_partition_list: &TopicPartitionList,
+                mode: CommitMode,
+            ) -> KafkaResult<()> {
+                self.inner.commit(topic_partition_list, mode)
+            }
+
+            fn commit_consumer_state(&self, mode: CommitMode) -> KafkaResult<()> {
+                self.inner.commit_consumer_state(mode)
+            }
+
+            /// Commits `message` in a `commit {topic}` CLIENT span (status
+            /// Error and `error.type` when the commit fails).
+            fn commit_message(
+                &self,
+                message: &BorrowedMessage<'_>,
+                mode: CommitMode,
+            ) -> KafkaResult<()> {
+                self.tracing.commit(&self.inner, message, mode)
+            }
+
+            fn store_offset(&self, topic: &str, partition: i32, offset: i64) -> KafkaResult<()> {
+                self.inner.store_offset(topic, partition, offset)
+            }
+
+            fn store_offset_from_message(&self, message: &BorrowedMessage<'_>) -> KafkaResult<()> {
+                self.inner.store_offset_from_message(message)
+            }
+
+            fn store_offsets(&self, tpl: &TopicPartitionList) -> KafkaResult<()> {
+                self.inner.store_offsets(tpl)
+            }
+
+            fn subscription(&self) -> KafkaResult<TopicPartitionList> {
+                self.inner.subscription()
+            }
+
+            fn assignment(&self) -> KafkaResult<TopicPartitionList> {
+                self.inner.assignment()
+            }
+
+            fn assignment_lost(&self) -> bool {
+                self.inner.assignment_lost()
+            }
+
+            fn committed<T: Into<Timeout>>(&self, timeout: T) -> KafkaResult<TopicPartitionList> {
+                self.inner.committed(timeout)
+            }
+
+            fn committed_offsets<T: Into<Timeout>>(
+                &self,
+                tpl: TopicPartitionList,
+                timeout: T,
+            ) -> KafkaResult<TopicPartitionList> {
+                self.inner.committed_offsets(tpl, timeout)
+            }
+
+            fn offsets_for_timestamp<T: Into<Timeout>>(
+                &self,
+                timestamp: i64,
+                timeout: T,
+            ) -> KafkaResult<TopicPartitionList> {
+                self.inner.offsets_for_timestamp(timestamp, timeout)
+            }
+
+            fn offsets_for_times<T: Into<Timeout>>(
+                &self,
+                timestamps: TopicPartitionList,
+                timeout: T,
+            ) -> KafkaResult<TopicPartitionList> {
+                self.inner.offsets_for_times(timestamps, timeout)
+            }
+
+            fn position(&self) -> KafkaResult<TopicPartitionList> {
+                self.inner.position()
+            }
+
+            fn fetch_metadata<T: Into<Timeout>>(
+                &self,
+                topic: Option<&str>,
+                timeout: T,
+            ) -> KafkaResult<rdkafka::metadata::Metadata> {
+                self.inner.fetch_metadata(topic, timeout)
+            }
+
+            fn fetch_watermarks<T: Into<Timeout>>(
+                &self,
+                topic: &str,
+                partition: i32,
+                timeout: T,
+            ) -> KafkaResult<(i64, i64)> {
+                self.inner.fetch_watermarks(topic, partition, timeout)
+            }
+
+            fn fetch_group_list<T: Into<Timeout>>(
+                &self,
+                group: Option<&str>,
+                timeout: T,
+            ) -> KafkaResult<rdkafka::groups::GroupList> {
+                self.inner.fetch_group_list(group, timeout)
+            }
+
+            fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+                self.inner.pause(partitions)
+            }
+
+            fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+                self.inner.resume(partitions)
+            }
+
+            fn rebalance_protocol(&self) -> rdkafka::consumer::RebalanceProtocol {
+                self.inner.rebalance_protocol()
+            }
+        }
+    };
+}
+
 /// A [`StreamConsumer`] whose messages come with their process spans.
+///
+/// It implements rdkafka's [`Consumer`] trait: subscribe, assign, seek,
+/// commit, position, `client()` and the rest are the wrapped consumer's,
+/// except [`commit_message`](Consumer::commit_message), which commits in a
+/// `commit {topic}` span. [`inner`](Self::inner) reaches the
+/// [`StreamConsumer`] itself (what it receives has no spans).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use rdkafka::ClientConfig;
-/// use rdkafka::consumer::Consumer as _;
+/// use rdkafka::consumer::{CommitMode, Consumer as _};
 /// use tracing::Instrument as _;
 /// use tracewire_rdkafka::TracedStreamConsumer;
 ///
 /// let mut config = ClientConfig::new();
 /// config.set("bootstrap.servers", "localhost:9092").set("group.id", "notifications");
 /// let consumer: TracedStreamConsumer = TracedStreamConsumer::from_config(&config)?;
-/// consumer.inner().subscribe(&["orders"])?;
+/// consumer.subscribe(&["orders"])?; // rdkafka's Consumer::subscribe
 /// loop {
 ///     let message = consumer.recv().await?;
 ///     async { tracing::info!("sending the e-mail") }
 ///         .instrument(message.span().clone())
 ///         .await;
+///     consumer.commit_message(&message, CommitMode::Async)?; // a commit span
 /// }
 /// # }
 /// ```
@@ -307,49 +505,19 @@ where
     tracing: Tracing,
 }
 
-impl<C: ConsumerContext + 'static, R> std::fmt::Debug for TracedStreamConsumer<C, R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TracedStreamConsumer")
-            .field("tracing", &self.tracing)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: AsyncRuntime> TracedStreamConsumer<DefaultConsumerContext, R> {
-    /// Creates the consumer from `config`.
-    ///
-    /// # Errors
-    /// When librdkafka rejects the configuration.
-    pub fn from_config(config: &ClientConfig) -> KafkaResult<Self> {
-        Ok(Self::new(config.create()?, config))
+client_constructors! {
+    TracedStreamConsumer<C, R> where [C: ConsumerContext + 'static] { tracing: Tracing }, "consumer";
+    impl[R: AsyncRuntime] TracedStreamConsumer<DefaultConsumerContext, R> = DefaultConsumerContext;
+    impl[C: ConsumerContext + 'static, R: AsyncRuntime] |config, context: C| {
+        StreamConsumer::from_config_and_context(config, context)?
     }
 }
 
 impl<C: ConsumerContext + 'static, R: AsyncRuntime> TracedStreamConsumer<C, R> {
-    /// Wraps `consumer`; `config` is the configuration it was created with
-    /// (for the group name, client id and server address).
-    pub fn new(consumer: StreamConsumer<C, R>, config: &ClientConfig) -> Self {
-        TracedStreamConsumer {
-            inner: consumer,
-            tracing: Tracing::new(config),
-        }
-    }
+    propagator_method!("Extracts", tracing.client);
+    process_parent_method!();
 
-    /// Extracts with `propagator` instead of the global one.
-    #[must_use]
-    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.tracing.propagator = Some(Arc::new(propagator));
-        self
-    }
-
-    /// Where process spans go (default: children of the producer's span).
-    #[must_use]
-    pub fn with_process_parent(mut self, parent: ProcessParent) -> Self {
-        self.tracing.parent = parent;
-        self
-    }
-
-    /// The wrapped consumer (subscribe, assign, seek through it).
+    /// The wrapped consumer (what it receives has no spans).
     pub fn inner(&self) -> &StreamConsumer<C, R> {
         &self.inner
     }
@@ -373,31 +541,33 @@ impl<C: ConsumerContext + 'static, R: AsyncRuntime> TracedStreamConsumer<C, R> {
             })
         })
     }
-
-    /// Commits `message` in a `commit {topic}` span.
-    ///
-    /// # Errors
-    /// As [`Consumer::commit_message`](rdkafka::consumer::Consumer::commit_message).
-    pub fn commit_message(&self, message: &TracedMessage<'_>, mode: CommitMode) -> KafkaResult<()> {
-        self.tracing.commit(&self.inner, &message.message, mode)
-    }
 }
+
+delegate_consumer!(
+    impl<C, R> Consumer<C> for TracedStreamConsumer<C, R>
+    where
+        C: ConsumerContext + 'static,
+);
 
 /// A [`BaseConsumer`] (poll loop) whose messages come with their process
 /// spans, and which can poll batches.
 ///
+/// It implements rdkafka's [`Consumer`] trait, as
+/// [`TracedStreamConsumer`] does.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use rdkafka::ClientConfig;
-/// use rdkafka::consumer::Consumer as _;
+/// use rdkafka::consumer::{CommitMode, Consumer as _};
 /// use tracewire_rdkafka::TracedBaseConsumer;
 ///
 /// let mut config = ClientConfig::new();
 /// config.set("bootstrap.servers", "localhost:9092").set("group.id", "audit");
 /// let consumer = TracedBaseConsumer::from_config(&config).unwrap();
-/// consumer.inner().subscribe(&["orders"]).unwrap();
+/// consumer.subscribe(&["orders"]).unwrap(); // rdkafka's Consumer::subscribe
 /// if let Some(Ok(message)) = consumer.poll(Duration::from_secs(1)) {
 ///     message.span().in_scope(|| tracing::info!("audited"));
+///     consumer.commit_message(&message, CommitMode::Sync).unwrap(); // a commit span
 /// }
 /// ```
 pub struct TracedBaseConsumer<C = DefaultConsumerContext>
@@ -408,52 +578,22 @@ where
     tracing: Tracing,
 }
 
-impl<C: ConsumerContext + 'static> std::fmt::Debug for TracedBaseConsumer<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TracedBaseConsumer")
-            .field("tracing", &self.tracing)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TracedBaseConsumer<DefaultConsumerContext> {
-    /// Creates the consumer from `config`.
-    ///
-    /// # Errors
-    /// When librdkafka rejects the configuration.
-    pub fn from_config(config: &ClientConfig) -> KafkaResult<Self> {
-        Ok(Self::new(config.create()?, config))
+client_constructors! {
+    TracedBaseConsumer<C> where [C: ConsumerContext + 'static] { tracing: Tracing }, "consumer";
+    impl[] TracedBaseConsumer<DefaultConsumerContext> = DefaultConsumerContext;
+    impl[C: ConsumerContext + 'static] |config, context: C| {
+        BaseConsumer::from_config_and_context(config, context)?
     }
 }
 
 impl<C: ConsumerContext + 'static> TracedBaseConsumer<C> {
-    /// Wraps `consumer`; `config` is the configuration it was created with.
-    pub fn new(consumer: BaseConsumer<C>, config: &ClientConfig) -> Self {
-        TracedBaseConsumer {
-            inner: consumer,
-            tracing: Tracing::new(config),
-        }
-    }
+    propagator_method!("Extracts", tracing.client);
+    process_parent_method!();
 
-    /// Extracts with `propagator` instead of the global one.
-    #[must_use]
-    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.tracing.propagator = Some(Arc::new(propagator));
-        self
-    }
-
-    /// Where process spans go (default: children of the producer's span).
-    #[must_use]
-    pub fn with_process_parent(mut self, parent: ProcessParent) -> Self {
-        self.tracing.parent = parent;
-        self
-    }
-
-    /// The wrapped consumer.
+    /// The wrapped consumer (what it polls has no spans).
     pub fn inner(&self) -> &BaseConsumer<C> {
         &self.inner
     }
-
     /// Polls for one message, with its process span.
     pub fn poll(&self, timeout: Duration) -> Option<KafkaResult<TracedMessage<'_>>> {
         let received = self.inner.poll(timeout)?;
@@ -510,16 +650,10 @@ impl<C: ConsumerContext + 'static> TracedBaseConsumer<C> {
         let span = self.tracing.received_batch(poll, &messages);
         Some(Ok(TracedBatch { span, messages }))
     }
-
-    /// Commits `message` in a `commit {topic}` span.
-    ///
-    /// # Errors
-    /// As [`Consumer::commit_message`](rdkafka::consumer::Consumer::commit_message).
-    pub fn commit_message(
-        &self,
-        message: &BorrowedMessage<'_>,
-        mode: CommitMode,
-    ) -> KafkaResult<()> {
-        self.tracing.commit(&self.inner, message, mode)
-    }
 }
+
+delegate_consumer!(
+    impl<C> Consumer<C> for TracedBaseConsumer<C>
+    where
+        C: ConsumerContext + 'static,
+);

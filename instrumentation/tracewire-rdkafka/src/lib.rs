@@ -26,7 +26,7 @@
 //! // In the notification service:
 //! config.set("group.id", "notifications");
 //! let consumer: TracedStreamConsumer = TracedStreamConsumer::from_config(&config)?;
-//! consumer.inner().subscribe(&["order.created"])?;
+//! consumer.subscribe(&["order.created"])?; // rdkafka's Consumer::subscribe
 //! let message = consumer.recv().await?;
 //! async { tracing::info!("e-mail sent") } // joins the order's trace
 //!     .instrument(message.span().clone())
@@ -34,6 +34,31 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## rdkafka's own API
+//!
+//! The wrappers implement rdkafka's traits, so what you call on rdkafka's
+//! clients you call on them: [`TracedStreamConsumer`] and
+//! [`TracedBaseConsumer`] implement [`Consumer`](rdkafka::consumer::Consumer)
+//! (subscribe, assign, seek, commit, position, `client()`…), and the three
+//! producers implement [`Producer`](rdkafka::producer::Producer) (flush,
+//! purge, transactions, `client()`…). Each call goes to the wrapped client,
+//! except `Consumer::commit_message`, which commits in a `commit {topic}`
+//! span. Each wrapper's `inner()` reaches the rdkafka client itself: what
+//! is sent or received through it directly has no span.
+//!
+//! Each client is created from its configuration once, with `from_config`
+//! or, with your own context, `from_config_and_context`; the
+//! configuration also gives what the spans record about the client
+//! (`messaging.client.id`, `server.address`, `server.port`, the consumer
+//! group). `propagator(…)` replaces the global propagator for one client.
+//!
+//! Every span has the target `tracewire_rdkafka` (whichever module makes
+//! it): `tracewire::init` always traces it (the instrumentation crates'
+//! targets start with `tracewire_`), and in a subscriber of your own one
+//! filter directive for `tracewire_rdkafka` matches them all.
+//!
+//! ## Bad trace headers
 //!
 //! A message whose trace headers are missing, malformed, duplicated, not
 //! UTF-8 or oversized starts a new trace; consumption never fails because
@@ -67,7 +92,7 @@
 //! | send | PRODUCER | `send {topic}` | [`TracedFutureProducer::send`], [`TracedBaseProducer::send`], [`TracedThreadedProducer::send`] |
 //! | process | CONSUMER | `process {topic}` | [`TracedStreamConsumer::recv`], [`stream`](TracedStreamConsumer::stream), [`TracedBaseConsumer::poll`]; one per batch from [`TracedBaseConsumer::poll_batch`] (links every message) |
 //! | poll | CLIENT | `poll {topic}` | [`TracedBaseConsumer::poll_batch`]: covers the polling only, ends before the batch's process span starts (links every message) |
-//! | commit | CLIENT | `commit {topic}` | `commit_message` on either consumer |
+//! | commit | CLIENT | `commit {topic}` | [`Consumer::commit_message`](rdkafka::consumer::Consumer::commit_message) on either consumer |
 //!
 //! ## When a send span ends
 //!
@@ -84,6 +109,12 @@
 //! A record refused at once (queue full, unknown partition…) ends its span
 //! with Error right away. Dropping a base or threaded producer purges what
 //! it still holds and serves the reports, so no span is left open.
+
+/// The target of every span this crate makes: the instrumentation crates'
+/// targets start with `tracewire_`, so `tracewire::init` always traces them
+/// (see `tracewire::is_instrumentation`), and one filter directive matches
+/// them all.
+pub(crate) const TARGET: &str = "tracewire_rdkafka";
 
 mod client_info;
 mod consumer;

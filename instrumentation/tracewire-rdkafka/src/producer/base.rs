@@ -4,23 +4,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::client::Client;
 use rdkafka::config::FromClientConfigAndContext as _;
-use rdkafka::consumer::ConsumerGroupMetadata;
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::message::ToBytes;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DefaultProducerContext, NoCustomPartitioner, Partitioner, Producer,
     ProducerContext, PurgeConfig, ThreadedProducer,
 };
-use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::util::{IntoOpaque, Timeout};
 use tracewire::propagation::Propagator;
 use tracing::Span;
 
-use super::{Outgoing, SendTracing, TracedProducerContext};
-use crate::client_info::record_kafka_error;
+use super::{Outgoing, TracedProducerContext};
+use crate::client_info::{
+    ClientTracing, client_constructors, propagator_method, record_kafka_error,
+};
 
 /// What `send` returns: the error and the record given back, as rdkafka's
 /// producers do.
@@ -36,7 +34,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// user's opaque (and the injected headers).
 #[allow(clippy::result_large_err)] // rdkafka's own signature
 fn send_traced<'a, K, P, O>(
-    tracing: &SendTracing,
+    tracing: &ClientTracing,
     record: BaseRecord<'a, K, P, O>,
     send: impl FnOnce(BaseRecord<'a, K, P, Box<(Span, O)>>) -> SendResult<'a, K, P, Box<(Span, O)>>,
 ) -> SendResult<'a, K, P, O>
@@ -54,7 +52,7 @@ where
         headers,
         delivery_opaque,
     } = record;
-    let (span, headers) = tracing.start(
+    let (span, headers) = tracing.start_send(
         &Outgoing {
             topic,
             key: key.map(ToBytes::to_bytes),
@@ -157,57 +155,21 @@ where
     Part: Partitioner,
 {
     inner: BaseProducer<TracedProducerContext<C>, Part>,
-    tracing: SendTracing,
+    tracing: ClientTracing,
 }
 
-impl<C: ProducerContext<Part>, Part: Partitioner> std::fmt::Debug for TracedBaseProducer<C, Part> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TracedBaseProducer")
-            .field("tracing", &self.tracing)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TracedBaseProducer {
-    /// Creates the producer from `config`.
-    ///
-    /// # Errors
-    /// When librdkafka rejects the configuration.
-    pub fn from_config(config: &ClientConfig) -> KafkaResult<Self> {
-        Self::from_config_and_context(config, DefaultProducerContext)
+client_constructors! {
+    TracedBaseProducer<C, Part> where [C: ProducerContext<Part>, Part: Partitioner] {
+        tracing: ClientTracing
+    }, "producer";
+    impl[] TracedBaseProducer = DefaultProducerContext;
+    impl[C: ProducerContext<Part>, Part: Partitioner] |config, context: C| {
+        BaseProducer::from_config_and_context(config, TracedProducerContext::new(context))?
     }
 }
 
 impl<C: ProducerContext<Part>, Part: Partitioner> TracedBaseProducer<C, Part> {
-    /// Creates the producer from `config` with your `context`, which keeps
-    /// receiving every callback (delivery reports with your opaque included).
-    ///
-    /// # Errors
-    /// When librdkafka rejects the configuration.
-    pub fn from_config_and_context(config: &ClientConfig, context: C) -> KafkaResult<Self> {
-        let producer =
-            BaseProducer::from_config_and_context(config, TracedProducerContext::new(context))?;
-        Ok(Self::new(producer, config))
-    }
-
-    /// Wraps `producer`; `config` is the configuration it was created with
-    /// (for `messaging.client.id` and `server.address`).
-    pub fn new(
-        producer: BaseProducer<TracedProducerContext<C>, Part>,
-        config: &ClientConfig,
-    ) -> Self {
-        TracedBaseProducer {
-            inner: producer,
-            tracing: SendTracing::new(config),
-        }
-    }
-
-    /// Injects with `propagator` instead of the global one.
-    #[must_use]
-    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.tracing.set_propagator(propagator);
-        self
-    }
+    propagator_method!("Injects", tracing);
 
     /// The wrapped producer. Records sent through it directly get no span
     /// and no trace headers; their opaque is `Box::new((Span::none(), yours))`.
@@ -279,7 +241,7 @@ where
     Part: Partitioner,
 {
     inner: Arc<Threaded<C, Part>>,
-    tracing: SendTracing,
+    tracing: ClientTracing,
 }
 
 /// The shared producer; the last clone's drop drains it.
@@ -305,63 +267,20 @@ impl<C: ProducerContext<Part> + 'static, Part: Partitioner> Clone
     }
 }
 
-impl<C: ProducerContext<Part> + 'static, Part: Partitioner> std::fmt::Debug
-    for TracedThreadedProducer<C, Part>
-{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TracedThreadedProducer")
-            .field("tracing", &self.tracing)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TracedThreadedProducer {
-    /// Creates the producer (and its polling thread) from `config`.
-    ///
-    /// # Errors
-    /// When librdkafka rejects the configuration.
-    pub fn from_config(config: &ClientConfig) -> KafkaResult<Self> {
-        Self::from_config_and_context(config, DefaultProducerContext)
-    }
-}
-
-impl<C, Part> TracedThreadedProducer<C, Part>
-where
-    C: ProducerContext<Part> + 'static,
-    Part: Partitioner + Send + Sync + 'static,
-{
-    /// Creates the producer (and its polling thread) from `config` with your
-    /// `context`, which keeps receiving every callback (delivery reports
-    /// with your opaque included).
-    ///
-    /// # Errors
-    /// When librdkafka rejects the configuration.
-    pub fn from_config_and_context(config: &ClientConfig, context: C) -> KafkaResult<Self> {
-        let producer =
-            ThreadedProducer::from_config_and_context(config, TracedProducerContext::new(context))?;
-        Ok(Self::new(producer, config))
+client_constructors! {
+    TracedThreadedProducer<C, Part> where [C: ProducerContext<Part> + 'static, Part: Partitioner] {
+        tracing: ClientTracing
+    }, "producer (and its polling thread)";
+    impl[] TracedThreadedProducer = DefaultProducerContext;
+    impl[C: ProducerContext<Part> + 'static, Part: Partitioner + Send + Sync + 'static]
+    |config, context: C| {
+        let context = TracedProducerContext::new(context);
+        Arc::new(Threaded(ThreadedProducer::from_config_and_context(config, context)?))
     }
 }
 
 impl<C: ProducerContext<Part> + 'static, Part: Partitioner> TracedThreadedProducer<C, Part> {
-    /// Wraps `producer`; `config` is the configuration it was created with
-    /// (for `messaging.client.id` and `server.address`).
-    pub fn new(
-        producer: ThreadedProducer<TracedProducerContext<C>, Part>,
-        config: &ClientConfig,
-    ) -> Self {
-        TracedThreadedProducer {
-            inner: Arc::new(Threaded(producer)),
-            tracing: SendTracing::new(config),
-        }
-    }
-
-    /// Injects with `propagator` instead of the global one.
-    #[must_use]
-    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.tracing.set_propagator(propagator);
-        self
-    }
+    propagator_method!("Injects", tracing);
 
     /// The wrapped producer. Records sent through it directly get no span
     /// and no trace headers; their opaque is `Box::new((Span::none(), yours))`.
@@ -389,61 +308,15 @@ impl<C: ProducerContext<Part> + 'static, Part: Partitioner> TracedThreadedProduc
     }
 }
 
-/// Delegates [`Producer`] to the wrapped producer of `$ty` (`$inner` reaches
-/// it from `self`).
-macro_rules! delegate_producer {
-    ($ty:ident, $($bounds:tt)*) => {
-        /// Flush, purge, in-flight count and transactions, delegated to the
-        /// wrapped producer; delivery reports they serve end send spans.
-        impl<C, Part> Producer<TracedProducerContext<C>, Part> for $ty<C, Part>
-        where
-            C: ProducerContext<Part> $($bounds)*,
-            Part: Partitioner,
-        {
-            fn client(&self) -> &Client<TracedProducerContext<C>> {
-                self.inner().client()
-            }
-
-            fn in_flight_count(&self) -> i32 {
-                self.inner().in_flight_count()
-            }
-
-            fn flush<T: Into<Timeout>>(&self, timeout: T) -> KafkaResult<()> {
-                self.inner().flush(timeout)
-            }
-
-            fn purge(&self, flags: PurgeConfig) {
-                self.inner().purge(flags);
-            }
-
-            fn init_transactions<T: Into<Timeout>>(&self, timeout: T) -> KafkaResult<()> {
-                self.inner().init_transactions(timeout)
-            }
-
-            fn begin_transaction(&self) -> KafkaResult<()> {
-                self.inner().begin_transaction()
-            }
-
-            fn send_offsets_to_transaction<T: Into<Timeout>>(
-                &self,
-                offsets: &TopicPartitionList,
-                cgm: &ConsumerGroupMetadata,
-                timeout: T,
-            ) -> KafkaResult<()> {
-                self.inner()
-                    .send_offsets_to_transaction(offsets, cgm, timeout)
-            }
-
-            fn commit_transaction<T: Into<Timeout>>(&self, timeout: T) -> KafkaResult<()> {
-                self.inner().commit_transaction(timeout)
-            }
-
-            fn abort_transaction<T: Into<Timeout>>(&self, timeout: T) -> KafkaResult<()> {
-                self.inner().abort_transaction(timeout)
-            }
-        }
-    };
-}
-
-delegate_producer!(TracedBaseProducer,);
-delegate_producer!(TracedThreadedProducer, + 'static);
+delegate_producer!(
+    impl<C, Part> Producer<TracedProducerContext<C>, Part> for TracedBaseProducer<C, Part>
+    where
+        C: ProducerContext<Part>,
+        Part: Partitioner,
+);
+delegate_producer!(
+    impl<C, Part> Producer<TracedProducerContext<C>, Part> for TracedThreadedProducer<C, Part>
+    where
+        C: ProducerContext<Part> + 'static,
+        Part: Partitioner,
+);

@@ -1,17 +1,18 @@
 //! The traced [`FutureProducer`].
 
-use rdkafka::ClientConfig;
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::error::KafkaResult;
+use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::message::ToBytes;
-use rdkafka::producer::future_producer::OwnedDeliveryResult;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::future_producer::{FutureProducerContext, OwnedDeliveryResult};
+use rdkafka::producer::{FutureProducer, FutureRecord, NoCustomPartitioner};
 use rdkafka::util::{AsyncRuntime, DefaultRuntime, Timeout};
 use tracewire::propagation::Propagator;
 use tracing::Instrument as _;
 
-use super::{Outgoing, SendTracing, record_delivery};
-use crate::client_info::record_kafka_error;
+use super::{Outgoing, record_delivery};
+use crate::client_info::{
+    ClientTracing, client_constructors, propagator_method, record_kafka_error,
+};
 
 /// A [`FutureProducer`] whose sends are PRODUCER spans (`send {topic}`)
 /// carrying their context to consumers in the message headers.
@@ -24,11 +25,15 @@ use crate::client_info::record_kafka_error;
 /// delivery report fills in the partition and offset; a failed delivery
 /// sets status Error with `error.type`.
 ///
+/// It implements rdkafka's [`Producer`](rdkafka::producer::Producer) trait
+/// (flush, purge, transactions, `client()`…), delegated to the wrapped
+/// producer.
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
 /// use rdkafka::ClientConfig;
-/// use rdkafka::producer::FutureRecord;
+/// use rdkafka::producer::{FutureRecord, Producer as _};
 /// use tracewire_rdkafka::TracedFutureProducer;
 ///
 /// let mut config = ClientConfig::new();
@@ -38,6 +43,7 @@ use crate::client_info::record_kafka_error;
 ///     .send(FutureRecord::to("orders").key("order-7").payload("{}"), Duration::from_secs(5))
 ///     .await;
 /// # let _ = delivery;
+/// producer.flush(Duration::from_secs(5))?; // rdkafka's own Producer::flush
 /// # Ok(())
 /// # }
 /// ```
@@ -46,7 +52,7 @@ where
     C: ClientContext + 'static,
 {
     inner: FutureProducer<C, R>,
-    tracing: SendTracing,
+    tracing: ClientTracing,
 }
 
 impl<C: ClientContext + 'static, R> Clone for TracedFutureProducer<C, R> {
@@ -58,40 +64,16 @@ impl<C: ClientContext + 'static, R> Clone for TracedFutureProducer<C, R> {
     }
 }
 
-impl<C: ClientContext + 'static, R> std::fmt::Debug for TracedFutureProducer<C, R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TracedFutureProducer")
-            .field("tracing", &self.tracing)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R: AsyncRuntime> TracedFutureProducer<DefaultClientContext, R> {
-    /// Creates the producer from `config`.
-    ///
-    /// # Errors
-    /// When librdkafka rejects the configuration.
-    pub fn from_config(config: &ClientConfig) -> KafkaResult<Self> {
-        Ok(Self::new(config.create()?, config))
+client_constructors! {
+    TracedFutureProducer<C, R> where [C: ClientContext + 'static] { tracing: ClientTracing }, "producer";
+    impl[R: AsyncRuntime] TracedFutureProducer<DefaultClientContext, R> = DefaultClientContext;
+    impl[C: ClientContext + 'static, R: AsyncRuntime] |config, context: C| {
+        FutureProducer::from_config_and_context(config, context)?
     }
 }
 
 impl<C: ClientContext + 'static, R: AsyncRuntime> TracedFutureProducer<C, R> {
-    /// Wraps `producer`; `config` is the configuration it was created with
-    /// (for `messaging.client.id` and `server.address`).
-    pub fn new(producer: FutureProducer<C, R>, config: &ClientConfig) -> Self {
-        TracedFutureProducer {
-            inner: producer,
-            tracing: SendTracing::new(config),
-        }
-    }
-
-    /// Injects with `propagator` instead of the global one.
-    #[must_use]
-    pub fn with_propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.tracing.set_propagator(propagator);
-        self
-    }
+    propagator_method!("Injects", tracing);
 
     /// The wrapped producer.
     pub fn inner(&self) -> &FutureProducer<C, R> {
@@ -114,7 +96,7 @@ impl<C: ClientContext + 'static, R: AsyncRuntime> TracedFutureProducer<C, R> {
         P: ToBytes + ?Sized,
         T: Into<Timeout>,
     {
-        let (span, headers) = self.tracing.start(
+        let (span, headers) = self.tracing.start_send(
             &Outgoing {
                 topic: record.topic,
                 key: record.key.map(ToBytes::to_bytes),
@@ -136,3 +118,10 @@ impl<C: ClientContext + 'static, R: AsyncRuntime> TracedFutureProducer<C, R> {
         result
     }
 }
+
+delegate_producer!(
+    impl<C, R> Producer<FutureProducerContext<C>, NoCustomPartitioner> for TracedFutureProducer<C, R>
+    where
+        C: ClientContext + 'static,
+        R: AsyncRuntime,
+);

@@ -2,40 +2,79 @@
 //! injection of its context into the record's headers, and how a delivery
 //! report or a failure is recorded on it.
 
+/// Implements rdkafka's [`Producer`](rdkafka::producer::Producer) for a
+/// traced producer by delegating to the producer its `inner()` returns:
+/// flush, purge, in-flight count and transactions (delivery reports they
+/// serve end send spans).
+macro_rules! delegate_producer {
+    (impl<$($g:ident),*> Producer<$cx:ty, $part:ty> for $ty:ty where $($bounds:tt)*) => {
+        /// Flush, purge, in-flight count and transactions, delegated to the
+        /// wrapped producer; delivery reports they serve end send spans.
+        impl<$($g),*> rdkafka::producer::Producer<$cx, $part> for $ty
+        where
+            $($bounds)*
+        {
+            fn client(&self) -> &rdkafka::client::Client<$cx> {
+                self.inner().client()
+            }
+
+            fn in_flight_count(&self) -> i32 {
+                self.inner().in_flight_count()
+            }
+
+            fn flush<T: Into<rdkafka::util::Timeout>>(&self, timeout: T) -> rdkafka::error::KafkaResult<()> {
+                self.inner().flush(timeout)
+            }
+
+            fn purge(&self, flags: rdkafka::producer::PurgeConfig) {
+                self.inner().purge(flags);
+            }
+
+            fn init_transactions<T: Into<rdkafka::util::Timeout>>(&self, timeout: T) -> rdkafka::error::KafkaResult<()> {
+                self.inner().init_transactions(timeout)
+            }
+
+            fn begin_transaction(&self) -> rdkafka::error::KafkaResult<()> {
+                self.inner().begin_transaction()
+            }
+
+            fn send_offsets_to_transaction<T: Into<rdkafka::util::Timeout>>(
+                &self,
+                offsets: &rdkafka::TopicPartitionList,
+                cgm: &rdkafka::consumer::ConsumerGroupMetadata,
+                timeout: T,
+            ) -> rdkafka::error::KafkaResult<()> {
+                self.inner()
+                    .send_offsets_to_transaction(offsets, cgm, timeout)
+            }
+
+            fn commit_transaction<T: Into<rdkafka::util::Timeout>>(&self, timeout: T) -> rdkafka::error::KafkaResult<()> {
+                self.inner().commit_transaction(timeout)
+            }
+
+            fn abort_transaction<T: Into<rdkafka::util::Timeout>>(&self, timeout: T) -> rdkafka::error::KafkaResult<()> {
+                self.inner().abort_transaction(timeout)
+            }
+        }
+    };
+}
+
 mod base;
 mod context;
 mod future;
 
-use std::sync::Arc;
-
-use rdkafka::ClientConfig;
 use rdkafka::message::OwnedHeaders;
 use tracewire::SpanExt as _;
-use tracewire::propagation::Propagator;
 use tracing::Span;
 use tracing::field::{Empty, display};
 
-use crate::client_info::{ClientInfo, key_str};
+use crate::TARGET;
+use crate::client_info::{ClientTracing, key_str};
 use crate::headers::inject_headers;
 
 pub use base::{TracedBaseProducer, TracedThreadedProducer};
 pub use context::TracedProducerContext;
 pub use future::TracedFutureProducer;
-
-/// What every traced producer shares: client identity and propagator.
-#[derive(Clone)]
-pub(crate) struct SendTracing {
-    info: Arc<ClientInfo>,
-    propagator: Option<Arc<dyn Propagator>>,
-}
-
-impl std::fmt::Debug for SendTracing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendTracing")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The parts of an outgoing record the send span describes.
 pub(crate) struct Outgoing<'a> {
@@ -45,23 +84,12 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) partition: Option<i32>,
 }
 
-impl SendTracing {
-    pub(crate) fn new(config: &ClientConfig) -> Self {
-        SendTracing {
-            info: Arc::new(ClientInfo::from_config(config)),
-            propagator: None,
-        }
-    }
-
-    pub(crate) fn set_propagator(&mut self, propagator: impl Propagator + 'static) {
-        self.propagator = Some(Arc::new(propagator));
-    }
-
+impl ClientTracing {
     /// Starts the `send {topic}` PRODUCER span under the current span and
     /// returns it with the record's headers: the user's `headers` without
     /// stale trace headers, plus the span's context (the current span's
     /// when the send span is filtered out).
-    pub(crate) fn start(
+    pub(crate) fn start_send(
         &self,
         record: &Outgoing<'_>,
         headers: Option<OwnedHeaders>,
@@ -70,6 +98,7 @@ impl SendTracing {
         // one dispatch instead of one per attribute, and the `%`
         // values (name, partition) are only formatted if the span records.
         let span = tracing::info_span!(
+            target: TARGET,
             "send",
             otel.name = %format_args!("send {}", record.topic),
             otel.kind = "producer",
@@ -95,10 +124,7 @@ impl SendTracing {
         if cx.span_context().is_none() {
             cx = tracewire::current_context();
         }
-        let headers = match &self.propagator {
-            Some(propagator) => inject_headers(propagator.as_ref(), &cx, headers),
-            None => inject_headers(tracewire::propagation::global().as_ref(), &cx, headers),
-        };
+        let headers = self.with_propagator(|propagator| inject_headers(propagator, &cx, headers));
         (span, headers)
     }
 }

@@ -531,7 +531,7 @@ async fn headers_carry_the_context_and_the_consumer_continues_the_trace<P: Trace
 
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let message = within("recv", consumer.recv()).await.expect("message");
     let pairs: Vec<(String, Vec<u8>)> = message
         .headers()
@@ -660,7 +660,7 @@ async fn concurrent_sends_keep_their_own_contexts<P: Traced>() {
 
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     within(
         "consume all",
         consumer.stream().take(n).for_each(|message| async move {

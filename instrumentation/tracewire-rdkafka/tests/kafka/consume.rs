@@ -7,11 +7,16 @@ use futures_util::StreamExt as _;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::Message as _;
 use rdkafka::producer::FutureRecord;
-use tracewire::{SpanExt as _, SpanKind, Value};
+use rdkafka::producer::Producer as _;
+use tracewire::testing::InMemoryExporter;
+use tracewire::{SpanExt as _, SpanKind, TracewireLayer, Value};
 use tracewire_rdkafka::{
     ProcessParent, TracedBaseConsumer, TracedFutureProducer, TracedStreamConsumer,
 };
 use tracing::Instrument as _;
+
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
 
 use crate::support::{Broker, traced, within};
 
@@ -38,7 +43,7 @@ async fn produce_then_consume_is_one_trace() {
 
     let config = broker.consumer_config();
     let consumer: TracedStreamConsumer = TracedStreamConsumer::from_config(&config).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let message = within("recv", consumer.recv()).await.expect("message");
     async { tracing::info_span!("send e-mail").in_scope(|| tracing::info!("sent")) }
         .instrument(message.span().clone())
@@ -120,7 +125,7 @@ async fn the_process_span_ends_when_processing_ends() {
         .unwrap();
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let message = within("recv", consumer.recv()).await.unwrap();
     tokio::task::yield_now().await;
     // Work done after receiving, outside the span, still falls within it.
@@ -152,7 +157,7 @@ async fn tombstones_are_marked() {
         .unwrap();
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     drop(within("recv", consumer.recv()).await.unwrap());
     for name in [format!("send {topic}"), format!("process {topic}")] {
         assert_eq!(
@@ -186,7 +191,7 @@ async fn a_batch_links_every_message() {
             .unwrap();
     }
     let consumer = TracedBaseConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let mut received = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while received < 3 && std::time::Instant::now() < deadline {
@@ -238,7 +243,7 @@ async fn the_poll_span_covers_the_receive_and_the_batch_is_processed_after_it() 
             .unwrap();
     }
     let consumer = TracedBaseConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let consumer_loop = tracing::info_span!("consumer loop");
     let mut received = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -307,7 +312,7 @@ fn an_empty_poll_is_a_poll_span_counting_nothing() {
     let consumer = TracedBaseConsumer::from_config(&broker.consumer_config()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let topic = rt.block_on(broker.topic("empty", 1));
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     assert!(
         consumer
             .poll_batch(10, Duration::from_millis(200))
@@ -340,8 +345,8 @@ async fn new_trace_with_link_keeps_the_producer_as_a_link() {
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config())
             .unwrap()
-            .with_process_parent(ProcessParent::NewTraceWithLink);
-    consumer.inner().subscribe(&[&topic]).unwrap();
+            .process_parent(ProcessParent::NewTraceWithLink);
+    consumer.subscribe(&[&topic]).unwrap();
     let ambient = tracing::info_span!("consumer loop");
     async { drop(within("recv", consumer.recv()).await.unwrap()) }
         .instrument(ambient.clone())
@@ -399,7 +404,7 @@ async fn parallel_messages_never_mix_contexts() {
 
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let handled = within(
         "consume all",
         consumer
@@ -443,6 +448,67 @@ async fn parallel_messages_never_mix_contexts() {
         assert_eq!(
             handle.span_context.trace_id(),
             process.span_context.trace_id()
+        );
+    }
+}
+
+/// Every span of the crate has the target `tracewire_rdkafka`, which
+/// `tracewire::is_instrumentation` (what `tracewire::init` always traces:
+/// targets starting with `tracewire_`; it needs the core's `otlp` feature,
+/// which this crate does not enable) covers; rdkafka's own `Producer` and
+/// `Consumer` calls work on the wrappers.
+#[tokio::test]
+async fn every_span_has_the_crate_target_and_rdkafka_calls_work_on_the_wrappers() {
+    let broker = Broker::start();
+    let topic = broker.topic("targets", 1).await;
+    let exporter = InMemoryExporter::new();
+    let ours = filter_fn(|metadata| {
+        metadata.target() == "tracewire_rdkafka" && metadata.target().starts_with("tracewire_")
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(TracewireLayer::new(exporter.clone()).with_filter(ours));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let producer: TracedFutureProducer =
+        TracedFutureProducer::from_config(&broker.producer_config()).unwrap();
+    producer
+        .send(
+            FutureRecord::to(&topic).key("k").payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered");
+    producer.flush(Duration::from_secs(10)).unwrap(); // rdkafka's Producer
+    assert_eq!(producer.in_flight_count(), 0);
+    assert!(
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .is_ok()
+    );
+
+    let consumer = TracedBaseConsumer::from_config(&broker.consumer_config()).unwrap();
+    consumer.subscribe(&[&topic]).unwrap(); // rdkafka's Consumer
+    assert_eq!(consumer.subscription().unwrap().count(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let batch = loop {
+        assert!(std::time::Instant::now() < deadline, "no message");
+        if let Some(batch) = consumer.poll_batch(10, Duration::from_secs(2)) {
+            break batch.expect("batch");
+        }
+    };
+    consumer
+        .commit_message(&batch.messages[0], CommitMode::Sync)
+        .expect("commit");
+    drop(batch);
+    let position = consumer.position().unwrap();
+    assert_eq!(position.count(), 1);
+
+    for name in ["send", "poll", "process", "commit"] {
+        assert_eq!(
+            exporter.spans_named(&format!("{name} {topic}")).len(),
+            1,
+            "{name} span"
         );
     }
 }

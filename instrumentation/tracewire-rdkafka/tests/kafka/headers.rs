@@ -50,7 +50,7 @@ async fn user_headers_survive_and_stale_trace_headers_are_replaced() {
         .unwrap();
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     let message = within("recv", consumer.recv()).await.unwrap();
     let received = message.headers().expect("headers");
     let pairs: Vec<(String, Vec<u8>)> = received
@@ -132,7 +132,7 @@ async fn bad_trace_headers_start_new_traces() {
     let (exporter, _guard) = traced();
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config()).unwrap();
-    consumer.inner().subscribe(&[&topic]).unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
     for _ in &cases {
         let message = within("recv", consumer.recv())
             .await

@@ -341,7 +341,7 @@ async fn produce_all(broker: &Broker, topic: &str, cases: &[Case]) -> String {
     let producer: TracedFutureProducer =
         TracedFutureProducer::from_config(&broker.producer_config())
             .unwrap()
-            .with_propagator(propagator());
+            .propagator(propagator());
     let request = tracing::info_span!("request");
     let trace = request.span_context().unwrap().trace_id().to_string();
     producer
@@ -418,8 +418,8 @@ async fn the_stream_consumer_processes_hostile_headers() {
     let consumer: TracedStreamConsumer =
         TracedStreamConsumer::from_config(&broker.consumer_config())
             .unwrap()
-            .with_propagator(propagator());
-    consumer.inner().subscribe(&[&topic]).unwrap();
+            .propagator(propagator());
+    consumer.subscribe(&[&topic]).unwrap();
     for _ in 0..=cases.len() {
         let message = within("recv", consumer.recv())
             .await
@@ -438,8 +438,8 @@ async fn the_base_consumer_processes_hostile_headers() {
     let next_trace = produce_all(&broker, &topic, &cases).await;
     let consumer = TracedBaseConsumer::from_config(&broker.consumer_config())
         .unwrap()
-        .with_propagator(propagator());
-    consumer.inner().subscribe(&[&topic]).unwrap();
+        .propagator(propagator());
+    consumer.subscribe(&[&topic]).unwrap();
     let mut received = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while received <= cases.len() && std::time::Instant::now() < deadline {
@@ -462,8 +462,8 @@ async fn a_batch_with_hostile_headers_is_received_whole() {
     let next_trace = produce_all(&broker, &topic, &cases).await;
     let consumer = TracedBaseConsumer::from_config(&broker.consumer_config())
         .unwrap()
-        .with_propagator(propagator());
-    consumer.inner().subscribe(&[&topic]).unwrap();
+        .propagator(propagator());
+    consumer.subscribe(&[&topic]).unwrap();
     let mut received = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while received <= cases.len() && std::time::Instant::now() < deadline {
