@@ -82,6 +82,23 @@
 //! redaction of `url.full` and the status rules are the ones that module
 //! gives every tracewire HTTP client.
 //!
+//! # Options and hooks
+//!
+//! The options (propagator, [`propagation`](TracingMiddleware::propagation)
+//! on or off, captured request and response headers, pre-stable attribute
+//! names) are a [`tracewire::http::ClientOptions`]: build one and give it
+//! to this middleware with [`options`](TracingMiddleware::options) and to
+//! `tracewire-tower`'s client layer with `TraceLayer::client().options(…)`,
+//! and both trace alike. The builder methods of [`TracingMiddleware`] set
+//! the same options one at a time.
+//!
+//! [`on_request`](TracingMiddleware::on_request) and
+//! [`on_response`](TracingMiddleware::on_response) take hooks of the shape
+//! of `tracewire-tower`'s client hooks ([`OnRequest`], [`OnResponse`]), over
+//! `reqwest::Request` and `reqwest::Response`: closures
+//! `Fn(&reqwest::Request, &Span)` and `Fn(&reqwest::Response, Duration, &Span)`
+//! that add attributes to the request's span.
+//!
 //! # Features
 //!
 //! This crate has no features of its own; TLS and the other reqwest options
@@ -89,18 +106,19 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::{Extensions, HeaderName};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next, Result};
-use tracewire::http::{
-    ClientRequest, RedactedUrl, inject_context, record_client_response, record_error,
-    record_request_headers, record_response_headers,
-};
+use tracewire::http::{ClientOptions, ClientRequest, RedactedUrl, record_error};
 use tracewire::propagation::Propagator;
 use tracing::Instrument as _;
 use tracing::Span;
 
+mod hooks;
+
+pub use hooks::{OnRequest, OnResponse};
 pub use tracewire::http::{DisablePropagation, ResendCount};
 
 /// The span target, which `EnvFilter` directives can name.
@@ -110,22 +128,47 @@ const TARGET: &str = "tracewire_reqwest";
 /// propagates its context in the request's headers.
 ///
 /// `TracingMiddleware::default()` uses the process-wide propagator
-/// ([`tracewire::propagation::global`]) and records no header.
+/// ([`tracewire::propagation::global`]) and records no header. Its options
+/// are a [`ClientOptions`], the type `tracewire-tower`'s client layer holds
+/// too, and its hooks ([`on_request`](Self::on_request),
+/// [`on_response`](Self::on_response)) have the shape of that layer's.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderName;
+/// use tracewire::SpanExt as _;
+/// use tracewire::http::ClientOptions;
+/// use tracewire_reqwest::TracingMiddleware;
+///
+/// // One set of options for every HTTP client of the application.
+/// let options = ClientOptions::new()
+///     .request_headers([HeaderName::from_static("x-tenant")])
+///     .legacy_http_attributes(true);
+///
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(
+///         TracingMiddleware::new()
+///             .options(options.clone())
+///             .on_response(|response: &reqwest::Response, _: Duration, span: &tracing::Span| {
+///                 span.set_attribute("app.body_length", response.content_length().is_some());
+///             }),
+///     )
+///     .build();
+/// # let _ = client;
+/// ```
 #[derive(Clone)]
 pub struct TracingMiddleware {
-    propagator: Option<Arc<dyn Propagator>>,
-    request_headers: Vec<HeaderName>,
-    response_headers: Vec<HeaderName>,
-    legacy: bool,
+    options: ClientOptions,
+    on_request: Option<Arc<dyn OnRequest + Send + Sync>>,
+    on_response: Option<Arc<dyn OnResponse + Send + Sync>>,
 }
 
 impl Default for TracingMiddleware {
     fn default() -> Self {
         TracingMiddleware {
-            propagator: None,
-            request_headers: Vec::new(),
-            response_headers: Vec::new(),
-            legacy: tracewire::http::legacy_opt_in_from_env(),
+            options: ClientOptions::new(),
+            on_request: None,
+            on_response: None,
         }
     }
 }
@@ -133,10 +176,9 @@ impl Default for TracingMiddleware {
 impl fmt::Debug for TracingMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracingMiddleware")
-            .field("propagator", &self.propagator)
-            .field("request_headers", &self.request_headers)
-            .field("response_headers", &self.response_headers)
-            .field("legacy", &self.legacy)
+            .field("options", &self.options)
+            .field("on_request", &self.on_request.is_some())
+            .field("on_response", &self.on_response.is_some())
             .finish()
     }
 }
@@ -147,22 +189,37 @@ impl TracingMiddleware {
         Self::default()
     }
 
-    /// Injects with `propagator` instead of the process-wide one.
+    /// Replaces all the options with `options`: the way to give this
+    /// middleware and `tracewire-tower`'s client layer the same ones.
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Injects with `propagator` instead of the process-wide one (see
+    /// [`ClientOptions::propagator`]).
     pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
-        self.propagator = Some(Arc::new(propagator));
+        self.options = self.options.propagator(propagator);
+        self
+    }
+
+    /// Whether the trace context is written into requests at all (default:
+    /// yes; see [`ClientOptions::propagation`]).
+    pub fn propagation(mut self, enabled: bool) -> Self {
+        self.options = self.options.propagation(enabled);
         self
     }
 
     /// Request headers recorded as `http.request.header.<name>` (a string
     /// array, one element per header line). Only these are read: keep secrets out.
     pub fn request_headers<I: IntoIterator<Item = HeaderName>>(mut self, names: I) -> Self {
-        self.request_headers = names.into_iter().collect();
+        self.options = self.options.request_headers(names);
         self
     }
 
     /// Response headers recorded as `http.response.header.<name>`.
     pub fn response_headers<I: IntoIterator<Item = HeaderName>>(mut self, names: I) -> Self {
-        self.response_headers = names.into_iter().collect();
+        self.options = self.options.response_headers(names);
         self
     }
 
@@ -171,7 +228,20 @@ impl TracingMiddleware {
     /// Default: on when `OTEL_SEMCONV_STABILITY_OPT_IN` contains
     /// `http/dup`.
     pub fn legacy_http_attributes(mut self, enabled: bool) -> Self {
-        self.legacy = enabled;
+        self.options = self.options.legacy_http_attributes(enabled);
+        self
+    }
+
+    /// Runs `hook` before each request is sent, inside its span (see
+    /// [`OnRequest`]).
+    pub fn on_request(mut self, hook: impl OnRequest + Send + Sync + 'static) -> Self {
+        self.on_request = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` when the response head arrives (see [`OnResponse`]).
+    pub fn on_response(mut self, hook: impl OnResponse + Send + Sync + 'static) -> Self {
+        self.on_response = Some(Arc::new(hook));
         self
     }
 
@@ -186,24 +256,28 @@ impl TracingMiddleware {
                 url.port_or_known_default(),
             )
             .with_resend_count(resend)
-            .with_legacy_attributes(self.legacy),
+            .with_legacy_attributes(self.options.records_legacy_attributes()),
         );
         if propagate {
-            let propagator = self
-                .propagator
-                .clone()
-                .unwrap_or_else(tracewire::propagation::global);
-            inject_context(&span, &*propagator, request.headers_mut());
+            self.options.inject_context(&span, request.headers_mut());
         }
-        record_request_headers(&span, &self.request_headers, request.headers());
+        self.options
+            .record_request_headers(&span, request.headers());
         span
     }
 
-    fn record(&self, span: &Span, result: &Result<Response>) {
+    fn record(&self, span: &Span, result: &Result<Response>, start: Instant) {
         match result {
             Ok(response) => {
-                record_client_response(span, response.status(), response.version(), self.legacy);
-                record_response_headers(span, &self.response_headers, response.headers());
+                self.options.record_response_parts(
+                    span,
+                    response.status(),
+                    response.version(),
+                    response.headers(),
+                );
+                if let Some(hook) = &self.on_response {
+                    span.in_scope(|| hook.on_response(response, start.elapsed(), span));
+                }
             }
             Err(error) => record_error(span, error_type(error), Some(error)),
         }
@@ -242,10 +316,14 @@ impl Middleware for TracingMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let resend = resend_count(extensions);
-        let propagate = !DisablePropagation::is_set(extensions);
+        let propagate = self.options.propagates(extensions);
         let span = self.span(&mut request, resend, propagate);
+        if let Some(hook) = &self.on_request {
+            span.in_scope(|| hook.on_request(&request, &span));
+        }
+        let start = Instant::now();
         let result = next.run(request, extensions).instrument(span.clone()).await;
-        self.record(&span, &result);
+        self.record(&span, &result, start);
         result
     }
 }
@@ -277,6 +355,117 @@ fn redacted_url(url: &Url) -> RedactedUrl<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tracewire::propagation::B3Propagator;
+    use tracewire::testing::InMemoryExporter;
+    use tracewire::{SpanExt as _, TracewireLayer, Value};
+    use tracing_subscriber::prelude::*;
+
+    /// Answers every request itself, keeping the headers it was sent with.
+    struct Canned(Arc<Mutex<http::HeaderMap>>);
+
+    #[async_trait::async_trait]
+    impl Middleware for Canned {
+        async fn handle(
+            &self,
+            request: Request,
+            _: &mut Extensions,
+            _: Next<'_>,
+        ) -> Result<Response> {
+            *self.0.lock().unwrap() = request.headers().clone();
+            let response = http::Response::builder()
+                .header("x-cache", "hit")
+                .header("x-region", "eu-west")
+                .body("")
+                .unwrap();
+            Ok(Response::from(response))
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_client_options_and_hooks() {
+        let exporter = InMemoryExporter::new();
+        let subscriber = tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        // What an application would give tracewire-tower's client layer too.
+        let options = ClientOptions::new()
+            .propagator(B3Propagator::new())
+            .request_headers([HeaderName::from_static("x-tenant")])
+            .response_headers([HeaderName::from_static("x-cache")])
+            .legacy_http_attributes(true);
+        let middleware = TracingMiddleware::new()
+            .options(options)
+            .on_request(|request: &Request, span: &Span| {
+                span.set_attribute("app.path", request.url().path().to_owned());
+            })
+            .on_response(|response: &Response, latency: Duration, span: &Span| {
+                if let Some(region) = response.headers().get("x-region") {
+                    span.set_attribute("app.region", region.to_str().unwrap().to_owned());
+                }
+                span.set_attribute("app.latency_ms", latency.as_secs_f64() * 1000.0);
+            });
+        let seen = Arc::new(Mutex::new(http::HeaderMap::new()));
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(middleware)
+            .with(Canned(seen.clone()))
+            .build();
+        let response = client
+            .get("http://inventory.internal/items/7")
+            .header("x-tenant", "acme")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+
+        let span = exporter.span("GET");
+        let headers = seen.lock().unwrap();
+        assert!(headers.contains_key("b3"), "the options' propagator");
+        assert!(!headers.contains_key("traceparent"));
+        assert_eq!(
+            span.attribute("http.request.header.x-tenant"),
+            Some(&Value::from(vec!["acme"]))
+        );
+        assert_eq!(
+            span.attribute("http.response.header.x-cache"),
+            Some(&Value::from(vec!["hit"]))
+        );
+        assert_eq!(span.attribute("http.method"), Some(&Value::from("GET")));
+        assert_eq!(span.attribute("http.status_code"), Some(&Value::I64(200)));
+        assert_eq!(span.attribute("app.path"), Some(&Value::from("/items/7")));
+        assert_eq!(span.attribute("app.region"), Some(&Value::from("eu-west")));
+        assert!(matches!(
+            span.attribute("app.latency_ms"),
+            Some(Value::F64(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn propagation_off_keeps_headers_out() {
+        let exporter = InMemoryExporter::new();
+        let subscriber = tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let seen = Arc::new(Mutex::new(http::HeaderMap::new()));
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(TracingMiddleware::new().propagation(false))
+            .with(Canned(seen.clone()))
+            .build();
+        let parent = tracing::info_span!("parent");
+        let _ = client
+            .get("http://partner.example/")
+            .send()
+            .instrument(parent)
+            .await
+            .unwrap();
+        assert!(!seen.lock().unwrap().contains_key("traceparent"));
+        assert_eq!(
+            exporter.span("GET").attribute("http.response.status_code"),
+            Some(&Value::I64(200))
+        );
+    }
 
     #[test]
     fn url_full_is_redacted() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use http::HeaderName;
 use tower_layer::Layer;
+use tracewire::http::ClientOptions;
 use tracewire::propagation::Propagator;
 
 use crate::hooks::{BoxedHook, DefaultSpanName, Filter, OnRequest, OnResponse, SpanName};
@@ -39,7 +40,8 @@ pub enum TrustBoundary {
     Restart,
 }
 
-/// Options shared by both presets.
+/// The server preset's propagation and capture options (the client's are
+/// a [`ClientOptions`]).
 #[derive(Clone, Default)]
 pub(crate) struct Common {
     pub(crate) propagator: Option<Arc<dyn Propagator>>,
@@ -120,9 +122,12 @@ pub type BoxedClientLayer<ReqBody, ResBody = ReqBody> = TraceLayer<
 >;
 
 /// The client preset's options and hooks (see [`TraceLayer::client`]).
+///
+/// The options are a [`ClientOptions`], the type `tracewire-reqwest`'s
+/// middleware holds too.
 #[derive(Clone, Debug)]
 pub struct Client<Req = (), Res = ()> {
-    pub(crate) common: Common,
+    pub(crate) options: ClientOptions,
     pub(crate) on_request: Req,
     pub(crate) on_response: Res,
 }
@@ -179,7 +184,7 @@ impl TraceLayer<Client> {
     pub fn client() -> Self {
         TraceLayer {
             mode: Client {
-                common: Common::from_env(),
+                options: ClientOptions::new(),
                 on_request: (),
                 on_response: (),
             },
@@ -187,7 +192,7 @@ impl TraceLayer<Client> {
     }
 }
 
-/// The options both presets have.
+/// The server's propagation and capture options.
 macro_rules! common_options {
     () => {
         /// The propagator that reads (server) or writes (client) the trace
@@ -364,7 +369,67 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
 }
 
 impl<Req, Res> TraceLayer<Client<Req, Res>> {
-    common_options!();
+    /// Replaces all the client options with `options`: the way to give
+    /// this layer and `tracewire-reqwest`'s middleware the same ones.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use tracewire::http::ClientOptions;
+    /// use tracewire_tower::TraceLayer;
+    ///
+    /// let options = ClientOptions::new().request_headers([HeaderName::from_static("x-tenant")]);
+    /// let layer = TraceLayer::client().options(options.clone());
+    /// # let _ = layer;
+    /// ```
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.mode.options = options;
+        self
+    }
+
+    /// The propagator that writes the trace context, instead of the
+    /// process-wide [`global`](tracewire::propagation::global) one (see
+    /// [`ClientOptions::propagator`]).
+    pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
+        self.mode.options = self.mode.options.propagator(propagator);
+        self
+    }
+
+    /// Whether the trace context is written into requests at all (default:
+    /// yes; see [`ClientOptions::propagation`]).
+    pub fn propagation(mut self, enabled: bool) -> Self {
+        self.mode.options = self.mode.options.propagation(enabled);
+        self
+    }
+
+    /// Request headers recorded as `http.request.header.<name>` attributes
+    /// (see [`ClientOptions::request_headers`]). Only these headers are
+    /// read: keep secrets such as `authorization` out.
+    pub fn request_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.mode.options = self.mode.options.request_headers(names);
+        self
+    }
+
+    /// Response headers recorded as `http.response.header.<name>`
+    /// attributes (see [`ClientOptions::response_headers`]).
+    pub fn response_headers<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        self.mode.options = self.mode.options.response_headers(names);
+        self
+    }
+
+    /// Whether spans also carry the pre-stable HTTP attribute names
+    /// (`http.method`, `http.url`, `net.peer.name`, `http.status_code`; see
+    /// [`ClientOptions::legacy_http_attributes`]). Default: on when
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN` contains `http/dup`.
+    pub fn legacy_http_attributes(mut self, enabled: bool) -> Self {
+        self.mode.options = self.mode.options.legacy_http_attributes(enabled);
+        self
+    }
 
     /// Runs `hook` before each request is sent, inside its span (see
     /// [`OnRequest`](crate::OnRequest)).
@@ -404,7 +469,7 @@ impl<Req, Res> TraceLayer<Client<Req, Res>> {
         let (on_request, on_response) = f((m.on_request, m.on_response));
         TraceLayer {
             mode: Client {
-                common: m.common,
+                options: m.options,
                 on_request,
                 on_response,
             },

@@ -114,6 +114,11 @@
 //!   caller (or the browser) the trace of its request.
 //! - [`propagator`](TraceLayer::propagator): a propagator other than
 //!   [`tracewire::propagation::global`].
+//! - Client only: [`options`](TraceLayer::options) sets all the client
+//!   options at once from a [`tracewire::http::ClientOptions`], the type
+//!   `tracewire-reqwest`'s middleware takes too, so both clients can share
+//!   one; [`propagation`](TraceLayer::propagation) turns context injection
+//!   off for every request (as [`DisablePropagation`] does for one).
 //! - [`legacy_http_attributes`](TraceLayer::legacy_http_attributes): also
 //!   the pre-stable attribute names (`http.method`, `http.status_code`,
 //!   `http.target`, `http.url`, `net.host.name`, `net.peer.name`); on by

@@ -67,6 +67,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, HeaderName, Method, StatusCode, Uri, Version};
 use tracing::Span;
@@ -423,6 +424,223 @@ pub fn legacy_opt_in_from_env() -> bool {
     )
 }
 
+/// The options of a tracewire HTTP client, shared by `tracewire-tower`'s
+/// client layer and `tracewire-reqwest`'s middleware: the propagator,
+/// whether the context is written into requests at all, the allow-lists of
+/// captured headers, and the pre-stable attribute names.
+///
+/// Build it once and hand it to each client (`TraceLayer::client().options(…)`,
+/// `TracingMiddleware::new().options(…)`), so both trace alike. The methods
+/// that take a span ([`propagates`](Self::propagates),
+/// [`inject_context`](Self::inject_context),
+/// [`record_request_headers`](Self::record_request_headers),
+/// [`record_response`](Self::record_response)) are what those clients do
+/// with it, for a client you instrument yourself.
+///
+/// ```
+/// use http::HeaderName;
+/// use tracing_subscriber::prelude::*;
+/// use tracewire::http::{ClientOptions, ClientRequest};
+/// use tracewire::propagation::TraceContextPropagator;
+/// use tracewire::testing::InMemoryExporter;
+/// use tracewire::{TracewireLayer, Value};
+///
+/// let options = ClientOptions::new()
+///     .propagator(TraceContextPropagator::new())
+///     .request_headers([HeaderName::from_static("x-tenant")])
+///     .response_headers([HeaderName::from_static("x-cache")])
+///     .legacy_http_attributes(true);
+/// assert!(options.records_legacy_attributes());
+///
+/// let exporter = InMemoryExporter::new();
+/// let subscriber = tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone()));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let mut request = http::Request::get("http://cart.internal/items")
+///         .header("x-tenant", "acme")
+///         .body(())
+///         .unwrap();
+///     let span = tracewire::http_client_span!(
+///         target: "my_client",
+///         ClientRequest::new(&request)
+///             .with_legacy_attributes(options.records_legacy_attributes()),
+///     );
+///     if options.propagates(request.extensions()) {
+///         options.inject_context(&span, request.headers_mut());
+///     }
+///     options.record_request_headers(&span, request.headers());
+///     assert!(request.headers().contains_key("traceparent"));
+///
+///     let response = http::Response::builder().header("x-cache", "hit").body(()).unwrap();
+///     options.record_response(&span, &response);
+/// });
+///
+/// let span = exporter.span("GET");
+/// assert_eq!(span.attribute("http.method"), Some(&Value::from("GET")));
+/// assert!(span.attribute("http.request.header.x-tenant").is_some());
+/// assert!(span.attribute("http.response.header.x-cache").is_some());
+/// assert_eq!(span.attribute("http.response.status_code"), Some(&Value::I64(200)));
+/// ```
+#[derive(Clone)]
+pub struct ClientOptions {
+    propagator: Option<Arc<dyn Propagator>>,
+    propagation: bool,
+    request_headers: Vec<HeaderName>,
+    response_headers: Vec<HeaderName>,
+    legacy: bool,
+}
+
+impl Default for ClientOptions {
+    /// The same as [`ClientOptions::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("propagator", &self.propagator)
+            .field("propagation", &self.propagation)
+            .field("request_headers", &self.request_headers)
+            .field("response_headers", &self.response_headers)
+            .field("legacy", &self.legacy)
+            .finish()
+    }
+}
+
+impl ClientOptions {
+    /// The defaults: the process-wide propagator
+    /// ([`global`](crate::propagation::global), read per request),
+    /// propagation on, no header captured, and the pre-stable attribute
+    /// names when `OTEL_SEMCONV_STABILITY_OPT_IN` lists `http/dup`
+    /// ([`legacy_opt_in_from_env`]).
+    pub fn new() -> Self {
+        ClientOptions {
+            propagator: None,
+            propagation: true,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            legacy: legacy_opt_in_from_env(),
+        }
+    }
+
+    /// Writes the context with `propagator` instead of the process-wide one.
+    pub fn propagator(mut self, propagator: impl Propagator + 'static) -> Self {
+        self.propagator = Some(Arc::new(propagator));
+        self
+    }
+
+    /// Whether the context is written into requests at all (default: yes).
+    /// Off, every request is traced as if it carried
+    /// [`DisablePropagation`]: for a client that only talks to third parties.
+    pub fn propagation(mut self, enabled: bool) -> Self {
+        self.propagation = enabled;
+        self
+    }
+
+    /// Request headers recorded as `http.request.header.<name>` attributes
+    /// (a string array, one element per header line). Only these headers
+    /// are read: keep secrets such as `authorization` out.
+    pub fn request_headers<I: IntoIterator<Item = HeaderName>>(mut self, names: I) -> Self {
+        self.request_headers = names.into_iter().collect();
+        self
+    }
+
+    /// Response headers recorded as `http.response.header.<name>`
+    /// attributes, as for [`request_headers`](Self::request_headers).
+    pub fn response_headers<I: IntoIterator<Item = HeaderName>>(mut self, names: I) -> Self {
+        self.response_headers = names.into_iter().collect();
+        self
+    }
+
+    /// Whether spans also carry the pre-stable attribute names
+    /// (`http.method`, `http.url`, `net.peer.name`, `http.status_code`) for
+    /// backends that still query them. Default: on when
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN` lists `http/dup`.
+    pub fn legacy_http_attributes(mut self, enabled: bool) -> Self {
+        self.legacy = enabled;
+        self
+    }
+
+    /// The propagator requests are written with: the one given to
+    /// [`propagator`](Self::propagator), else the process-wide one as it
+    /// is now.
+    pub fn propagator_or_global(&self) -> Arc<dyn Propagator> {
+        self.propagator
+            .clone()
+            .unwrap_or_else(crate::propagation::global)
+    }
+
+    /// Whether propagation is on (see [`propagation`](Self::propagation)).
+    pub fn propagation_enabled(&self) -> bool {
+        self.propagation
+    }
+
+    /// The request headers that are captured.
+    pub fn captured_request_headers(&self) -> &[HeaderName] {
+        &self.request_headers
+    }
+
+    /// The response headers that are captured.
+    pub fn captured_response_headers(&self) -> &[HeaderName] {
+        &self.response_headers
+    }
+
+    /// Whether the pre-stable attribute names are recorded (what
+    /// [`ClientRequest::with_legacy_attributes`] and
+    /// [`record_client_response`] are given).
+    pub fn records_legacy_attributes(&self) -> bool {
+        self.legacy
+    }
+
+    /// Whether the context goes into a request with these `extensions`:
+    /// propagation is on and the request does not carry
+    /// [`DisablePropagation`].
+    pub fn propagates(&self, extensions: &Extensions) -> bool {
+        self.propagation && !DisablePropagation::is_set(extensions)
+    }
+
+    /// Writes the context of `span` into `headers` with
+    /// [`propagator_or_global`](Self::propagator_or_global) (see
+    /// [`inject_context`](fn@inject_context)). It does not look at
+    /// [`propagates`](Self::propagates): ask that first.
+    pub fn inject_context(&self, span: &Span, headers: &mut dyn Injector) {
+        inject_context(span, &*self.propagator_or_global(), headers);
+    }
+
+    /// Records the captured request headers found in `headers` on `span`
+    /// (see [`record_request_headers`](fn@record_request_headers)).
+    pub fn record_request_headers(&self, span: &Span, headers: &HeaderMap) {
+        record_request_headers(span, &self.request_headers, headers);
+    }
+
+    /// Records a response head on a CLIENT span: status, protocol version
+    /// and error status as [`record_client_response`] does (with the
+    /// pre-stable `http.status_code` when asked for), and the captured
+    /// response headers.
+    pub fn record_response<B>(&self, span: &Span, response: &http::Response<B>) {
+        self.record_response_parts(
+            span,
+            response.status(),
+            response.version(),
+            response.headers(),
+        );
+    }
+
+    /// [`record_response`](Self::record_response) for a response that is
+    /// not an `http::Response`: its status, version and headers.
+    pub fn record_response_parts(
+        &self,
+        span: &Span,
+        status: StatusCode,
+        version: Version,
+        headers: &HeaderMap,
+    ) {
+        record_client_response(span, status, version, self.legacy);
+        record_response_headers(span, &self.response_headers, headers);
+    }
+}
+
 /// What a CLIENT span records about an outgoing request before it is sent:
 /// the input of [`http_client_span!`](crate::http_client_span).
 ///
@@ -766,6 +984,22 @@ mod tests {
         assert_eq!(ResendCount::of(&extensions), None);
         extensions.insert(ResendCount(3));
         assert_eq!(ResendCount::of(&extensions), Some(3));
+    }
+
+    #[test]
+    fn client_options_propagation_switches() {
+        let mut extensions = Extensions::new();
+        let options = ClientOptions::new();
+        assert!(options.propagates(&extensions));
+        assert!(!options.clone().propagation(false).propagates(&extensions));
+        extensions.insert(DisablePropagation);
+        assert!(!options.propagates(&extensions));
+        let options = options
+            .request_headers([HeaderName::from_static("x-a")])
+            .legacy_http_attributes(true);
+        assert_eq!(options.captured_request_headers(), ["x-a"]);
+        assert!(options.captured_response_headers().is_empty());
+        assert!(options.records_legacy_attributes());
     }
 
     #[test]

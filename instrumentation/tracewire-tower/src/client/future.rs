@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use http::Response;
 use pin_project_lite::pin_project;
-use tracewire::http::{
-    error_type_name, record_client_response, record_error, record_response_headers,
-};
+use tracewire::http::{error_type_name, record_error};
 use tracing::Span;
 
 use crate::hooks::OnResponse;
@@ -62,14 +60,7 @@ where
             let _entered = span.enter();
             match &result {
                 Ok(response) => {
-                    let common = &this.mode.common;
-                    record_client_response(
-                        &span,
-                        response.status(),
-                        response.version(),
-                        common.legacy,
-                    );
-                    record_response_headers(&span, &common.response_headers, response.headers());
+                    this.mode.options.record_response(&span, response);
                     this.mode
                         .on_response
                         .on_response(response, this.start.elapsed(), &span);

@@ -35,8 +35,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let span = start_span(&self.mode.common, &mut request);
+        let span = start_span(&self.mode.options, &mut request);
         let future = call_in_span(&mut self.inner, &self.mode.on_request, request, &span);
         ClientFuture::new(future, span, self.mode.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;

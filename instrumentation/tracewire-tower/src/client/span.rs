@@ -2,23 +2,23 @@
 //! request's headers.
 
 use http::Request;
-use tracewire::http::{ClientRequest, DisablePropagation, inject_context, record_request_headers};
+use tracewire::http::{ClientOptions, ClientRequest};
 use tracing::Span;
 
 use crate::TARGET;
-use crate::layer::Common;
 
 /// Creates the CLIENT span of an outgoing request (a child of the current
-/// span) and writes its context into the request's headers, unless the
-/// request carries [`DisablePropagation`].
-pub(super) fn start_span<B>(common: &Common, request: &mut Request<B>) -> Span {
+/// span) and writes its context into the request's headers, unless
+/// propagation is off or the request carries
+/// [`DisablePropagation`](tracewire::http::DisablePropagation).
+pub(super) fn start_span<B>(options: &ClientOptions, request: &mut Request<B>) -> Span {
     let span = tracewire::http_client_span!(
         target: TARGET,
-        ClientRequest::new(request).with_legacy_attributes(common.legacy),
+        ClientRequest::new(request).with_legacy_attributes(options.records_legacy_attributes()),
     );
-    if !DisablePropagation::is_set(request.extensions()) {
-        inject_context(&span, &*common.propagator(), request.headers_mut());
+    if options.propagates(request.extensions()) {
+        options.inject_context(&span, request.headers_mut());
     }
-    record_request_headers(&span, &common.request_headers, request.headers());
+    options.record_request_headers(&span, request.headers());
     span
 }
