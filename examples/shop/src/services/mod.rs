@@ -156,3 +156,23 @@ pub(crate) fn run(service: Service) -> Result<(), BoxError> {
     let written = telemetry.finish(service, &out_dir);
     result.and(written)
 }
+
+/// Serves `routes` behind the traced server layer, ready at once, until
+/// `shutdown`; then closes `db`.
+async fn serve_then_close(
+    config: &Config,
+    routes: axum::Router,
+    db: crate::db::Db,
+    shutdown: crate::net::Shutdown,
+) -> Result<(), BoxError> {
+    let served = crate::net::serve(
+        config.addr,
+        routes,
+        tracewire_tower::TraceLayer::server(),
+        crate::net::Ready::now(),
+        shutdown,
+    )
+    .await;
+    db.close().await;
+    served
+}

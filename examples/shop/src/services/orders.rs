@@ -13,14 +13,13 @@ use rdkafka::producer::FutureRecord;
 use reqwest_middleware::ClientWithMiddleware;
 use serde::{Deserialize, Serialize};
 use tracewire_rdkafka::TracedFutureProducer;
-use tracewire_tower::TraceLayer;
 
 use super::payments::PaymentRequest;
 use super::{Config, Service, env, peer_url, required};
 use crate::BoxError;
 use crate::db::Db;
 use crate::kafka::{self, OrderCreated, TOPIC};
-use crate::net::{self, ApiError, Ready, Shutdown};
+use crate::net::{self, ApiError, Shutdown};
 
 struct OrdersState {
     db: Db,
@@ -59,16 +58,7 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
         .route("/orders", post(place))
         .route("/orders/{id}/notified", post(notified))
         .with_state(state);
-    let served = net::serve(
-        config.addr,
-        routes,
-        TraceLayer::server(),
-        Ready::now(),
-        shutdown,
-    )
-    .await;
-    db.close().await;
-    served
+    super::serve_then_close(&config, routes, db, shutdown).await
 }
 
 fn db_error(error: &sqlx::Error) -> ApiError {

@@ -10,12 +10,11 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tracewire_tower::TraceLayer;
 
 use super::{Config, env, optional, required};
 use crate::BoxError;
 use crate::db::{Db, User};
-use crate::net::{self, ApiError, Ready, Shutdown};
+use crate::net::{ApiError, Shutdown};
 
 /// Entries the cache holds at most.
 const MAX_CACHED: usize = 50_000;
@@ -49,16 +48,7 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
     let routes = Router::new()
         .route("/users/lookup", post(lookup))
         .with_state(state);
-    let served = net::serve(
-        config.addr,
-        routes,
-        TraceLayer::server(),
-        Ready::now(),
-        shutdown,
-    )
-    .await;
-    db.close().await;
-    served
+    super::serve_then_close(&config, routes, db, shutdown).await
 }
 
 impl UsersState {
