@@ -85,6 +85,64 @@
 //! (from [`TracedPool::begin`]) as executors. [`TracedPool::inner`] gives
 //! the untraced pool.
 //!
+//! # Generic code: `Executor` yes, `Acquire` no
+//!
+//! `&TracedPool`, `&mut TracedConnection` and `&mut TracedTransaction` are
+//! `sqlx::Executor`s, so a function generic over the executor is traced
+//! whichever of them it is given:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), sqlx::Error> {
+//! use sqlx::{Executor, Sqlite};
+//!
+//! async fn count<'e, E: Executor<'e, Database = Sqlite>>(db: E) -> Result<i64, sqlx::Error> {
+//!     sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master").fetch_one(db).await
+//! }
+//!
+//! let pool = tracewire_sqlx::TracedPool::new(sqlx::SqlitePool::connect("sqlite::memory:").await?);
+//! count(&pool).await?;
+//! let mut tx = pool.begin().await?;
+//! count(&mut tx).await?;
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The traced types do not implement `sqlx::Acquire`, because no
+//! implementation of it could keep the queries traced: its `acquire()`
+//! must return a value that dereferences to the driver's own connection
+//! (`Connection: DerefMut<Target = DB::Connection>`) and its `begin()` a
+//! `sqlx::Transaction<'c, DB>`, so code generic over `Acquire` queries
+//! `&mut *conn` or `&mut *tx`: sqlx's untraced connection, which has no
+//! per-query hook. Such an implementation would compile and silently drop
+//! every query span. Code written against `A: Acquire` should take an
+//! `E: Executor` (one query per executor), or `&TracedPool<DB>` /
+//! `&mut TracedConnection<DB>` and call their `begin` and `acquire`.
+//!
+//! # `sqlx::Any` is not supported
+//!
+//! `TracedPool<sqlx::Any>` does not compile: `Any` is not a
+//! [`TracedDatabase`]. The query path itself would work for it
+//! (`&mut AnyConnection` is an `Executor`, and the drivers' errors come
+//! through `Any` unchanged), but [`TracedDatabase`] fixes per database type,
+//! at compile time, what for `Any` depends on the backend chosen at run
+//! time (the URL scheme, or `AnyConnection::backend_name()` once
+//! connected): `db.system.name` ([`TracedDatabase::SYSTEM`]), the
+//! sanitizer's [`Dialect`](sanitize::Dialect) (MySQL's backslash escapes
+//! and `#` comments versus standard strings), which error codes are errors
+//! (PostgreSQL's SQLSTATE classes 00 and 01 are not) and which code is
+//! recorded (MySQL's error number). Supporting it needs: those four chosen
+//! per pool when it is built instead of per type (a profile in the shared
+//! span state, which already holds them as values); an `any` feature
+//! (`sqlx/any`); an implementation for `Any` that picks the profile from
+//! `AnyConnectOptions::database_url`'s scheme among the compiled-in drivers
+//! and reads the connection attributes with that driver's
+//! `ConnectOptions::from_url`, detecting MariaDB as the `mysql` driver
+//! does; and the database test suite run through `Any` for each backend.
+//! Until then, match on the URL yourself and build a `TracedPool<Postgres>`,
+//! `TracedPool<MySql>` or `TracedPool<Sqlite>` (an enum of them, as
+//! `examples/shop` does).
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |

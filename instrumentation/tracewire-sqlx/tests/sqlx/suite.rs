@@ -463,6 +463,65 @@ macro_rules! db_suite {
             teardown(&raw, &table).await;
         }
 
+        /// Code generic over `sqlx::Executor` (what sqlx's query functions
+        /// take) is traced with the pool, a connection and a transaction.
+        /// (`sqlx::Acquire` cannot be: see the crate docs.)
+        $(#[$attr])*
+        #[tokio::test]
+        async fn generic_executor_code_is_traced_with_pool_connection_and_transaction() {
+            async fn count<'e, E>(executor: E, table: &str) -> i64
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                sqlx::query_scalar(sql(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(executor)
+                    .await
+                    .unwrap()
+            }
+
+            let raw = pool().await;
+            let table = setup(&raw, "generic").await;
+            let pool = TracedPool::new(raw.clone());
+            let (exporter, _guard) = $capture();
+
+            async {
+                assert_eq!(count(&pool, &table).await, 0);
+                let mut conn = pool.acquire().await.unwrap();
+                assert_eq!(count(&mut conn, &table).await, 0);
+                drop(conn);
+                let mut tx = pool.begin().await.unwrap();
+                assert_eq!(count(&mut tx, &table).await, 0);
+                tx.commit().await.unwrap();
+            }
+            .instrument(tracing::info_span!("generic"))
+            .await;
+
+            flush(&raw).await;
+            wait_for(&exporter, "generic", 1).await;
+            let generic = exporter.span("generic");
+            let names: Vec<String> = exporter
+                .children_of(&generic)
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect();
+            let select = format!("SELECT {table}");
+            assert_eq!(
+                names,
+                [
+                    select.clone(),
+                    select.clone(),
+                    "BEGIN".to_owned(),
+                    select,
+                    "COMMIT".to_owned(),
+                ]
+            );
+            for span in exporter.children_of(&generic) {
+                assert_eq!(span.kind, tracewire::SpanKind::Client);
+                assert_eq!(str_attr(&span, "db.system.name"), Some($system));
+            }
+            teardown(&raw, &table).await;
+        }
+
         $(#[$attr])*
         #[tokio::test]
         async fn concurrent_queries_each_have_their_own_parent() {
