@@ -10,7 +10,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
+use serde_path_to_error::Segment;
 
 use super::{Composite, Policy, Probabilistic, RateAllocation, RateLimit, StatusMatch, TailConfig};
 
@@ -35,10 +38,6 @@ const MAX_NUM_TRACES: f64 = 1_000_000.0;
 const MAX_LATENCY_MS: f64 = 86_400_000.0;
 const MAX_SPANS_PER_SECOND: f64 = 1_000_000_000.0;
 const MAX_SPAN_COUNT: f64 = 2_147_483_647.0;
-
-const TYPES: &str = "always_sample, latency, status_code, probabilistic, string_attribute, \
-                     numeric_attribute, boolean_attribute, span_count, rate_limiting, and, drop, \
-                     composite";
 
 /// A policy file that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -196,40 +195,34 @@ pub fn policy_file_from_json(
     text: &str,
     base: TailConfig,
 ) -> Result<PolicyFile, PolicyConfigError> {
+    let top = At::new("", "");
     if text.len() > MAX_FILE_BYTES {
-        return Err(file_error(format!(
+        return Err(top.fail(format!(
             "the file has {} bytes, more than the {MAX_FILE_BYTES} read",
             text.len()
         )));
     }
     let root: Json = serde_json::from_str(text)?;
-    let root = root
-        .as_object()
-        .ok_or_else(|| file_error("expected a JSON object".into()))?;
+    let file: FileSettings = typed("", "", root)?;
     let mut parser = Parser::default();
-    let mut config = base;
-    let top = Fields {
-        policy: "",
-        prefix: "",
-        map: Some(root),
-    };
-    for key in root.keys() {
+    for key in file.other.keys() {
         match key.as_str() {
-            "decision_wait_ms" | "num_traces" | "policies" | "expected_new_traces_per_sec" => {}
+            "expected_new_traces_per_sec" => {}
             "decision_wait" => parser.warn(
-                "",
+                &top,
                 key,
-                "not read (a Collector duration string); write decision_wait_ms".into(),
+                "not read (a Collector duration string); write decision_wait_ms",
             ),
-            _ => parser.warn("", key, "unknown field, ignored".into()),
+            _ => parser.warn(&top, key, "unknown field, ignored"),
         }
     }
-    if let Some(ms) = top.number("decision_wait_ms")? {
-        let ms = parser.clamp("", "decision_wait_ms", ms, 0.0, MAX_DECISION_WAIT_MS);
+    let mut config = base;
+    if let Some(ms) = file.decision_wait_ms {
+        let ms = parser.clamp(&top, "decision_wait_ms", ms, 0.0, MAX_DECISION_WAIT_MS);
         config.decision_wait = millis(ms);
         if config.decision_wait > config.trace_timeout {
             parser.warn(
-                "",
+                &top,
                 "decision_wait_ms",
                 format!(
                     "longer than trace_timeout ({} ms): traces whose root never ends here are \
@@ -239,17 +232,16 @@ pub fn policy_file_from_json(
             );
         }
     }
-    if let Some(n) = top.number("num_traces")? {
-        let n = parser.whole("", "num_traces", n, 1.0, MAX_NUM_TRACES);
+    if let Some(n) = file.num_traces {
+        let n = parser.whole(&top, "num_traces", n, 1.0, MAX_NUM_TRACES);
         config.max_traces = usize::try_from(n).unwrap_or(usize::MAX);
     }
-    let list = top
-        .array("policies")?
-        .ok_or_else(|| file_error("expected a \"policies\" array".into()))?;
-    let policies = list
-        .iter()
+    let policies = file
+        .policies
+        .ok_or_else(|| top.fail("expected a \"policies\" array".into()))?
+        .into_iter()
         .enumerate()
-        .map(|(i, p)| parser.policy(p, format!("#{i}"), 1, Place::Top))
+        .map(|(i, p)| parser.policy(p, format!("#{i}"), 1, "").map(|(_, p)| p))
         .collect::<Result<_, _>>()?;
     Ok(PolicyFile {
         policies,
@@ -258,11 +250,192 @@ pub fn policy_file_from_json(
     })
 }
 
-fn file_error(reason: String) -> PolicyConfigError {
-    PolicyConfigError::Policy {
-        policy: String::new(),
-        reason,
+/// The file: `{"decision_wait_ms", "num_traces", "policies"}`.
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct FileSettings {
+    decision_wait_ms: Option<f64>,
+    num_traces: Option<f64>,
+    policies: Option<Vec<Json>>,
+    /// Ignored, with a warning (but for `expected_new_traces_per_sec`).
+    #[serde(flatten)]
+    other: Map<String, Json>,
+}
+
+/// A policy: `{"name", "type", "<type>": {…}}`, read in steps: its name
+/// first, to name it in errors about the rest.
+#[derive(Deserialize)]
+#[serde(expecting = "a policy object")]
+struct PolicyName {
+    name: Option<Name>,
+    #[serde(flatten)]
+    other: Map<String, Json>,
+}
+
+/// The rest of a policy: its type, then its settings under the type's name.
+#[derive(Deserialize)]
+struct PolicyType {
+    #[serde(rename = "type")]
+    kind: Option<Name>,
+    #[serde(flatten)]
+    other: Map<String, Json>,
+}
+
+/// Declares [`Settings`], read from `{"<type>": {…}}` (an unknown type is
+/// an error), and the settings of each type: every field is optional
+/// (`null` counts as absent) and the unknown ones are kept, to warn about
+/// them (`flatten` also makes the struct read from JSON objects only, not
+/// arrays).
+macro_rules! settings {
+    ($($kind:ident($name:ident) { $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? })*) => {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Settings {
+            $($kind($name),)*
+        }
+
+        impl Settings {
+            fn unknown(&self) -> &Map<String, Json> {
+                match self {
+                    $(Self::$kind(s) => &s.unknown,)*
+                }
+            }
+        }
+
+        $(
+            #[derive(Deserialize)]
+            #[serde(expecting = "an object")]
+            struct $name {
+                $($(#[$attr])* $field: Option<$ty>,)*
+                #[serde(flatten)]
+                unknown: Map<String, Json>,
+            }
+        )*
+    };
+}
+
+settings! {
+    AlwaysSample(NoSettings) {}
+    Latency(LatencySettings) { threshold_ms: f64, upper_threshold_ms: f64 }
+    StatusCode(StatusCodeSettings) { status_codes: List<Status> }
+    Probabilistic(ProbabilisticSettings) { sampling_percentage: f64, hash_salt: Text }
+    StringAttribute(StringAttributeSettings) {
+        key: Name,
+        values: List<Text>,
+        invert_match: bool,
+        enabled_regex_matching: bool,
+        /// Read for its type only: there is no regex cache here.
+        #[serde(rename = "cache_max_size")]
+        _cache_max_size: f64,
     }
+    NumericAttribute(NumericAttributeSettings) {
+        key: Name,
+        min_value: f64,
+        max_value: f64,
+        invert_match: bool,
+    }
+    BooleanAttribute(BooleanAttributeSettings) { key: Name, value: bool, invert_match: bool }
+    SpanCount(SpanCountSettings) { min_spans: f64, max_spans: f64 }
+    RateLimiting(RateLimitingSettings) { spans_per_second: f64 }
+    And(AndSettings) { and_sub_policy: Vec<Json> }
+    Drop(DropSettings) { drop_sub_policy: Vec<Json> }
+    Composite(CompositeSettings) {
+        max_total_spans_per_second: f64,
+        policy_order: List<Name>,
+        composite_sub_policy: Vec<Json>,
+        rate_allocation: List<AllocationSettings>,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "an object")]
+struct AllocationSettings {
+    policy: Option<Name>,
+    percent: Option<f64>,
+    /// Ignored, without a warning.
+    #[serde(flatten)]
+    _other: Map<String, Json>,
+}
+
+/// A string of at most `MAX` bytes (by default an attribute value or
+/// `hash_salt`).
+#[derive(Default, Deserialize)]
+#[serde(try_from = "String")]
+struct Text<const MAX: usize = MAX_VALUE_BYTES>(String);
+
+/// A policy name, type, attribute key or `rate_allocation` name.
+type Name = Text<MAX_NAME_BYTES>;
+
+impl<const MAX: usize> TryFrom<String> for Text<MAX> {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() > MAX {
+            return Err(format!("{} bytes, more than {MAX}", s.len()));
+        }
+        Ok(Self(s))
+    }
+}
+
+/// A status code: `ERROR`, `OK` or `UNSET`, in any case.
+#[derive(Deserialize)]
+#[serde(try_from = "Name")]
+struct Status(StatusMatch);
+
+impl TryFrom<Name> for Status {
+    type Error = String;
+
+    fn try_from(Text(code): Name) -> Result<Self, String> {
+        Ok(Self(match code.to_ascii_uppercase().as_str() {
+            "ERROR" => StatusMatch::Error,
+            "OK" => StatusMatch::Ok,
+            "UNSET" => StatusMatch::Unset,
+            _ => return Err(format!("{code:?} is not ERROR, OK or UNSET")),
+        }))
+    }
+}
+
+/// A list of at most [`MAX_LIST_ITEMS`] items.
+#[derive(Default, Deserialize)]
+#[serde(try_from = "Vec<T>")]
+struct List<T>(Vec<T>);
+
+impl<T> TryFrom<Vec<T>> for List<T> {
+    type Error = String;
+
+    fn try_from(items: Vec<T>) -> Result<Self, String> {
+        if items.len() > MAX_LIST_ITEMS {
+            return Err(format!("{} items, more than {MAX_LIST_ITEMS}", items.len()));
+        }
+        Ok(Self(items))
+    }
+}
+
+/// `value` read as a `T`; an error names the policy and the field (`root`
+/// for the value itself), e.g. `latency.threshold_ms: invalid type: string
+/// "2s", expected f64`.
+fn typed<T: DeserializeOwned>(
+    policy: &str,
+    root: &str,
+    value: Json,
+) -> Result<T, PolicyConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        // Keys only: `rate_allocation[2].percent` is `rate_allocation.percent`.
+        let keys = e.path().iter().filter_map(|segment| match segment {
+            Segment::Map { key } | Segment::Enum { variant: key } => Some(key.as_str()),
+            _ => None,
+        });
+        let field = match keys.collect::<Vec<_>>().join(".") {
+            keys if keys.is_empty() => root.to_owned(),
+            keys => keys,
+        };
+        let reason = if field.is_empty() {
+            e.inner().to_string()
+        } else {
+            format!("{field}: {}", e.inner())
+        };
+        At::new(policy, "").fail(reason)
+    })
 }
 
 /// A duration of `ms` milliseconds, `ms` already clamped to a finite
@@ -271,39 +444,27 @@ fn millis(ms: f64) -> Duration {
     Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::ZERO)
 }
 
-fn type_name(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
+fn unnamed(subs: Vec<(String, Policy)>) -> Vec<Policy> {
+    subs.into_iter().map(|(_, policy)| policy).collect()
 }
 
-/// Where a policy sits.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Top,
-    Nested,
-    InComposite,
-}
-
-/// The typed fields of one JSON object; `null` counts as absent.
-struct Fields<'a> {
+/// A policy (empty for the file's own settings) and its type, prefixed to
+/// field names in messages.
+struct At<'a> {
     policy: &'a str,
-    /// The policy type, prefixed to field names in messages.
-    prefix: &'a str,
-    map: Option<&'a Map<String, Json>>,
+    kind: &'a str,
 }
 
-impl<'a> Fields<'a> {
+impl<'a> At<'a> {
+    fn new(policy: &'a str, kind: &'a str) -> Self {
+        Self { policy, kind }
+    }
+
     fn field(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
+        if self.kind.is_empty() {
             key.to_owned()
         } else {
-            format!("{}.{key}", self.prefix)
+            format!("{}.{key}", self.kind)
         }
     }
 
@@ -314,100 +475,15 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn wrong_type(&self, key: &str, expected: &str, found: &Json) -> PolicyConfigError {
-        self.fail(format!(
-            "{}: expected {expected}, found {}",
-            self.field(key),
-            type_name(found)
-        ))
+    fn required<T>(&self, key: &str, value: Option<T>) -> Result<T, PolicyConfigError> {
+        value.ok_or_else(|| self.fail(format!("{} is required", self.field(key))))
     }
 
-    fn get(&self, key: &str) -> Option<&'a Json> {
-        self.map?.get(key).filter(|v| !v.is_null())
-    }
-
-    fn missing(&self, key: &str) -> PolicyConfigError {
-        self.fail(format!("{} is required", self.field(key)))
-    }
-
-    fn number(&self, key: &str) -> Result<Option<f64>, PolicyConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Json::Number(n)) => n
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| self.wrong_type(key, "a number", &Json::Null)),
-            Some(other) => Err(self.wrong_type(key, "a number", other)),
-        }
-    }
-
-    fn boolean(&self, key: &str) -> Result<Option<bool>, PolicyConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Json::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.wrong_type(key, "true or false", other)),
-        }
-    }
-
-    fn check_len(&self, key: &str, s: &str, max: usize) -> Result<(), PolicyConfigError> {
-        if s.len() > max {
-            return Err(self.fail(format!(
-                "{}: {} bytes, more than {max}",
-                self.field(key),
-                s.len()
-            )));
+    fn no_invert(&self, invert: Option<bool>) -> Result<(), PolicyConfigError> {
+        if invert == Some(true) {
+            return Err(self.fail(format!("{} is not supported", self.field("invert_match"))));
         }
         Ok(())
-    }
-
-    fn string(&self, key: &str, max: usize) -> Result<Option<String>, PolicyConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Json::String(s)) => {
-                self.check_len(key, s, max)?;
-                Ok(Some(s.clone()))
-            }
-            Some(other) => Err(self.wrong_type(key, "a string", other)),
-        }
-    }
-
-    fn array(&self, key: &str) -> Result<Option<&'a Vec<Json>>, PolicyConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Json::Array(items)) => Ok(Some(items)),
-            Some(other) => Err(self.wrong_type(key, "an array", other)),
-        }
-    }
-
-    fn list(&self, key: &str) -> Result<Option<&'a Vec<Json>>, PolicyConfigError> {
-        let items = self.array(key)?;
-        if let Some(items) = items
-            && items.len() > MAX_LIST_ITEMS
-        {
-            return Err(self.fail(format!(
-                "{}: {} items, more than {MAX_LIST_ITEMS}",
-                self.field(key),
-                items.len()
-            )));
-        }
-        Ok(items)
-    }
-
-    fn strings(&self, key: &str, max: usize) -> Result<Option<Vec<String>>, PolicyConfigError> {
-        let Some(items) = self.list(key)? else {
-            return Ok(None);
-        };
-        items
-            .iter()
-            .map(|item| match item {
-                Json::String(s) => {
-                    self.check_len(key, s, max)?;
-                    Ok(s.clone())
-                }
-                other => Err(self.wrong_type(key, "a list of strings", other)),
-            })
-            .collect::<Result<_, _>>()
-            .map(Some)
     }
 }
 
@@ -418,16 +494,16 @@ struct Parser {
 }
 
 impl Parser {
-    fn warn(&mut self, policy: &str, field: &str, message: String) {
+    fn warn(&mut self, at: &At<'_>, key: &str, message: impl Into<String>) {
         self.warnings.push(PolicyWarning {
-            policy: policy.to_owned(),
-            field: field.to_owned(),
-            message,
+            policy: at.policy.to_owned(),
+            field: at.field(key),
+            message: message.into(),
         });
     }
 
     /// `value` within `[min, max]`, with a warning when it was not.
-    fn clamp(&mut self, policy: &str, field: &str, value: f64, min: f64, max: f64) -> f64 {
+    fn clamp(&mut self, at: &At<'_>, key: &str, value: f64, min: f64, max: f64) -> f64 {
         let clamped = if value.is_nan() {
             min
         } else {
@@ -435,8 +511,8 @@ impl Parser {
         };
         if clamped != value || value.is_nan() {
             self.warn(
-                policy,
-                field,
+                at,
+                key,
                 format!("{value} is outside {min} ..= {max}; using {clamped}"),
             );
         }
@@ -445,13 +521,13 @@ impl Parser {
 
     /// A whole number within `[min, max]` (`min` ≥ 0), with a warning when
     /// `value` was not.
-    fn whole(&mut self, policy: &str, field: &str, value: f64, min: f64, max: f64) -> u64 {
-        let clamped = self.clamp(policy, field, value, min, max);
+    fn whole(&mut self, at: &At<'_>, key: &str, value: f64, min: f64, max: f64) -> u64 {
+        let clamped = self.clamp(at, key, value, min, max);
         let whole = clamped.trunc();
         if whole != clamped {
             self.warn(
-                policy,
-                field,
+                at,
+                key,
                 format!("{clamped} is not a whole number; using {whole}"),
             );
         }
@@ -460,273 +536,159 @@ impl Parser {
         whole
     }
 
+    /// A policy and its name (`label` when it has none), in a policy of
+    /// type `parent` (none at the top).
     fn policy(
         &mut self,
-        p: &Json,
+        value: Json,
         label: String,
         depth: usize,
-        place: Place,
-    ) -> Result<Policy, PolicyConfigError> {
-        let fail = |policy: &str, reason: String| PolicyConfigError::Policy {
-            policy: policy.to_owned(),
-            reason,
-        };
-        let Json::Object(map) = p else {
-            return Err(fail(
-                &label,
-                format!("expected a policy object, found {}", type_name(p)),
-            ));
-        };
+        parent: &str,
+    ) -> Result<(String, Policy), PolicyConfigError> {
+        let p: PolicyName = typed(&label, "", value)?;
         self.count += 1;
         if self.count > MAX_POLICIES {
-            return Err(file_error(format!(
-                "more than {MAX_POLICIES} policies (counting nested ones)"
-            )));
+            let reason = format!("more than {MAX_POLICIES} policies (counting nested ones)");
+            return Err(At::new("", "").fail(reason));
         }
-        let name = Fields {
-            policy: &label,
-            prefix: "",
-            map: Some(map),
-        }
-        .string("name", MAX_NAME_BYTES)?;
-        let name = name.unwrap_or(label);
-        let outer = Fields {
-            policy: &name,
-            prefix: "",
-            map: Some(map),
-        };
+        let name = p.name.map_or(label, |name| name.0);
+        let outer = At::new(&name, "");
         if depth > MAX_DEPTH {
             return Err(outer.fail(format!("nested more than {MAX_DEPTH} levels deep")));
         }
-        let kind = outer
-            .string("type", MAX_NAME_BYTES)?
-            .ok_or_else(|| outer.missing("type"))?;
-        let body = match map.get(&kind) {
-            None | Some(Json::Null) => None,
-            Some(Json::Object(body)) => Some(body),
-            Some(other) => return Err(outer.wrong_type(&kind, "an object", other)),
+        let PolicyType { kind, mut other } = typed(&name, "", Json::Object(p.other))?;
+        let kind = outer.required("type", kind)?.0;
+        let settings = match other.remove(&kind) {
+            None | Some(Json::Null) => Json::Object(Map::new()),
+            Some(settings) => settings,
         };
-        for key in map.keys() {
-            if key != "name" && key != "type" && *key != kind {
-                self.warn(&name, key, format!("ignored: the policy's type is {kind}"));
-            }
+        for key in other.keys() {
+            self.warn(&outer, key, format!("ignored: the policy's type is {kind}"));
         }
-        let f = Fields {
-            policy: &name,
-            prefix: &kind,
-            map: body,
+        let misplaced = match (kind.as_str(), parent) {
+            ("composite", "") => "",
+            ("composite", _) => "composite is only allowed as a top-level policy",
+            ("drop", "composite") => "drop is not allowed inside composite",
+            _ => "",
         };
-        let known: &[&str] = match kind.as_str() {
-            "always_sample" => &[],
-            "latency" => &["threshold_ms", "upper_threshold_ms"],
-            "status_code" => &["status_codes"],
-            "probabilistic" => &["sampling_percentage", "hash_salt"],
-            "string_attribute" => &[
-                "key",
-                "values",
-                "invert_match",
-                "enabled_regex_matching",
-                "cache_max_size",
-            ],
-            "numeric_attribute" => &["key", "min_value", "max_value", "invert_match"],
-            "boolean_attribute" => &["key", "value", "invert_match"],
-            "span_count" => &["min_spans", "max_spans"],
-            "rate_limiting" => &["spans_per_second"],
-            "and" => &["and_sub_policy"],
-            "drop" => &["drop_sub_policy"],
-            "composite" => &[
-                "max_total_spans_per_second",
-                "policy_order",
-                "composite_sub_policy",
-                "rate_allocation",
-            ],
-            other => {
-                return Err(outer.fail(format!(
-                    "unknown policy type {other:?} (supported: {TYPES})"
-                )));
-            }
-        };
-        for key in body.into_iter().flat_map(Map::keys) {
-            if !known.contains(&key.as_str()) {
-                self.warn(&name, &f.field(key), "unknown field, ignored".into());
-            }
+        if !misplaced.is_empty() {
+            return Err(outer.fail(format!("{misplaced} (as in the Collector)")));
         }
-        match (kind.as_str(), place) {
-            ("composite", Place::Top) => {}
-            ("composite", _) => {
-                return Err(outer.fail(
-                    "composite is only allowed as a top-level policy (as in the Collector)".into(),
-                ));
-            }
-            ("drop", Place::InComposite) => {
-                return Err(
-                    outer.fail("drop is not allowed inside composite (as in the Collector)".into())
-                );
-            }
-            _ => {}
+        let settings: Settings = typed(
+            &name,
+            "type",
+            Json::Object(Map::from_iter([(kind.clone(), settings)])),
+        )?;
+        let at = At::new(&name, &kind);
+        for key in settings.unknown().keys() {
+            self.warn(&at, key, "unknown field, ignored");
         }
-        Ok(match kind.as_str() {
-            "always_sample" => Policy::AlwaysSample,
-            "latency" => self.latency(&f)?,
-            "status_code" => {
-                let codes = f
-                    .strings("status_codes", MAX_NAME_BYTES)?
-                    .ok_or_else(|| f.missing("status_codes"))?;
+        let policy = self.settings(&at, settings, depth)?;
+        Ok((name, policy))
+    }
+
+    fn settings(
+        &mut self,
+        at: &At<'_>,
+        settings: Settings,
+        depth: usize,
+    ) -> Result<Policy, PolicyConfigError> {
+        Ok(match settings {
+            Settings::AlwaysSample(_) => Policy::AlwaysSample,
+            Settings::Latency(s) => self.latency(at, &s)?,
+            Settings::StatusCode(s) => {
                 let mut matches = Vec::new();
-                for code in codes {
-                    let code = match code.to_ascii_uppercase().as_str() {
-                        "ERROR" => StatusMatch::Error,
-                        "OK" => StatusMatch::Ok,
-                        "UNSET" => StatusMatch::Unset,
-                        _ => {
-                            return Err(f.fail(format!(
-                                "status_code.status_codes: {code:?} is not ERROR, OK or UNSET"
-                            )));
-                        }
-                    };
+                for Status(code) in at.required("status_codes", s.status_codes)?.0 {
                     if !matches.contains(&code) {
                         matches.push(code);
                     }
                 }
                 Policy::StatusCode(matches)
             }
-            "probabilistic" => {
-                let percentage = f
-                    .number("sampling_percentage")?
-                    .ok_or_else(|| f.missing("sampling_percentage"))?;
-                let field = f.field("sampling_percentage");
-                let percentage = self.clamp(&name, &field, percentage, 0.0, 100.0);
-                let salt = f.string("hash_salt", MAX_VALUE_BYTES)?.unwrap_or_default();
+            Settings::Probabilistic(s) => {
+                let percentage = at.required("sampling_percentage", s.sampling_percentage)?;
+                let percentage = self.clamp(at, "sampling_percentage", percentage, 0.0, 100.0);
+                let salt = s.hash_salt.unwrap_or_default().0;
                 Policy::SaltedProbabilistic(Probabilistic::new(percentage, salt))
             }
-            "string_attribute" => {
-                if f.boolean("enabled_regex_matching")? == Some(true) {
-                    return Err(f.fail(
+            Settings::StringAttribute(s) => {
+                if s.enabled_regex_matching == Some(true) {
+                    return Err(at.fail(
                         "string_attribute.enabled_regex_matching is not supported (values match \
                          exactly)"
                             .into(),
                     ));
                 }
-                // Read for its type only: there is no regex cache here.
-                f.number("cache_max_size")?;
                 Policy::StringAttribute {
-                    key: f
-                        .string("key", MAX_NAME_BYTES)?
-                        .ok_or_else(|| f.missing("key"))?,
-                    values: f.strings("values", MAX_VALUE_BYTES)?.unwrap_or_default(),
-                    invert: f.boolean("invert_match")?.unwrap_or(false),
+                    key: at.required("key", s.key)?.0,
+                    values: s
+                        .values
+                        .unwrap_or_default()
+                        .0
+                        .into_iter()
+                        .map(|v| v.0)
+                        .collect(),
+                    invert: s.invert_match.unwrap_or(false),
                 }
             }
-            "numeric_attribute" => {
-                self.no_invert(&f)?;
-                let min = f.number("min_value")?.unwrap_or(f64::NEG_INFINITY);
-                let max = f.number("max_value")?.unwrap_or(f64::INFINITY);
+            Settings::NumericAttribute(s) => {
+                at.no_invert(s.invert_match)?;
+                let min = s.min_value.unwrap_or(f64::NEG_INFINITY);
+                let max = s.max_value.unwrap_or(f64::INFINITY);
                 if min > max {
                     self.warn(
-                        &name,
-                        &f.field("max_value"),
+                        at,
+                        "max_value",
                         format!("{max} is below min_value {min}: the policy never samples"),
                     );
                 }
                 Policy::NumericAttribute {
-                    key: f
-                        .string("key", MAX_NAME_BYTES)?
-                        .ok_or_else(|| f.missing("key"))?,
+                    key: at.required("key", s.key)?.0,
                     min,
                     max,
                 }
             }
-            "boolean_attribute" => {
-                self.no_invert(&f)?;
+            Settings::BooleanAttribute(s) => {
+                at.no_invert(s.invert_match)?;
                 Policy::BooleanAttribute {
-                    key: f
-                        .string("key", MAX_NAME_BYTES)?
-                        .ok_or_else(|| f.missing("key"))?,
-                    value: f.boolean("value")?.ok_or_else(|| f.missing("value"))?,
+                    key: at.required("key", s.key)?.0,
+                    value: at.required("value", s.value)?,
                 }
             }
-            "span_count" => self.span_count(&f)?,
-            "rate_limiting" => {
-                let rate = f
-                    .number("spans_per_second")?
-                    .ok_or_else(|| f.missing("spans_per_second"))?;
-                let field = f.field("spans_per_second");
-                let rate = self.whole(&name, &field, rate, 0.0, MAX_SPANS_PER_SECOND);
+            Settings::SpanCount(s) => self.span_count(at, &s),
+            Settings::RateLimiting(s) => {
+                let rate = at.required("spans_per_second", s.spans_per_second)?;
+                let rate = self.whole(at, "spans_per_second", rate, 0.0, MAX_SPANS_PER_SECOND);
                 #[allow(clippy::cast_precision_loss)]
                 let rate = rate as f64;
                 Policy::RateLimiting(RateLimit::new(rate))
             }
-            "and" => {
-                let subs = self.subs(&f, "and_sub_policy", depth, Place::Nested)?;
-                if subs.is_empty() {
-                    self.warn(
-                        &name,
-                        &f.field("and_sub_policy"),
-                        "empty: the policy never samples".into(),
-                    );
-                }
-                Policy::And(subs)
+            Settings::And(s) => Policy::And(unnamed(self.subs(at, s.and_sub_policy, depth)?)),
+            Settings::Drop(s) => {
+                let mut subs = unnamed(self.subs(at, s.drop_sub_policy, depth)?);
+                Policy::Drop(Box::new(if subs.len() == 1 {
+                    subs.remove(0)
+                } else {
+                    Policy::And(subs)
+                }))
             }
-            "drop" => {
-                let mut subs = self.subs(&f, "drop_sub_policy", depth, Place::Nested)?;
-                if subs.is_empty() {
-                    self.warn(
-                        &name,
-                        &f.field("drop_sub_policy"),
-                        "empty: the policy never drops".into(),
-                    );
-                }
-                match subs.len() {
-                    1 => Policy::Drop(Box::new(subs.remove(0))),
-                    _ => Policy::Drop(Box::new(Policy::And(subs))),
-                }
-            }
-            "composite" => self.composite(&f, depth)?,
-            other => {
-                return Err(outer.fail(format!(
-                    "unknown policy type {other:?} (supported: {TYPES})"
-                )));
-            }
+            Settings::Composite(s) => self.composite(at, s, depth)?,
         })
     }
 
-    fn no_invert(&mut self, f: &Fields<'_>) -> Result<(), PolicyConfigError> {
-        if f.boolean("invert_match")? == Some(true) {
-            return Err(f.fail(format!("{} is not supported", f.field("invert_match"))));
-        }
-        Ok(())
-    }
-
-    fn latency(&mut self, f: &Fields<'_>) -> Result<Policy, PolicyConfigError> {
-        let threshold = f
-            .number("threshold_ms")?
-            .ok_or_else(|| f.missing("threshold_ms"))?;
-        let threshold = self.clamp(
-            f.policy,
-            &f.field("threshold_ms"),
-            threshold,
-            0.0,
-            MAX_LATENCY_MS,
-        );
-        let upper = match f.number("upper_threshold_ms")? {
-            None => None,
-            Some(upper) => {
-                let upper = self.clamp(
-                    f.policy,
-                    &f.field("upper_threshold_ms"),
-                    upper,
-                    0.0,
-                    MAX_LATENCY_MS,
-                );
-                (upper > 0.0).then_some(upper)
-            }
-        };
+    fn latency(&mut self, at: &At<'_>, s: &LatencySettings) -> Result<Policy, PolicyConfigError> {
+        let threshold = at.required("threshold_ms", s.threshold_ms)?;
+        let threshold = self.clamp(at, "threshold_ms", threshold, 0.0, MAX_LATENCY_MS);
+        let upper = s
+            .upper_threshold_ms
+            .map(|upper| self.clamp(at, "upper_threshold_ms", upper, 0.0, MAX_LATENCY_MS))
+            .filter(|upper| *upper > 0.0);
         if let Some(upper) = upper
             && upper < threshold
         {
             self.warn(
-                f.policy,
-                &f.field("upper_threshold_ms"),
+                at,
+                "upper_threshold_ms",
                 format!("{upper} is below threshold_ms {threshold}: the policy never samples"),
             );
         }
@@ -736,105 +698,85 @@ impl Parser {
         })
     }
 
-    fn span_count(&mut self, f: &Fields<'_>) -> Result<Policy, PolicyConfigError> {
-        let min = match f.number("min_spans")? {
-            Some(n) => self.whole(f.policy, &f.field("min_spans"), n, 0.0, MAX_SPAN_COUNT),
-            None => 0,
-        };
-        let max = match f.number("max_spans")? {
-            Some(n) => self.whole(f.policy, &f.field("max_spans"), n, 0.0, MAX_SPAN_COUNT),
-            None => 0,
-        };
+    fn span_count(&mut self, at: &At<'_>, s: &SpanCountSettings) -> Policy {
+        let mut count =
+            |key, n: Option<f64>| n.map_or(0, |n| self.whole(at, key, n, 0.0, MAX_SPAN_COUNT));
+        let min = count("min_spans", s.min_spans);
+        let max = count("max_spans", s.max_spans);
         if max != 0 && max < min {
             self.warn(
-                f.policy,
-                &f.field("max_spans"),
+                at,
+                "max_spans",
                 format!("{max} is below min_spans {min}: the policy never samples"),
             );
         }
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        Ok(Policy::SpanCount {
+        Policy::SpanCount {
             min: size(min),
             // 0 means no upper bound, as in the Collector.
             max: if max == 0 { usize::MAX } else { size(max) },
-        })
+        }
     }
 
+    /// The `<type>_sub_policy` list of `and`, `drop` or `composite`, named.
     fn subs(
         &mut self,
-        f: &Fields<'_>,
-        key: &str,
+        at: &At<'_>,
+        items: Option<Vec<Json>>,
         depth: usize,
-        place: Place,
-    ) -> Result<Vec<Policy>, PolicyConfigError> {
-        f.array(key)?
-            .ok_or_else(|| f.missing(key))?
-            .iter()
+    ) -> Result<Vec<(String, Policy)>, PolicyConfigError> {
+        let key = format!("{}_sub_policy", at.kind);
+        let subs = at
+            .required(&key, items)?
+            .into_iter()
             .enumerate()
-            .map(|(i, p)| self.policy(p, format!("{}/#{i}", f.policy), depth + 1, place))
-            .collect()
+            .map(|(i, p)| self.policy(p, format!("{}/#{i}", at.policy), depth + 1, at.kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        if subs.is_empty() {
+            let never = if at.kind == "drop" {
+                "drops"
+            } else {
+                "samples"
+            };
+            self.warn(at, &key, format!("empty: the policy never {never}"));
+        }
+        Ok(subs)
     }
 
-    fn composite(&mut self, f: &Fields<'_>, depth: usize) -> Result<Policy, PolicyConfigError> {
-        let name = f.policy;
-        let total = f
-            .number("max_total_spans_per_second")?
-            .ok_or_else(|| f.missing("max_total_spans_per_second"))?;
+    fn composite(
+        &mut self,
+        at: &At<'_>,
+        s: CompositeSettings,
+        depth: usize,
+    ) -> Result<Policy, PolicyConfigError> {
+        let total = at.required("max_total_spans_per_second", s.max_total_spans_per_second)?;
         let total = self.whole(
-            name,
-            &f.field("max_total_spans_per_second"),
+            at,
+            "max_total_spans_per_second",
             total,
             0.0,
             MAX_SPANS_PER_SECOND,
         );
-        let items = f
-            .array("composite_sub_policy")?
-            .ok_or_else(|| f.missing("composite_sub_policy"))?;
-        let mut subs = Vec::with_capacity(items.len().min(MAX_POLICIES));
-        for (i, item) in items.iter().enumerate() {
-            let label = format!("{name}/#{i}");
-            let sub_name = match item.get("name") {
-                Some(Json::String(s)) if s.len() <= MAX_NAME_BYTES => s.clone(),
-                _ => label.clone(),
-            };
-            let policy = self.policy(item, label, depth + 1, Place::InComposite)?;
-            subs.push((sub_name, policy));
-        }
-        let field = f.field("composite_sub_policy");
-        if subs.is_empty() {
-            self.warn(name, &field, "empty: the policy never samples".into());
-        }
+        let subs = self.subs(at, s.composite_sub_policy, depth)?;
         for (i, (sub, _)) in subs.iter().enumerate() {
             if subs[..i].iter().any(|(other, _)| other == sub) {
                 self.warn(
-                    name,
-                    &field,
+                    at,
+                    "composite_sub_policy",
                     format!("two sub-policies are named {sub:?}; they share one rate allocation"),
                 );
             }
         }
         let mut allocation = Vec::new();
-        let allocation_field = f.field("rate_allocation");
-        for item in f.list("rate_allocation")?.into_iter().flatten() {
-            let entry =
-                Fields {
-                    policy: name,
-                    prefix: &allocation_field,
-                    map: Some(item.as_object().ok_or_else(|| {
-                        f.wrong_type("rate_allocation", "a list of objects", item)
-                    })?),
-                };
-            let policy = entry
-                .string("policy", MAX_NAME_BYTES)?
-                .ok_or_else(|| entry.missing("policy"))?;
-            let percent = match entry.number("percent")? {
-                Some(p) => self.whole(name, &entry.field("percent"), p, 0.0, 100.0),
-                None => 0,
-            };
+        for entry in s.rate_allocation.map(|list| list.0).unwrap_or_default() {
+            let policy = at.required("rate_allocation.policy", entry.policy)?.0;
+            let percent = entry.percent.map_or(0, |p| {
+                self.whole(at, "rate_allocation.percent", p, 0.0, 100.0)
+            });
             if !subs.iter().any(|(sub, _)| *sub == policy) {
                 self.warn(
-                    name,
-                    &allocation_field,
+                    at,
+                    "rate_allocation",
                     format!("no sub-policy is named {policy:?}; ignored"),
                 );
             }
@@ -843,16 +785,16 @@ impl Parser {
         let sum: u64 = allocation.iter().map(|a| a.percent).sum();
         if sum > 100 {
             self.warn(
-                name,
-                &allocation_field,
+                at,
+                "rate_allocation",
                 format!("the percents add up to {sum}, more than 100"),
             );
         }
         for (sub, _) in &subs {
             if !allocation.iter().any(|a| a.policy == *sub) {
                 self.warn(
-                    name,
-                    &allocation_field,
+                    at,
+                    "rate_allocation",
                     format!(
                         "sub-policy {sub:?} has no allocation: 0 spans per second, it never \
                          samples (as in the Collector)"
@@ -860,17 +802,18 @@ impl Parser {
                 );
             }
         }
-        if let Some(order) = f.strings("policy_order", MAX_NAME_BYTES)? {
-            let given: Vec<&str> = subs.iter().map(|(s, _)| s.as_str()).collect();
-            if order.iter().map(String::as_str).ne(given.iter().copied()) {
-                self.warn(
-                    name,
-                    &f.field("policy_order"),
-                    "differs from the composite_sub_policy order; sub-policies are evaluated \
-                     in composite_sub_policy order, as the Collector does"
-                        .into(),
-                );
-            }
+        if let Some(List(order)) = s.policy_order
+            && order
+                .iter()
+                .map(|name| name.0.as_str())
+                .ne(subs.iter().map(|(sub, _)| sub.as_str()))
+        {
+            self.warn(
+                at,
+                "policy_order",
+                "differs from the composite_sub_policy order; sub-policies are evaluated in \
+                 composite_sub_policy order, as the Collector does",
+            );
         }
         Ok(Policy::Composite(Composite::new(total, subs, &allocation)))
     }

@@ -253,9 +253,10 @@ fn wrong_types_and_missing_fields_are_errors_naming_policy_and_field() {
     let (_, reason) = error_of(r#"{"policies": [{"name": "p", "type": "latency", "latency": 5}]}"#);
     assert!(reason.contains("expected an object"), "{reason}");
     let (policy, reason) = error_of(r#"{"policies": [{"name": 5, "type": "always_sample"}]}"#);
-    assert_eq!(
-        (policy.as_str(), reason.as_str()),
-        ("#0", "name: expected a string, found a number")
+    assert_eq!(policy, "#0");
+    assert!(
+        reason.starts_with("name: ") && reason.contains("expected a string"),
+        "{reason}"
     );
     let (policy, _) = error_of(r#"{"policies": [{"name": "q"}]}"#);
     assert_eq!(policy, "q");
@@ -266,9 +267,9 @@ fn wrong_types_and_missing_fields_are_errors_naming_policy_and_field() {
     let (_, reason) = error_of(r#"[1, 2]"#);
     assert!(reason.contains("JSON object"), "{reason}");
     let (_, reason) = error_of(r#"{"decision_wait_ms": "2s", "policies": []}"#);
-    assert_eq!(
-        reason,
-        "decision_wait_ms: expected a number, found a string"
+    assert!(
+        reason.starts_with("decision_wait_ms: ") && reason.contains("string"),
+        "{reason}"
     );
     // Features not supported here are refused rather than half-applied.
     for (kind, body) in [
