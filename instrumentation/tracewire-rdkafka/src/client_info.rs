@@ -191,9 +191,7 @@ pub(crate) fn error_type(error: &KafkaError) -> String {
 /// Marks `span` as failed by `error`: status Error with the error's
 /// message, and `error.type`.
 pub(crate) fn record_kafka_error(span: &tracing::Span, error: &KafkaError) {
-    span.record("otel.status_code", "error");
-    span.record("otel.status_message", error.to_string());
-    span.record("error.type", error_type(error));
+    tracewire::error::record_error(span, &error_type(error), Some(error));
 }
 
 /// A message key as a string attribute when it is UTF-8.

@@ -236,11 +236,11 @@ impl<'a> TracedMessage<'a> {
         &self.message
     }
 
-    /// Records that processing failed: status Error with `error.type`.
-    pub fn record_error(&self, error: &(dyn std::error::Error + 'static), error_type: &str) {
-        self.span.record("otel.status_code", "error");
-        self.span.record("otel.status_message", error.to_string());
-        self.span.record("error.type", error_type);
+    /// Records that processing failed: status Error with `error`'s message
+    /// and `error.type` (the arguments in the order of
+    /// [`tracewire::error::record_error`]).
+    pub fn record_error(&self, error_type: &str, error: &dyn std::fmt::Display) {
+        tracewire::error::record_error(&self.span, error_type, Some(error));
     }
 
     /// An owned copy of the message with the span, to move into a task.

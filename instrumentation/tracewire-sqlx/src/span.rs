@@ -128,17 +128,17 @@ impl Shared {
             Error::Database(db) => (self.status_code)(&**db),
             _ => None,
         };
-        if let Some(code) = &code {
-            span.record("db.response.status_code", code.as_ref());
-            if !(self.is_error_code)(code) {
-                return;
+        let error_type = match &code {
+            Some(code) => {
+                span.record("db.response.status_code", code.as_ref());
+                if !(self.is_error_code)(code) {
+                    return;
+                }
+                code.as_ref()
             }
-            span.record("error.type", code.as_ref());
-        } else {
-            span.record("error.type", error_type(err));
-        }
-        span.record("otel.status_code", "error");
-        span.record("otel.status_message", tracing::field::display(err));
+            None => error_type(err),
+        };
+        tracewire::error::record_error(span, error_type, Some(err));
     }
 }
 

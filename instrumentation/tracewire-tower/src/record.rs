@@ -4,7 +4,7 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Poll;
 
-use tracewire::http::record_error;
+use tracewire::error::record_error;
 use tracing::Span;
 
 /// Runs `poll` inside the span of `traced` (what a response future or body

@@ -16,9 +16,9 @@
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;
+//! use tracewire::error::{error_type_name, record_error};
 //! use tracewire::http::{
-//!     ClientRequest, DisablePropagation, error_type_name, inject_context,
-//!     record_client_response, record_error,
+//!     ClientRequest, DisablePropagation, inject_context, record_client_response,
 //! };
 //! use tracewire::testing::InMemoryExporter;
 //! use tracewire::{TracewireLayer, Value};
@@ -376,24 +376,6 @@ impl fmt::Display for RedactedQuery<'_> {
         }
         Ok(())
     }
-}
-
-/// A low-cardinality `error.type` for an error value of type `E`: the type
-/// path without generic arguments (`hyper_util::client::legacy::Error`);
-/// `_OTHER` for a boxed error, whose type says nothing.
-///
-/// ```
-/// use tracewire::http::error_type_name;
-///
-/// assert_eq!(error_type_name::<std::io::Error>(), "std::io::error::Error");
-/// assert_eq!(error_type_name::<Box<dyn std::error::Error>>(), "_OTHER");
-/// ```
-pub fn error_type_name<E: ?Sized>() -> &'static str {
-    let name = std::any::type_name::<E>();
-    if name.starts_with("alloc::boxed::Box<") {
-        return "_OTHER";
-    }
-    name.split('<').next().unwrap_or(name)
 }
 
 /// Whether an `OTEL_SEMCONV_STABILITY_OPT_IN` value asks for the
@@ -780,7 +762,7 @@ impl<'a> ClientRequest<'a> {
 /// recorded later: `otel.status_code`, `otel.status_message`,
 /// `network.protocol.version`, `http.response.status_code` and
 /// `error.type` (see [`record_client_response`](crate::http::record_client_response)
-/// and [`record_error`](crate::http::record_error)), and the pre-stable
+/// and [`record_error`](crate::error::record_error)), and the pre-stable
 /// `http.method`, `http.url`, `net.peer.name` and `http.status_code`.
 ///
 /// ```
@@ -839,22 +821,6 @@ pub fn inject_context(span: &Span, propagator: &dyn Propagator, headers: &mut dy
     propagator.inject(&cx, headers);
 }
 
-/// Sets status Error and `error.type` on `span`, and `error`'s message as
-/// the status message when there is one.
-///
-/// ```
-/// let span = tracing::info_span!("GET", otel.status_code = tracing::field::Empty,
-///     otel.status_message = tracing::field::Empty, error.type = tracing::field::Empty);
-/// tracewire::http::record_error(&span, "timeout", Some(&"deadline exceeded"));
-/// ```
-pub fn record_error(span: &Span, error_type: &str, error: Option<&dyn fmt::Display>) {
-    span.record("otel.status_code", "error");
-    span.record("error.type", error_type);
-    if let Some(error) = error {
-        span.record("otel.status_message", tracing::field::display(error));
-    }
-}
-
 /// Records `http.response.status_code`, and the pre-stable
 /// `http.status_code` too when `legacy` is set.
 pub fn record_status_code(span: &Span, status: StatusCode, legacy: bool) {
@@ -871,7 +837,7 @@ pub fn record_client_response(span: &Span, status: StatusCode, version: Version,
     record_status_code(span, status, legacy);
     span.record("network.protocol.version", protocol_version(version));
     if status.is_client_error() || status.is_server_error() {
-        record_error(span, status.as_str(), None);
+        crate::error::record_error(span, status.as_str(), None);
     }
 }
 
@@ -948,19 +914,6 @@ mod tests {
         // A scheme without authority.
         let url = RedactedUrl::from_parts(Some("file"), None, "/etc/hosts", None);
         assert_eq!(url.to_string(), "file:/etc/hosts");
-    }
-
-    #[test]
-    fn error_type_names() {
-        assert_eq!(error_type_name::<std::io::Error>(), "std::io::error::Error");
-        assert_eq!(
-            error_type_name::<Box<dyn std::error::Error + Send + Sync>>(),
-            "_OTHER"
-        );
-        assert_eq!(
-            error_type_name::<std::convert::Infallible>(),
-            "core::convert::Infallible"
-        );
     }
 
     #[test]

@@ -45,6 +45,7 @@
 
 pub mod baggage;
 mod context;
+pub mod error;
 #[cfg(feature = "export")]
 pub mod export;
 pub mod fmt;

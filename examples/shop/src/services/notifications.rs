@@ -108,7 +108,7 @@ impl Notifier {
         let event: OrderCreated = match serde_json::from_slice(message.payload().unwrap_or(&[])) {
             Ok(event) => event,
             Err(error) => {
-                message.record_error(&error, "invalid_payload");
+                message.record_error("invalid_payload", &error);
                 tracing::warn!(error = %error, "skipping an event that is not an OrderCreated");
                 return;
             }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use http::Response;
 use pin_project_lite::pin_project;
-use tracewire::http::{error_type_name, record_error};
+use tracewire::error::{error_type_name, record_error};
 use tracing::Span;
 
 use crate::hooks::OnResponse;

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tracewire::http::{error_type_name, record_error};
+use tracewire::error::{error_type_name, record_error};
 use tracing::Span;
 
 use crate::record;

@@ -33,23 +33,6 @@ fn uint(value: u128) -> Value {
     }
 }
 
-/// The type name of an error, when it can be told: `std::io::Error` by
-/// downcast, else the leading type name of its `Debug` form
-/// (`ParseIntError { kind: InvalidDigit }` gives `ParseIntError`).
-pub(crate) fn error_type(err: &(dyn Error + 'static)) -> Option<String> {
-    if err.is::<std::io::Error>() {
-        return Some("std::io::Error".to_owned());
-    }
-    let debug = format!("{err:?}");
-    let end = debug
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .unwrap_or(debug.len());
-    let (ident, rest) = debug.split_at(end);
-    let looks_like_type = ident.starts_with(|c: char| c.is_ascii_uppercase())
-        && (rest.is_empty() || rest.starts_with(" {") || rest.starts_with('('));
-    looks_like_type.then(|| ident.to_owned())
-}
-
 /// Builds an `exception` event.
 fn exception_event(message: &str, error_type: Option<String>, mut extra: Vec<KeyValue>) -> Event {
     let mut attributes = Vec::with_capacity(2 + extra.len());
@@ -187,7 +170,7 @@ impl Visit for SpanVisitor<'_> {
     }
 
     fn record_error(&mut self, _field: &Field, value: &(dyn Error + 'static)) {
-        self.error(&value.to_string(), error_type(value));
+        self.error(&value.to_string(), crate::error::error_type_of(value));
     }
 
     record_numbers_and_bools!();
@@ -278,7 +261,7 @@ impl Visit for EventVisitor {
     }
 
     fn record_error(&mut self, _field: &Field, value: &(dyn Error + 'static)) {
-        self.error = Some((value.to_string(), error_type(value)));
+        self.error = Some((value.to_string(), crate::error::error_type_of(value)));
     }
 
     record_numbers_and_bools!();
@@ -287,24 +270,6 @@ impl Visit for EventVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug)]
-    struct MyError;
-    impl fmt::Display for MyError {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("it broke")
-        }
-    }
-    impl Error for MyError {}
-
-    #[test]
-    fn error_type_names() {
-        let parse = "x".parse::<i32>().unwrap_err();
-        assert_eq!(error_type(&parse).as_deref(), Some("ParseIntError"));
-        assert_eq!(error_type(&MyError).as_deref(), Some("MyError"));
-        let io = std::io::Error::other("disk");
-        assert_eq!(error_type(&io).as_deref(), Some("std::io::Error"));
-    }
 
     #[test]
     fn big_integers_become_strings() {
