@@ -89,20 +89,34 @@ pub trait SpanName<B> {
 
 /// The conventional name: `{method} {route}` when the route is known, else
 /// `{method}`; an unknown method is written `HTTP`.
+///
+/// In the gRPC preset ([`TraceLayer::grpc_server`](crate::TraceLayer::grpc_server))
+/// the `route` is the fully qualified method (`package.Service/Method`),
+/// and the default name is that route, or `_OTHER` for a path that names
+/// no method.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultSpanName {
-    _private: (),
+    /// The RPC naming: the route alone.
+    rpc: bool,
 }
 
 impl DefaultSpanName {
     /// The conventional naming.
     pub const fn new() -> Self {
-        DefaultSpanName { _private: () }
+        DefaultSpanName { rpc: false }
+    }
+
+    /// The RPC naming (the gRPC preset's default).
+    pub(crate) const fn rpc() -> Self {
+        DefaultSpanName { rpc: true }
     }
 }
 
 impl<B> SpanName<B> for DefaultSpanName {
     fn span_name(&self, request: &Request<B>, route: Option<&str>) -> Cow<'static, str> {
+        if self.rpc {
+            return Cow::Owned(route.unwrap_or("_OTHER").to_owned());
+        }
         let method = method_for_span_name(request.method());
         match route {
             Some(route) => Cow::Owned(format!("{method} {route}")),
@@ -116,6 +130,9 @@ impl<B> SpanName<B> for DefaultSpanName {
         route: Option<&str>,
         f: &mut fmt::Formatter<'_>,
     ) -> fmt::Result {
+        if self.rpc {
+            return f.write_str(route.unwrap_or("_OTHER"));
+        }
         f.write_str(method_for_span_name(request.method()))?;
         if let Some(route) = route {
             f.write_str(" ")?;

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use http::HeaderName;
@@ -11,6 +12,7 @@ use tracewire::http::ClientOptions;
 use tracewire::propagation::Propagator;
 
 use crate::hooks::{BoxedHook, DefaultSpanName, Filter, OnRequest, OnResponse, SpanName};
+use crate::protocol::{Grpc, Http};
 
 /// A tower layer that traces HTTP requests: [`TraceLayer::server`] for
 /// services that answer requests (axum, hyper), [`TraceLayer::client`] for
@@ -43,12 +45,14 @@ pub enum TrustBoundary {
 /// The server preset's propagation and capture options (the client's are
 /// a [`ClientOptions`]).
 #[derive(Clone, Default)]
-pub(crate) struct Common {
+pub struct Common {
     pub(crate) propagator: Option<Arc<dyn Propagator>>,
     pub(crate) request_headers: Vec<HeaderName>,
     pub(crate) response_headers: Vec<HeaderName>,
     /// Also record the pre-stable attribute names (`http/dup`).
     pub(crate) legacy: bool,
+    /// Also record the older RPC attribute names (`rpc/dup`).
+    pub(crate) rpc_legacy: bool,
 }
 
 impl Common {
@@ -56,6 +60,7 @@ impl Common {
     pub(crate) fn from_env() -> Self {
         Common {
             legacy: tracewire::http::legacy_opt_in_from_env(),
+            rpc_legacy: crate::grpc::rpc_dup_opt_in_from_env(),
             ..Common::default()
         }
     }
@@ -74,6 +79,7 @@ impl fmt::Debug for Common {
             .field("request_headers", &self.request_headers)
             .field("response_headers", &self.response_headers)
             .field("legacy", &self.legacy)
+            .field("rpc_legacy", &self.rpc_legacy)
             .finish()
     }
 }
@@ -82,9 +88,10 @@ impl fmt::Debug for Common {
 ///
 /// Type parameters are the hooks: the [filter](crate::Filter), the
 /// [span name](crate::SpanName), [`OnRequest`](crate::OnRequest) and
-/// [`OnResponse`](crate::OnResponse).
+/// [`OnResponse`](crate::OnResponse); `P` is the [protocol](crate::Protocol)
+/// ([`Http`], or [`Grpc`] for [`TraceLayer::grpc_server`]).
 #[derive(Clone, Debug)]
-pub struct Server<F = (), N = DefaultSpanName, Req = (), Res = ()> {
+pub struct Server<F = (), N = DefaultSpanName, Req = (), Res = (), P = Http> {
     pub(crate) common: Common,
     pub(crate) trust: TrustBoundary,
     pub(crate) forwarded: bool,
@@ -95,41 +102,48 @@ pub struct Server<F = (), N = DefaultSpanName, Req = (), Res = ()> {
     pub(crate) name: N,
     pub(crate) on_request: Req,
     pub(crate) on_response: Res,
+    pub(crate) protocol: PhantomData<P>,
 }
 
 /// A server [`TraceLayer`] whose hooks are boxed, made by
 /// [`TraceLayer::boxed`](TraceLayer#method.boxed): one type whatever the
 /// hooks are, for a function that returns the layer. `ReqBody` and
 /// `ResBody` are the request and response body types of the service it
-/// wraps.
-pub type BoxedServerLayer<ReqBody, ResBody = ReqBody> = TraceLayer<
+/// wraps; `P` the [protocol](crate::Protocol).
+pub type BoxedServerLayer<ReqBody, ResBody = ReqBody, P = Http> = TraceLayer<
     Server<
         BoxedHook<dyn Filter<ReqBody> + Send + Sync>,
         BoxedHook<dyn SpanName<ReqBody> + Send + Sync>,
         BoxedHook<dyn OnRequest<ReqBody> + Send + Sync>,
         BoxedHook<dyn OnResponse<ResBody> + Send + Sync>,
+        P,
     >,
 >;
 
 /// A client [`TraceLayer`] whose hooks are boxed, made by
 /// [`TraceLayer::boxed`](TraceLayer#method.boxed-1), as
 /// [`BoxedServerLayer`] is for servers.
-pub type BoxedClientLayer<ReqBody, ResBody = ReqBody> = TraceLayer<
+pub type BoxedClientLayer<ReqBody, ResBody = ReqBody, P = Http> = TraceLayer<
     Client<
         BoxedHook<dyn OnRequest<ReqBody> + Send + Sync>,
         BoxedHook<dyn OnResponse<ResBody> + Send + Sync>,
+        P,
     >,
 >;
 
 /// The client preset's options and hooks (see [`TraceLayer::client`]).
 ///
 /// The options are a [`ClientOptions`], the type `tracewire-reqwest`'s
-/// middleware holds too.
+/// middleware holds too; `P` is the [protocol](crate::Protocol) ([`Http`],
+/// or [`Grpc`] for [`TraceLayer::grpc_client`]).
 #[derive(Clone, Debug)]
-pub struct Client<Req = (), Res = ()> {
+pub struct Client<Req = (), Res = (), P = Http> {
     pub(crate) options: ClientOptions,
+    /// Also record the older RPC attribute names (`rpc/dup`; gRPC only).
+    pub(crate) rpc_legacy: bool,
     pub(crate) on_request: Req,
     pub(crate) on_response: Res,
+    pub(crate) protocol: PhantomData<P>,
 }
 
 impl TraceLayer<Server> {
@@ -149,18 +163,56 @@ impl TraceLayer<Server> {
     /// ```
     pub fn server() -> Self {
         TraceLayer {
-            mode: Server {
-                common: Common::from_env(),
-                trust: TrustBoundary::Trust,
-                forwarded: false,
-                scheme: None,
-                traceresponse: false,
-                server_timing: false,
-                filter: (),
-                name: DefaultSpanName::new(),
-                on_request: (),
-                on_response: (),
-            },
+            mode: Server::new(DefaultSpanName::new()),
+        }
+    }
+}
+
+impl<P> Server<(), DefaultSpanName, (), (), P> {
+    /// The defaults of a server preset named by `name`.
+    fn new(name: DefaultSpanName) -> Self {
+        Server {
+            common: Common::from_env(),
+            trust: TrustBoundary::Trust,
+            forwarded: false,
+            scheme: None,
+            traceresponse: false,
+            server_timing: false,
+            filter: (),
+            name,
+            on_request: (),
+            on_response: (),
+            protocol: PhantomData,
+        }
+    }
+}
+
+impl TraceLayer<Server<(), DefaultSpanName, (), (), Grpc>> {
+    /// Traces a gRPC server (tonic's `Server::builder().layer(…)`): every
+    /// call becomes a SERVER span that continues the caller's trace from
+    /// the request metadata, named `{package.Service}/{Method}` and
+    /// carrying the RPC conventions; it ends when the response stream
+    /// ends. See [the crate docs](crate#grpc).
+    ///
+    /// The server options apply as for [`server`](TraceLayer::server),
+    /// except that header capture (`request_headers`, `response_headers`)
+    /// and the HTTP-only attributes are not recorded on gRPC spans.
+    pub fn grpc_server() -> Self {
+        TraceLayer {
+            mode: Server::new(DefaultSpanName::rpc()),
+        }
+    }
+}
+
+impl TraceLayer<Client<(), (), Grpc>> {
+    /// Traces a gRPC client (a tonic `Channel` through
+    /// `tower::ServiceBuilder`): every call becomes a CLIENT span (a child
+    /// of the current span) whose context is written into the request
+    /// metadata; it ends when the response stream ends or is dropped. See
+    /// [the crate docs](crate#grpc).
+    pub fn grpc_client() -> Self {
+        TraceLayer {
+            mode: Client::new(),
         }
     }
 }
@@ -183,11 +235,20 @@ impl TraceLayer<Client> {
     /// ```
     pub fn client() -> Self {
         TraceLayer {
-            mode: Client {
-                options: ClientOptions::new(),
-                on_request: (),
-                on_response: (),
-            },
+            mode: Client::new(),
+        }
+    }
+}
+
+impl<P> Client<(), (), P> {
+    /// The defaults of a client preset.
+    fn new() -> Self {
+        Client {
+            options: ClientOptions::new(),
+            rpc_legacy: crate::grpc::rpc_dup_opt_in_from_env(),
+            on_request: (),
+            on_response: (),
+            protocol: PhantomData,
         }
     }
 }
@@ -234,33 +295,44 @@ macro_rules! common_options {
             self.mode.common.legacy = enabled;
             self
         }
+
+        /// Whether gRPC spans also carry the older RPC attribute names
+        /// (`rpc.system`, `rpc.service`, integer `rpc.grpc.status_code`).
+        /// Default: on when `OTEL_SEMCONV_STABILITY_OPT_IN` contains
+        /// `rpc/dup`. The older `rpc.method` (the method alone) shares its
+        /// name with the stable one: the stable, fully qualified value is
+        /// kept.
+        pub fn legacy_rpc_attributes(mut self, enabled: bool) -> Self {
+            self.mode.common.rpc_legacy = enabled;
+            self
+        }
     };
 }
 
-impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
+impl<F, N, Req, Res, P> TraceLayer<Server<F, N, Req, Res, P>> {
     common_options!();
 
     /// Traces only the requests `filter` accepts (see [`Filter`](crate::Filter));
     /// the others pass through without a span.
-    pub fn filter<F2>(self, filter: F2) -> TraceLayer<Server<F2, N, Req, Res>> {
+    pub fn filter<F2>(self, filter: F2) -> TraceLayer<Server<F2, N, Req, Res, P>> {
         self.map_hooks(|(_, name, on_request, on_response)| (filter, name, on_request, on_response))
     }
 
     /// Names spans with `name` (see [`SpanName`](crate::SpanName)).
-    pub fn span_name<N2>(self, name: N2) -> TraceLayer<Server<F, N2, Req, Res>> {
+    pub fn span_name<N2>(self, name: N2) -> TraceLayer<Server<F, N2, Req, Res, P>> {
         self.map_hooks(|(filter, _, on_request, on_response)| {
             (filter, name, on_request, on_response)
         })
     }
 
     /// Runs `hook` when a request starts (see [`OnRequest`](crate::OnRequest)).
-    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Server<F, N, Req2, Res>> {
+    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Server<F, N, Req2, Res, P>> {
         self.map_hooks(|(filter, name, _, on_response)| (filter, name, hook, on_response))
     }
 
     /// Runs `hook` when the response head is ready (see
     /// [`OnResponse`](crate::OnResponse)).
-    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Server<F, N, Req, Res2>> {
+    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Server<F, N, Req, Res2, P>> {
         self.map_hooks(|(filter, name, on_request, _)| (filter, name, on_request, hook))
     }
 
@@ -287,7 +359,7 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
     ///     .layer(tracing_layer());
     /// # let _ = app;
     /// ```
-    pub fn boxed<ReqBody, ResBody>(self) -> BoxedServerLayer<ReqBody, ResBody>
+    pub fn boxed<ReqBody, ResBody>(self) -> BoxedServerLayer<ReqBody, ResBody, P>
     where
         F: Filter<ReqBody> + Send + Sync + 'static,
         N: SpanName<ReqBody> + Send + Sync + 'static,
@@ -308,7 +380,7 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
     fn map_hooks<F2, N2, Req2, Res2>(
         self,
         f: impl FnOnce((F, N, Req, Res)) -> (F2, N2, Req2, Res2),
-    ) -> TraceLayer<Server<F2, N2, Req2, Res2>> {
+    ) -> TraceLayer<Server<F2, N2, Req2, Res2, P>> {
         let m = self.mode;
         let (filter, name, on_request, on_response) =
             f((m.filter, m.name, m.on_request, m.on_response));
@@ -324,6 +396,7 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
                 name,
                 on_request,
                 on_response,
+                protocol: PhantomData,
             },
         }
     }
@@ -368,7 +441,7 @@ impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res>> {
     }
 }
 
-impl<Req, Res> TraceLayer<Client<Req, Res>> {
+impl<Req, Res, P> TraceLayer<Client<Req, Res, P>> {
     /// Replaces all the client options with `options`: the way to give
     /// this layer and `tracewire-reqwest`'s middleware the same ones.
     ///
@@ -431,15 +504,25 @@ impl<Req, Res> TraceLayer<Client<Req, Res>> {
         self
     }
 
+    /// Whether gRPC spans also carry the older RPC attribute names
+    /// (`rpc.system`, `rpc.service`, integer `rpc.grpc.status_code`).
+    /// Default: on when `OTEL_SEMCONV_STABILITY_OPT_IN` contains `rpc/dup`.
+    /// The older `rpc.method` (the method alone) shares its name with the
+    /// stable one: the stable, fully qualified value is kept.
+    pub fn legacy_rpc_attributes(mut self, enabled: bool) -> Self {
+        self.mode.rpc_legacy = enabled;
+        self
+    }
+
     /// Runs `hook` before each request is sent, inside its span (see
     /// [`OnRequest`](crate::OnRequest)).
-    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Client<Req2, Res>> {
+    pub fn on_request<Req2>(self, hook: Req2) -> TraceLayer<Client<Req2, Res, P>> {
         self.map_hooks(|(_, on_response)| (hook, on_response))
     }
 
     /// Runs `hook` when the response head arrives (see
     /// [`OnResponse`](crate::OnResponse)).
-    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Client<Req, Res2>> {
+    pub fn on_response<Res2>(self, hook: Res2) -> TraceLayer<Client<Req, Res2, P>> {
         self.map_hooks(|(on_request, _)| (on_request, hook))
     }
 
@@ -447,7 +530,7 @@ impl<Req, Res> TraceLayer<Client<Req, Res>> {
     /// signature can name whatever the hooks are (closures included), at
     /// the cost of a dynamic call per hook. See
     /// [`TraceLayer::<Server>::boxed`](TraceLayer#method.boxed).
-    pub fn boxed<ReqBody, ResBody>(self) -> BoxedClientLayer<ReqBody, ResBody>
+    pub fn boxed<ReqBody, ResBody>(self) -> BoxedClientLayer<ReqBody, ResBody, P>
     where
         Req: OnRequest<ReqBody> + Send + Sync + 'static,
         Res: OnResponse<ResBody> + Send + Sync + 'static,
@@ -464,14 +547,16 @@ impl<Req, Res> TraceLayer<Client<Req, Res>> {
     fn map_hooks<Req2, Res2>(
         self,
         f: impl FnOnce((Req, Res)) -> (Req2, Res2),
-    ) -> TraceLayer<Client<Req2, Res2>> {
+    ) -> TraceLayer<Client<Req2, Res2, P>> {
         let m = self.mode;
         let (on_request, on_response) = f((m.on_request, m.on_response));
         TraceLayer {
             mode: Client {
                 options: m.options,
+                rpc_legacy: m.rpc_legacy,
                 on_request,
                 on_response,
+                protocol: PhantomData,
             },
         }
     }

@@ -143,8 +143,10 @@
 
 mod client;
 mod extensions;
+mod grpc;
 mod hooks;
 mod layer;
+mod protocol;
 mod record;
 mod semconv;
 mod server;
@@ -158,6 +160,7 @@ pub use hooks::{
 pub use layer::{
     BoxedClientLayer, BoxedServerLayer, Client, Server, Trace, TraceLayer, TrustBoundary,
 };
+pub use protocol::{Grpc, Http, Protocol};
 pub use server::{ResponseBody, ServerFuture};
 pub use tracewire::http::{DisablePropagation, ResendCount};
 

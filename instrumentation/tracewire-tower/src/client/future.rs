@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use http::Response;
 use pin_project_lite::pin_project;
-use tracewire::error::{error_type_name, record_error};
 use tracing::Span;
 
 use crate::hooks::OnResponse;
 use crate::layer::Client;
+use crate::protocol::{BodyEnd, Protocol};
 
 pin_project! {
     /// The response future of a traced client: enters the span on every
@@ -36,13 +36,14 @@ impl<Fut, M> fmt::Debug for ClientFuture<Fut, M> {
     }
 }
 
-impl<Fut, Req, Res, B, E> Future for ClientFuture<Fut, Client<Req, Res>>
+impl<Fut, Req, Res, P, B, E> Future for ClientFuture<Fut, Client<Req, Res, P>>
 where
     Fut: Future<Output = Result<Response<B>, E>>,
     E: fmt::Display + 'static,
     Res: OnResponse<B>,
+    P: Protocol,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<P::ClientBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -56,19 +57,28 @@ where
         let Poll::Ready(result) = result else {
             return Poll::Pending;
         };
-        if let Some(span) = this.span.take() {
-            let _entered = span.enter();
-            match &result {
-                Ok(response) => {
-                    this.mode.options.record_response(&span, response);
-                    this.mode
-                        .on_response
-                        .on_response(response, this.start.elapsed(), &span);
-                }
-                Err(error) => record_error(&span, error_type_name::<E>(), Some(error)),
+        let Some(span) = this.span.take() else {
+            return Poll::Ready(
+                result.map(|r| r.map(|b| P::client_body(b, None, BodyEnd::Nothing))),
+            );
+        };
+        let entered = span.enter();
+        let mode = &**this.mode;
+        match result {
+            Ok(response) => {
+                let end = P::client_response(&span, &mode.options, mode.rpc_legacy, &response);
+                mode.on_response
+                    .on_response(&response, this.start.elapsed(), &span);
+                drop(entered);
+                // The span ends here unless the body has more to read.
+                let span = (end != BodyEnd::Nothing).then_some(span);
+                Poll::Ready(Ok(response.map(|b| P::client_body(b, span, end))))
+            }
+            Err(error) => {
+                P::client_error(&span, mode.rpc_legacy, &error);
+                Poll::Ready(Err(error))
             }
         }
-        Poll::Ready(result)
     }
 }
 

@@ -17,25 +17,27 @@ pub use future::ClientFuture;
 
 use crate::hooks::{OnRequest, OnResponse, call_in_span};
 use crate::layer::{Client, Trace};
-use span::start_span;
+use crate::protocol::Protocol;
+pub(crate) use span::http_span;
 
-impl<S, Req, Res, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S, Client<Req, Res>>
+impl<S, Req, Res, P, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S, Client<Req, Res, P>>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: fmt::Display + 'static,
     Req: OnRequest<ReqBody>,
     Res: OnResponse<ResBody>,
+    P: Protocol,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<P::ClientBody<ResBody>>;
     type Error = S::Error;
-    type Future = ClientFuture<S::Future, Client<Req, Res>>;
+    type Future = ClientFuture<S::Future, Client<Req, Res, P>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let span = start_span(&self.mode.options, &mut request);
+        let span = P::client_span(&self.mode.options, self.mode.rpc_legacy, &mut request);
         let future = call_in_span(&mut self.inner, &self.mode.on_request, request, &span);
         ClientFuture::new(future, span, self.mode.clone())
     }

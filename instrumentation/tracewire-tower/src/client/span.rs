@@ -11,7 +11,7 @@ use crate::TARGET;
 /// span) and writes its context into the request's headers, unless
 /// propagation is off or the request carries
 /// [`DisablePropagation`](tracewire::http::DisablePropagation).
-pub(super) fn start_span<B>(options: &ClientOptions, request: &mut Request<B>) -> Span {
+pub(crate) fn http_span<B>(options: &ClientOptions, request: &mut Request<B>) -> Span {
     let span = tracewire::http_client_span!(
         target: TARGET,
         ClientRequest::new(request).with_legacy_attributes(options.records_legacy_attributes()),

@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use tracewire::error::{error_type_name, record_error};
 use tracing::Span;
 
+use crate::protocol::BodyEnd;
 use crate::record;
 
 pin_project! {
@@ -20,6 +21,9 @@ pin_project! {
         #[pin]
         inner: B,
         span: Option<Span>,
+        // What the protocol reads before the span ends (gRPC's status
+        // trailer).
+        end: BodyEnd,
     }
 }
 
@@ -32,15 +36,21 @@ impl<B> fmt::Debug for ResponseBody<B> {
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn traced(inner: B, span: Span) -> Self {
+    /// A body that ends `span` when it ends, after reading `end`.
+    pub(crate) fn traced_until(inner: B, span: Span, end: BodyEnd) -> Self {
         ResponseBody {
             inner,
             span: Some(span),
+            end,
         }
     }
 
     pub(crate) fn untraced(inner: B) -> Self {
-        ResponseBody { inner, span: None }
+        ResponseBody {
+            inner,
+            span: None,
+            end: BodyEnd::Nothing,
+        }
     }
 }
 
@@ -65,13 +75,25 @@ where
             |_, _| {},
         ));
         match &frame {
-            None => *this.span = None,
+            None => {
+                if let Some(span) = this.span.take() {
+                    this.end.on_end(&span);
+                }
+            }
+            Some(Ok(frame)) => {
+                // Trailers are a body's last frame: the span ends with them
+                // (a caller may hold the body long after).
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some(span) = this.span.take()
+                {
+                    this.end.on_trailers(&span, trailers).on_end(&span);
+                }
+            }
             Some(Err(error)) => {
                 if let Some(span) = this.span.take() {
                     record_error(&span, error_type_name::<B::Error>(), Some(error));
                 }
             }
-            Some(Ok(_)) => {}
         }
         Poll::Ready(frame)
     }

@@ -11,7 +11,6 @@ use http::{HeaderValue, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tracewire::error::{error_type_name, record_error};
-use tracewire::http::{record_response_headers, record_status_code};
 use tracewire::propagation::format_traceparent;
 use tracewire::{SpanContext, SpanExt as _};
 use tracing::Span;
@@ -19,6 +18,7 @@ use tracing::Span;
 use super::ResponseBody;
 use crate::hooks::OnResponse;
 use crate::layer::Server;
+use crate::protocol::{BodyEnd, Protocol};
 use crate::record;
 
 /// What a traced request's future keeps until the response head is ready.
@@ -68,8 +68,9 @@ impl<Fut, M> fmt::Debug for ServerFuture<Fut, M> {
     }
 }
 
-impl<Fut, F, N, Req, Res, B, E> Future for ServerFuture<Fut, Server<F, N, Req, Res>>
+impl<Fut, F, N, Req, Res, P, B, E> Future for ServerFuture<Fut, Server<F, N, Req, Res, P>>
 where
+    P: Protocol,
     Fut: Future<Output = Result<Response<B>, E>>,
     E: fmt::Display + 'static,
     B: Body,
@@ -83,24 +84,28 @@ where
         let inner = this.inner;
         // One entry of the span for the poll and, when the response is
         // ready, for recording it and the `OnResponse` hook.
+        let mut end = BodyEnd::Nothing;
         let result = ready!(record::poll_in_span(
             this.state,
             |state| &state.span,
             || inner.poll(cx),
-            State::record,
+            |state, result| end = state.record(result),
         ));
         Poll::Ready(match this.state.take() {
-            Some(state) => result.map(|r| r.map(|body| ResponseBody::traced(body, state.span))),
+            Some(state) => {
+                result.map(|r| r.map(|body| ResponseBody::traced_until(body, state.span, end)))
+            }
             None => result.map(|r| r.map(ResponseBody::untraced)),
         })
     }
 }
 
-impl<F, N, Req, Res> State<Server<F, N, Req, Res>> {
+impl<F, N, Req, Res, P: Protocol> State<Server<F, N, Req, Res, P>> {
     /// Records the response (or the error) of the inner service on the
     /// span, adds the trace headers and runs the `OnResponse` hook; called
-    /// inside the span.
-    fn record<B, E>(&self, result: &mut Result<Response<B>, E>)
+    /// inside the span. Returns what the body must read before the span
+    /// ends.
+    fn record<B, E>(&self, result: &mut Result<Response<B>, E>) -> BodyEnd
     where
         E: fmt::Display + 'static,
         Res: OnResponse<B>,
@@ -109,32 +114,25 @@ impl<F, N, Req, Res> State<Server<F, N, Req, Res>> {
         let mode = &self.mode;
         match result {
             Ok(response) => {
-                let status = response.status();
-                if self.recording {
-                    record_status_code(span, status, mode.common.legacy);
-                    if status.is_server_error() {
-                        record_error(span, status.as_str(), None);
-                    }
-                }
+                let end = if self.recording {
+                    P::server_response(span, &mode.common, response)
+                } else {
+                    BodyEnd::Nothing
+                };
                 if (mode.traceresponse || mode.server_timing)
                     && let Some(cx) = span.span_context()
                 {
                     add_trace_headers(response, &cx, mode.traceresponse, mode.server_timing);
                 }
-                if self.recording {
-                    record_response_headers(
-                        span,
-                        &mode.common.response_headers,
-                        response.headers(),
-                    );
-                }
                 mode.on_response
                     .on_response(response, self.start.elapsed(), span);
+                end
             }
             Err(error) => {
                 if self.recording {
                     record_error(span, error_type_name::<E>(), Some(&*error));
                 }
+                BodyEnd::Nothing
             }
         }
     }

@@ -20,9 +20,10 @@ pub use future::ServerFuture;
 
 use crate::hooks::{Filter, OnRequest, OnResponse, SpanName, call_in_span};
 use crate::layer::{Server, Trace};
+use crate::protocol::Protocol;
 
-impl<S, F, N, Req, Res, ReqBody, ResBody> Service<Request<ReqBody>>
-    for Trace<S, Server<F, N, Req, Res>>
+impl<S, F, N, Req, Res, P, ReqBody, ResBody> Service<Request<ReqBody>>
+    for Trace<S, Server<F, N, Req, Res, P>>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: fmt::Display + 'static,
@@ -32,10 +33,11 @@ where
     N: SpanName<ReqBody>,
     Req: OnRequest<ReqBody>,
     Res: OnResponse<ResBody>,
+    P: Protocol,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ServerFuture<S::Future, Server<F, N, Req, Res>>;
+    type Future = ServerFuture<S::Future, Server<F, N, Req, Res, P>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

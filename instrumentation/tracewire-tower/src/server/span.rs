@@ -12,6 +12,7 @@ use tracing::field::{Empty, display};
 
 use crate::hooks::{LazyName, SpanName};
 use crate::layer::{Server, TrustBoundary};
+use crate::protocol::Protocol;
 use crate::semconv::{forwarded_client, forwarded_proto, server_host, single_header};
 use crate::{HttpRoute, TARGET};
 
@@ -40,9 +41,10 @@ fn peer_of<B>(request: &Request<B>) -> Option<SocketAddr> {
     request.extensions().get::<SocketAddr>().copied()
 }
 
-impl<F, N, Req, Res> Server<F, N, Req, Res> {
-    /// Creates the SERVER span of `request` under the context it carries,
-    /// and tells whether it is recorded.
+impl<F, N, Req, Res, P: Protocol> Server<F, N, Req, Res, P> {
+    /// Creates the SERVER span of `request` under the context it carries
+    /// (the protocol names it and gives its attributes), and tells whether
+    /// it is recorded.
     pub(super) fn make_span<B>(&self, request: &Request<B>) -> (Span, bool)
     where
         N: SpanName<B>,
@@ -65,7 +67,21 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
                 (tracewire::Context::new(), extracted.span_context().cloned())
             }
         };
+        let (span, recording) = P::server_span(self, request, &cx);
+        if recording && let Some(link) = link {
+            span.add_link(&link);
+        }
+        (span, recording)
+    }
+}
 
+impl<F, N, Req, Res, P> Server<F, N, Req, Res, P> {
+    /// The HTTP SERVER span of `request` under `cx`, and whether it is
+    /// recorded.
+    pub(crate) fn http_span<B>(&self, request: &Request<B>, cx: &tracewire::Context) -> (Span, bool)
+    where
+        N: SpanName<B>,
+    {
         let headers = request.headers();
         let uri = request.uri();
         let scheme = uri
@@ -93,7 +109,7 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
             route,
         };
 
-        let (span, recording) = with_remote_parent_recording(&cx, || {
+        let (span, recording) = with_remote_parent_recording(cx, || {
             tracing::info_span!(
                 target: TARGET,
                 "HTTP request",
@@ -132,9 +148,6 @@ impl<F, N, Req, Res> Server<F, N, Req, Res> {
                 };
                 span.record("http.target", target);
                 span.record("net.host.name", host.map(|(h, _)| h));
-            }
-            if let Some(link) = link {
-                span.add_link(&link);
             }
             record_request_headers(&span, &self.common.request_headers, headers);
         }

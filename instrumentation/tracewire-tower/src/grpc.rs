@@ -1,0 +1,323 @@
+//! The OpenTelemetry RPC semantic conventions for gRPC (release
+//! candidate): span names and attributes from the request path, and the
+//! status from `grpc-status`.
+
+use std::fmt;
+
+use http::{HeaderMap, Request};
+use tracewire::error::record_error;
+use tracewire::http::ClientOptions;
+use tracewire::with_remote_parent_recording;
+use tracing::Span;
+use tracing::field::Empty;
+
+use crate::TARGET;
+use crate::hooks::{LazyName, SpanName};
+use crate::layer::Server;
+use crate::protocol::Side;
+use crate::semconv::server_host;
+
+/// Whether `OTEL_SEMCONV_STABILITY_OPT_IN` (its value) asks for the older
+/// RPC attribute names next to the stable ones (`rpc/dup`), as
+/// [`tracewire::http::legacy_opt_in`] does for `http/dup`.
+pub(crate) fn rpc_dup_opt_in(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        v.split(',')
+            .any(|item| item.trim().eq_ignore_ascii_case("rpc/dup"))
+    })
+}
+
+/// [`rpc_dup_opt_in`] of the process's `OTEL_SEMCONV_STABILITY_OPT_IN`.
+pub(crate) fn rpc_dup_opt_in_from_env() -> bool {
+    rpc_dup_opt_in(
+        std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
+            .ok()
+            .as_deref(),
+    )
+}
+
+/// The service and method of a gRPC path `/package.Service/Method`; `None`
+/// for a path of another shape (its span is named `_OTHER`).
+pub(crate) fn split_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    let ok = !service.is_empty() && !method.is_empty() && !method.contains('/');
+    ok.then_some((service, method))
+}
+
+/// The status names of codes 0 to 16, in order.
+const NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+const UNKNOWN: u8 = 2;
+const UNAVAILABLE: u8 = 14;
+
+/// The code of a `grpc-status` value: a decimal number; anything else (or
+/// a code above 16) is `UNKNOWN`, as the gRPC spec asks of clients.
+fn parse_code(value: &[u8]) -> u8 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+        .filter(|&c| usize::from(c) < NAMES.len())
+        .unwrap_or(UNKNOWN)
+}
+
+/// Whether `code` makes a span of `side` an error: every code but `OK` on
+/// a client; `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
+/// `UNAVAILABLE` and `DATA_LOSS` on a server.
+fn is_error(code: u8, side: Side) -> bool {
+    match side {
+        Side::Client => code != 0,
+        Side::Server => matches!(code, 2 | 4 | 12 | 13 | 14 | 15),
+    }
+}
+
+/// Records the status `code` (and its `grpc-message`, when an error).
+fn record_code(span: &Span, code: u8, side: Side, legacy: bool, message: Option<&str>) {
+    let name = NAMES[usize::from(code)];
+    span.record("rpc.response.status_code", name);
+    if legacy {
+        span.record("rpc.grpc.status_code", i64::from(code));
+    }
+    if is_error(code, side) {
+        record_error(span, name, message.as_ref().map(|m| m as &dyn fmt::Display));
+    }
+}
+
+/// Records the status in `headers` (response headers of a trailers-only
+/// response, or trailers) when there is one; tells whether there was.
+pub(crate) fn record_status_from(
+    span: &Span,
+    headers: &HeaderMap,
+    side: Side,
+    legacy: bool,
+) -> bool {
+    let Some(status) = headers.get("grpc-status") else {
+        return false;
+    };
+    let message = headers
+        .get("grpc-message")
+        .map(|m| percent_decode(m.as_bytes()))
+        .filter(|m| !m.is_empty());
+    record_code(
+        span,
+        parse_code(status.as_bytes()),
+        side,
+        legacy,
+        message.as_deref(),
+    );
+    true
+}
+
+/// `grpc-message` is percent-encoded UTF-8; a malformed escape is kept as
+/// it is, invalid UTF-8 becomes U+FFFD.
+fn percent_decode(value: &[u8]) -> String {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let escape = match value.get(i..i + 3) {
+            Some([b'%', h, l]) => hex(*h).zip(hex(*l)),
+            _ => None,
+        };
+        match escape {
+            Some((h, l)) => {
+                // Two hex digits: below 256.
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+            }
+            None => {
+                out.push(value[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The response ended without a `grpc-status`: `UNKNOWN` (an error) on a
+/// client, as gRPC clients report it; nothing on a server, whose span
+/// keeps an unset status (the server did not send a status at all, e.g.
+/// the inner service is not gRPC).
+pub(crate) fn missing_status(span: &Span, side: Side, legacy: bool) {
+    if side == Side::Client {
+        record_code(
+            span,
+            UNKNOWN,
+            side,
+            legacy,
+            Some("no grpc-status in the response"),
+        );
+    }
+}
+
+/// An error of the inner client service (no response): `UNAVAILABLE`, with
+/// the error as the status message.
+pub(crate) fn transport_error<E: fmt::Display>(span: &Span, legacy: bool, error: &E) {
+    let name = NAMES[usize::from(UNAVAILABLE)];
+    span.record("rpc.response.status_code", name);
+    if legacy {
+        span.record("rpc.grpc.status_code", i64::from(UNAVAILABLE));
+    }
+    record_error(span, name, Some(error));
+}
+
+/// Creates the SERVER span of a gRPC request under `parent`, and tells
+/// whether it is recorded.
+pub(crate) fn server_span<F, N, Req, Res, P, B>(
+    server: &Server<F, N, Req, Res, P>,
+    request: &Request<B>,
+    parent: &tracewire::Context,
+) -> (Span, bool)
+where
+    N: SpanName<B>,
+{
+    let uri = request.uri();
+    let parts = split_path(uri.path());
+    let full = parts.map(|_| &uri.path()[1..]);
+    let scheme = uri
+        .scheme_str()
+        .or(server.scheme.as_deref())
+        .unwrap_or("http");
+    let host = server_host(uri, request.headers(), scheme);
+    let name = LazyName {
+        hook: &server.name,
+        request,
+        route: full,
+    };
+    let (span, recording) = with_remote_parent_recording(parent, || {
+        tracing::info_span!(
+            target: TARGET,
+            "gRPC request",
+            otel.name = %name,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+            rpc.system.name = "grpc",
+            rpc.method = full.unwrap_or("_OTHER"),
+            rpc.method_original = parts.is_none().then(|| uri.path()),
+            server.address = host.map(|(h, _)| h),
+            server.port = host.and_then(|(_, p)| p),
+            rpc.response.status_code = Empty,
+            error.type = Empty,
+            rpc.system = Empty,
+            rpc.service = Empty,
+            rpc.grpc.status_code = Empty,
+        )
+    });
+    if recording && server.common.rpc_legacy {
+        record_legacy(&span, parts);
+    }
+    (span, recording)
+}
+
+/// The `rpc/dup` names known at the start: `rpc.system`, `rpc.service`.
+/// The older `rpc.method` (the method alone) would overwrite the stable,
+/// fully qualified one of the same name, so the stable value is kept.
+fn record_legacy(span: &Span, parts: Option<(&str, &str)>) {
+    span.record("rpc.system", "grpc");
+    if let Some((service, _)) = parts {
+        span.record("rpc.service", service);
+    }
+}
+
+/// Creates the CLIENT span of a gRPC request (a child of the current
+/// span) and writes its context into the request's metadata, as the HTTP
+/// client does (the current context when the span is filtered out).
+pub(crate) fn client_span<B>(
+    options: &ClientOptions,
+    legacy: bool,
+    request: &mut Request<B>,
+) -> Span {
+    let uri = request.uri();
+    let parts = split_path(uri.path());
+    let full = parts.map(|_| &uri.path()[1..]);
+    let host = tracewire::http::server_address(uri);
+    let span = tracing::info_span!(
+        target: TARGET,
+        "gRPC client request",
+        otel.name = full.unwrap_or("_OTHER"),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        otel.status_message = Empty,
+        rpc.system.name = "grpc",
+        rpc.method = full.unwrap_or("_OTHER"),
+        rpc.method_original = parts.is_none().then(|| uri.path()),
+        server.address = host.map(|(h, _)| h),
+        server.port = host.and_then(|(_, p)| p),
+        rpc.response.status_code = Empty,
+        error.type = Empty,
+        rpc.system = Empty,
+        rpc.service = Empty,
+        rpc.grpc.status_code = Empty,
+    );
+    if legacy {
+        record_legacy(&span, parts);
+    }
+    if options.propagates(request.extensions()) {
+        options.inject_context(&span, request.headers_mut());
+    }
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            split_path("/shop.Payments/Charge"),
+            Some(("shop.Payments", "Charge"))
+        );
+        assert_eq!(split_path("/Charge"), None);
+        assert_eq!(split_path("//Charge"), None);
+        assert_eq!(split_path("/a/b/c"), None);
+        assert_eq!(split_path("/a/"), None);
+        assert_eq!(split_path("a/b"), None);
+    }
+
+    #[test]
+    fn codes() {
+        assert_eq!(parse_code(b"0"), 0);
+        assert_eq!(parse_code(b"5"), 5);
+        assert_eq!(parse_code(b"16"), 16);
+        assert_eq!(parse_code(b"17"), UNKNOWN);
+        assert_eq!(parse_code(b"x"), UNKNOWN);
+        assert_eq!(NAMES[5], "NOT_FOUND");
+        assert!(is_error(5, Side::Client) && !is_error(5, Side::Server));
+        assert!(is_error(13, Side::Server) && !is_error(0, Side::Client));
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(percent_decode(b"it%20went%20wrong"), "it went wrong");
+        assert_eq!(percent_decode(b"100%"), "100%");
+        assert_eq!(percent_decode(b"%zz%e2%82%ac"), "%zz\u{20ac}");
+    }
+
+    #[test]
+    fn opt_in() {
+        assert!(rpc_dup_opt_in(Some("http/dup, rpc/dup")));
+        assert!(rpc_dup_opt_in(Some(" RPC/DUP ")));
+        assert!(!rpc_dup_opt_in(Some("rpc")));
+        assert!(!rpc_dup_opt_in(Some("http/dup")));
+        assert!(!rpc_dup_opt_in(None));
+    }
+}

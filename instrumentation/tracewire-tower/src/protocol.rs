@@ -1,0 +1,245 @@
+//! The wire protocol a layer traces: [`Http`] (the default) or [`Grpc`].
+//!
+//! Both presets share everything that is not protocol-specific: the
+//! [`Trace`](crate::Trace) service, the response futures, the response
+//! body that holds a span until the body ends, panic capture, the
+//! propagators, trust boundaries and hooks. What differs lives behind the
+//! sealed [`Protocol`] trait (crate-internal methods): creating the span
+//! with its attributes, recording the response head, and what is read at
+//! the end of a response body (gRPC's `grpc-status` trailer).
+
+use std::fmt;
+
+use http::{HeaderMap, Request, Response};
+use tracewire::error::{error_type_name, record_error};
+use tracewire::http::ClientOptions;
+use tracing::Span;
+
+use crate::grpc;
+use crate::hooks::SpanName;
+use crate::layer::{Common, Server};
+use crate::server::ResponseBody;
+
+/// A wire protocol the layer knows: [`Http`] or [`Grpc`]. Sealed: the
+/// crate implements it for those two types only.
+pub trait Protocol: sealed::Protocol {}
+
+/// Plain HTTP: the HTTP semantic conventions, the status from the
+/// response head ([`TraceLayer::server`](crate::TraceLayer::server),
+/// [`TraceLayer::client`](crate::TraceLayer::client)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Http;
+
+/// gRPC over HTTP/2: the RPC semantic conventions, the status from
+/// `grpc-status` ([`TraceLayer::grpc_server`](crate::TraceLayer::grpc_server),
+/// [`TraceLayer::grpc_client`](crate::TraceLayer::grpc_client)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Grpc;
+
+impl Protocol for Http {}
+impl Protocol for Grpc {}
+
+/// Which side of a call a span is on (gRPC's status rules differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// A SERVER span.
+    Server,
+    /// A CLIENT span.
+    Client,
+}
+
+/// What a response body reads before it ends its span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Nothing: the status is already known (HTTP, or a gRPC
+    /// trailers-only response).
+    Nothing,
+    /// The `grpc-status` of the trailers frame.
+    GrpcStatus {
+        side: Side,
+        /// Also the `rpc/dup` attribute names.
+        legacy: bool,
+    },
+}
+
+impl BodyEnd {
+    /// Reads a trailers frame of the body; returns what is left to read.
+    pub(crate) fn on_trailers(self, span: &Span, trailers: &HeaderMap) -> BodyEnd {
+        match self {
+            BodyEnd::Nothing => BodyEnd::Nothing,
+            BodyEnd::GrpcStatus { side, legacy } => {
+                if grpc::record_status_from(span, trailers, side, legacy) {
+                    BodyEnd::Nothing
+                } else {
+                    self
+                }
+            }
+        }
+    }
+
+    /// The body ended (no more frames) without what was expected.
+    pub(crate) fn on_end(self, span: &Span) {
+        if let BodyEnd::GrpcStatus { side, legacy } = self {
+            grpc::missing_status(span, side, legacy);
+        }
+    }
+}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// The protocol-specific parts of the layer (see the module docs).
+    pub trait Protocol: Copy + Default + fmt::Debug + Send + Sync + 'static {
+        /// The response body a traced client hands back: the inner body
+        /// for HTTP (the span ends with the head), a [`ResponseBody`] for
+        /// gRPC (the span ends with the stream).
+        type ClientBody<B>;
+
+        /// Creates the SERVER span of `request` under `parent`, and tells
+        /// whether it is recorded.
+        fn server_span<F, N, Req, Res, B>(
+            server: &Server<F, N, Req, Res, Self>,
+            request: &Request<B>,
+            parent: &tracewire::Context,
+        ) -> (Span, bool)
+        where
+            N: SpanName<B>;
+
+        /// Records a server's response head (only on a recorded span);
+        /// says what the body must read before the span ends.
+        fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd;
+
+        /// Creates the CLIENT span of `request` (a child of the current
+        /// span) and injects its context.
+        fn client_span<B>(
+            options: &ClientOptions,
+            rpc_legacy: bool,
+            request: &mut Request<B>,
+        ) -> Span;
+
+        /// Records a client's response head; says what the body must read
+        /// before the span ends (`Nothing`: it ends now).
+        fn client_response<B>(
+            span: &Span,
+            options: &ClientOptions,
+            rpc_legacy: bool,
+            response: &Response<B>,
+        ) -> BodyEnd;
+
+        /// Records an error of the inner client service (no response).
+        fn client_error<E: fmt::Display + 'static>(span: &Span, rpc_legacy: bool, error: &E);
+
+        /// The body handed back to the client's caller; `span` is `Some`
+        /// while the body still has to read `end`.
+        fn client_body<B>(body: B, span: Option<Span>, end: BodyEnd) -> Self::ClientBody<B>;
+    }
+}
+
+impl sealed::Protocol for Http {
+    type ClientBody<B> = B;
+
+    fn server_span<F, N, Req, Res, B>(
+        server: &Server<F, N, Req, Res, Self>,
+        request: &Request<B>,
+        parent: &tracewire::Context,
+    ) -> (Span, bool)
+    where
+        N: SpanName<B>,
+    {
+        server.http_span(request, parent)
+    }
+
+    fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd {
+        let status = response.status();
+        tracewire::http::record_status_code(span, status, common.legacy);
+        if status.is_server_error() {
+            record_error(span, status.as_str(), None);
+        }
+        tracewire::http::record_response_headers(
+            span,
+            &common.response_headers,
+            response.headers(),
+        );
+        BodyEnd::Nothing
+    }
+
+    fn client_span<B>(options: &ClientOptions, _: bool, request: &mut Request<B>) -> Span {
+        crate::client::http_span(options, request)
+    }
+
+    fn client_response<B>(
+        span: &Span,
+        options: &ClientOptions,
+        _: bool,
+        response: &Response<B>,
+    ) -> BodyEnd {
+        options.record_response(span, response);
+        BodyEnd::Nothing
+    }
+
+    fn client_error<E: fmt::Display + 'static>(span: &Span, _: bool, error: &E) {
+        record_error(span, error_type_name::<E>(), Some(error));
+    }
+
+    fn client_body<B>(body: B, _: Option<Span>, _: BodyEnd) -> B {
+        body
+    }
+}
+
+impl sealed::Protocol for Grpc {
+    type ClientBody<B> = ResponseBody<B>;
+
+    fn server_span<F, N, Req, Res, B>(
+        server: &Server<F, N, Req, Res, Self>,
+        request: &Request<B>,
+        parent: &tracewire::Context,
+    ) -> (Span, bool)
+    where
+        N: SpanName<B>,
+    {
+        grpc::server_span(server, request, parent)
+    }
+
+    fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd {
+        let legacy = common.rpc_legacy;
+        if grpc::record_status_from(span, response.headers(), Side::Server, legacy) {
+            BodyEnd::Nothing
+        } else {
+            BodyEnd::GrpcStatus {
+                side: Side::Server,
+                legacy,
+            }
+        }
+    }
+
+    fn client_span<B>(options: &ClientOptions, rpc_legacy: bool, request: &mut Request<B>) -> Span {
+        grpc::client_span(options, rpc_legacy, request)
+    }
+
+    fn client_response<B>(
+        span: &Span,
+        _: &ClientOptions,
+        rpc_legacy: bool,
+        response: &Response<B>,
+    ) -> BodyEnd {
+        if grpc::record_status_from(span, response.headers(), Side::Client, rpc_legacy) {
+            BodyEnd::Nothing
+        } else {
+            BodyEnd::GrpcStatus {
+                side: Side::Client,
+                legacy: rpc_legacy,
+            }
+        }
+    }
+
+    fn client_error<E: fmt::Display + 'static>(span: &Span, rpc_legacy: bool, error: &E) {
+        grpc::transport_error(span, rpc_legacy, error);
+    }
+
+    fn client_body<B>(body: B, span: Option<Span>, end: BodyEnd) -> ResponseBody<B> {
+        match span {
+            Some(span) => ResponseBody::traced_until(body, span, end),
+            None => ResponseBody::untraced(body),
+        }
+    }
+}
