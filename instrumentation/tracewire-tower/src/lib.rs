@@ -1,7 +1,7 @@
-//! Tower layers that trace HTTP: a SERVER span for every request an axum or
-//! hyper service answers, continuing the caller's trace, and a CLIENT span
-//! for every request a tower HTTP client sends, with the trace context
-//! written into its headers. Spans are ordinary `tracing` spans that the
+//! Tower layers that trace HTTP and gRPC: a SERVER span for every request
+//! an axum, hyper or tonic service answers, continuing the caller's trace,
+//! and a CLIENT span for every request a tower HTTP client or a tonic
+//! channel sends, with the trace context written into its headers. Spans are ordinary `tracing` spans that the
 //! [`tracewire`] layer gives W3C ids; attributes follow the OpenTelemetry
 //! HTTP semantic conventions.
 //!
@@ -77,6 +77,99 @@
 //! [`http_client_span!`](tracewire::http_client_span) creates: a request
 //! marked for one tracewire client is understood by the other, and both
 //! record the same attributes.
+//!
+//! # gRPC
+//!
+//! tonic is built on tower, so the same layer traces gRPC with two presets:
+//! [`TraceLayer::grpc_server`] for `tonic::transport::Server::builder()
+//! .layer(…)` and [`TraceLayer::grpc_client`] for a tonic `Channel`
+//! wrapped with `tower::ServiceBuilder`. They need only `http` and
+//! `http-body` (no tonic dependency), and share the HTTP presets'
+//! machinery: the propagator (`traceparent`, `tracestate` and `baggage`
+//! travel as gRPC metadata, which are HTTP/2 headers), the trust boundary,
+//! the hooks, panic capture, and the response body that keeps the span
+//! open until the stream ends.
+//!
+//! ```no_run
+//! use tonic::transport::{Endpoint, Server};
+//! use tower::ServiceBuilder;
+//! use tracewire_tower::TraceLayer;
+//! # #[derive(Clone)]
+//! # struct Payments;
+//! # impl tonic::server::NamedService for Payments {
+//! #     const NAME: &'static str = "shop.Payments";
+//! # }
+//! # impl tower::Service<http::Request<tonic::body::Body>> for Payments {
+//! #     type Response = http::Response<tonic::body::Body>;
+//! #     type Error = std::convert::Infallible;
+//! #     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+//! #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>)
+//! #         -> std::task::Poll<Result<(), Self::Error>> { std::task::Poll::Ready(Ok(())) }
+//! #     fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+//! #         std::future::ready(Ok(tonic::Status::unimplemented("").into_http()))
+//! #     }
+//! # }
+//!
+//! # async fn run(payments: Payments) -> Result<(), Box<dyn std::error::Error>> {
+//! // Server: every call is a SERVER span under the caller's context.
+//! // (`payments` is any tonic service, generated or written by hand.)
+//! Server::builder()
+//!     .layer(TraceLayer::grpc_server())
+//!     .add_service(payments)
+//!     .serve("0.0.0.0:50051".parse()?)
+//!     .await?;
+//!
+//! // Client: every call is a CLIENT span whose context goes into the
+//! // request metadata. `with_origin` puts the server's address into each
+//! // request's URI, where the layer reads `server.address`/`server.port`.
+//! let origin: http::Uri = "http://payments.internal:50051".parse()?;
+//! let channel = Endpoint::from(origin.clone()).connect().await?;
+//! let traced = ServiceBuilder::new()
+//!     .layer(TraceLayer::grpc_client())
+//!     .service(channel);
+//! let client = tonic::client::Grpc::with_origin(traced, origin);
+//! // …or hand `traced` to a generated client's `with_origin`.
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Spans follow the RPC semantic conventions (release candidate): named
+//! `{package.Service}/{Method}` from the request path (`_OTHER`, with
+//! `rpc.method_original`, for a path that is not `/service/method`), with
+//! `rpc.system.name = grpc`, `rpc.method` (fully qualified),
+//! `server.address`, `server.port`, `rpc.response.status_code` (the status
+//! name: `OK`, `NOT_FOUND`, …) and `error.type` (the status name) on
+//! error. The status is read from `grpc-status` in the response headers
+//! (a trailers-only response) or in the trailers that end the stream; the
+//! span ends with the trailers, when the response stream ends, or when it
+//! is dropped, so streaming calls are timed whole. A server span is Error
+//! for `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
+//! `UNAVAILABLE` and `DATA_LOSS`; a client span for every code but `OK`,
+//! with the decoded `grpc-message` as the status message.
+//!
+//! Where the conventions are silent:
+//! - a response that ends without any `grpc-status` is `UNKNOWN` (an
+//!   error) on the client, as gRPC clients report it, and leaves the server
+//!   span's status unset (the server sent none);
+//! - an error of the inner client service (no response: connection
+//!   refused, reset) is `UNAVAILABLE`, with the error as the message;
+//! - a call dropped by its caller before the status (a cancelled stream)
+//!   ends both spans without a status code or error, like a cancelled
+//!   HTTP request;
+//! - `grpc-status` values that are not a code from 0 to 16 count as
+//!   `UNKNOWN`.
+//!
+//! With `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup` (or
+//! [`legacy_rpc_attributes(true)`](TraceLayer::legacy_rpc_attributes)) the
+//! spans also carry the older `rpc.system = grpc`, `rpc.service` and the
+//! integer `rpc.grpc.status_code`. The older `rpc.method` (the method
+//! alone) has the same name as the stable, fully qualified one: the stable
+//! value is kept.
+//!
+//! Not yet for gRPC: metadata capture (`rpc.request.metadata.<key>`; the
+//! `request_headers`/`response_headers` options record nothing on gRPC
+//! spans) and `rpc.message` events.
 //!
 //! # When each hook runs
 //!

@@ -17,8 +17,11 @@ use crate::protocol::{BodyEnd, Protocol};
 
 pin_project! {
     /// The response future of a traced client: enters the span on every
-    /// poll and ends it when the response head arrives or the request fails.
-    /// Dropping it (cancelling the request) ends the span without an error.
+    /// poll and ends it when the response head arrives or the request fails
+    /// (gRPC: unless the head carries no `grpc-status`; then the returned
+    /// [`ResponseBody`](crate::ResponseBody) keeps the span until the
+    /// stream ends). Dropping it (cancelling the request) ends the span
+    /// without an error.
     pub struct ClientFuture<Fut, M> {
         #[pin]
         inner: Fut,

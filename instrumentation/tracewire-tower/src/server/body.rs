@@ -14,9 +14,10 @@ use crate::protocol::BodyEnd;
 use crate::record;
 
 pin_project! {
-    /// The response body of a traced server: the span stays open until the
-    /// body ends, fails or is dropped, and is entered while the body is
-    /// polled (streaming handlers log inside the request's span).
+    /// The response body of a traced server (or gRPC client): the span
+    /// stays open until the body ends (its trailers, with gRPC's status,
+    /// are the last frame), fails or is dropped, and is entered while the
+    /// body is polled (streaming handlers log inside the request's span).
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
