@@ -119,6 +119,11 @@ type Client = tonic::client::Grpc<Trace<Channel, tracewire_tower::Client<(), (),
 
 /// Starts the traced server and returns a traced client of it.
 async fn serve() -> Client {
+    client_of(&start_server())
+}
+
+/// Starts the traced server; returns its origin (`http://127.0.0.1:port`).
+fn start_server() -> String {
     let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into()).unwrap();
     let addr = incoming.local_addr().unwrap();
     tokio::spawn(
@@ -127,7 +132,7 @@ async fn serve() -> Client {
             .add_service(Greeter)
             .serve_with_incoming(incoming),
     );
-    client_of(&format!("http://{addr}"))
+    format!("http://{addr}")
 }
 
 /// A traced client of `origin`. `with_origin` puts the server's address
@@ -405,4 +410,80 @@ async fn a_transport_error_is_unavailable() {
         Some(&Value::I64(14))
     );
     assert!(is_error(&span));
+}
+
+#[tokio::test]
+async fn the_server_continues_a_traceparent_from_plain_metadata() {
+    let (exporter, _guard) = traced();
+    let origin = start_server();
+    let mut request = tonic::Request::new(Greeting {
+        name: "ada".into(),
+        count: 0,
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    // The traced client would replace the metadata's context with its own
+    // span's: call through the bare channel instead.
+    let channel = Endpoint::from_shared(origin).unwrap().connect_lazy();
+    let mut plain = tonic::client::Grpc::new(channel);
+    plain.ready().await.unwrap();
+    plain
+        .unary(
+            request,
+            PathAndQuery::from_static("/test.Greeter/Hello"),
+            ProstCodec::<Greeting, Reply>::default(),
+        )
+        .await
+        .unwrap();
+    let server = ended(&exporter, "test.Greeter/Hello", SpanKind::Server).await;
+    assert_eq!(
+        server.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(server.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert!(server.parent_is_remote);
+}
+
+#[tokio::test]
+async fn a_response_without_grpc_status_is_unknown_on_the_client_only() {
+    use http_body_util::{BodyExt as _, Full};
+    use tower::ServiceExt as _;
+
+    let (exporter, _guard) = traced();
+    // An HTTP/2 peer that answers without any `grpc-status`.
+    let not_grpc = || {
+        tower::service_fn(|_: http::Request<Full<bytes::Bytes>>| async {
+            Ok::<_, Infallible>(http::Response::new(Full::new(bytes::Bytes::from("hi"))))
+        })
+    };
+    let request = || {
+        http::Request::post("http://peer.internal:50051/test.Greeter/Hello")
+            .body(Full::default())
+            .unwrap()
+    };
+    let server = ServiceBuilder::new()
+        .layer(TraceLayer::grpc_server())
+        .service(not_grpc());
+    let body = server.oneshot(request()).await.unwrap().into_body();
+    body.collect().await.unwrap();
+    let client = ServiceBuilder::new()
+        .layer(TraceLayer::grpc_client())
+        .service(not_grpc());
+    let body = client.oneshot(request()).await.unwrap().into_body();
+    body.collect().await.unwrap();
+
+    let name = "test.Greeter/Hello";
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    assert_eq!(server.status, SpanStatus::Unset);
+    assert!(server.attribute("rpc.response.status_code").is_none());
+    let client = ended(&exporter, name, SpanKind::Client).await;
+    assert_eq!(str_attr(&client, "rpc.response.status_code"), "UNKNOWN");
+    assert_eq!(str_attr(&client, "error.type"), "UNKNOWN");
+    assert_eq!(str_attr(&client, "server.address"), "peer.internal");
+    assert_eq!(client.attribute("server.port"), Some(&Value::I64(50051)));
+    assert!(is_error(&client));
 }
