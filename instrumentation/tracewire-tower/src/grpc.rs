@@ -3,11 +3,12 @@
 //! status from `grpc-status`.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
-use http::{HeaderMap, Request};
+use http::{HeaderMap, HeaderName, Request};
 use tracewire::error::record_error;
 use tracewire::http::ClientOptions;
-use tracewire::with_remote_parent_recording;
+use tracewire::{SpanExt as _, with_remote_parent_recording};
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -16,6 +17,63 @@ use crate::hooks::{LazyName, SpanName};
 use crate::layer::Server;
 use crate::protocol::Side;
 use crate::semconv::server_host;
+
+/// The gRPC-only options of a preset (server or client).
+#[derive(Clone, Debug, Default)]
+pub struct RpcOptions {
+    /// Also record the older RPC attribute names (`rpc/dup`).
+    pub(crate) legacy: bool,
+    /// Request metadata keys recorded as `rpc.request.metadata.<key>`.
+    pub(crate) request_metadata: Vec<HeaderName>,
+    /// Response metadata keys recorded as `rpc.response.metadata.<key>`.
+    pub(crate) response_metadata: Vec<HeaderName>,
+    /// Whether response streams add `rpc.message` events.
+    pub(crate) message_events: bool,
+}
+
+impl RpcOptions {
+    /// The defaults, with `legacy` from `OTEL_SEMCONV_STABILITY_OPT_IN`.
+    pub(crate) fn from_env() -> Self {
+        RpcOptions {
+            legacy: rpc_dup_opt_in_from_env(),
+            ..RpcOptions::default()
+        }
+    }
+}
+
+/// The allow-list of metadata keys `keys` keeps: binary keys (`-bin`
+/// suffix, base64 of arbitrary bytes) are left out, since their values
+/// are not text and are often credentials or serialized messages.
+pub(crate) fn metadata_keys(keys: impl IntoIterator<Item = HeaderName>) -> Vec<HeaderName> {
+    keys.into_iter()
+        .filter(|key| !key.as_str().ends_with("-bin"))
+        .collect()
+}
+
+/// The attribute prefix of captured request metadata.
+pub(crate) const REQUEST_METADATA: &str = "rpc.request.metadata.";
+/// The attribute prefix of captured response metadata.
+pub(crate) const RESPONSE_METADATA: &str = "rpc.response.metadata.";
+
+/// Records the metadata keys of `keys` found in `headers` as
+/// `{prefix}{key}` string arrays (one element per value) on a recorded
+/// span; values that are not visible ASCII are skipped, as for HTTP
+/// header capture.
+pub(crate) fn record_metadata(span: &Span, prefix: &str, keys: &[HeaderName], headers: &HeaderMap) {
+    if keys.is_empty() || !span.is_recording() {
+        return;
+    }
+    for key in keys {
+        let values: Vec<String> = headers
+            .get_all(key)
+            .iter()
+            .filter_map(|value| value.to_str().ok().map(str::to_owned))
+            .collect();
+        if !values.is_empty() {
+            span.set_attribute(format!("{prefix}{}", key.as_str()), values);
+        }
+    }
+}
 
 /// Whether `OTEL_SEMCONV_STABILITY_OPT_IN` (its value) asks for the older
 /// RPC attribute names next to the stable ones (`rpc/dup`), as
@@ -66,6 +124,7 @@ const NAMES: [&str; 17] = [
 ];
 
 const UNKNOWN: u8 = 2;
+const DEADLINE_EXCEEDED: u8 = 4;
 const UNAVAILABLE: u8 = 14;
 
 /// The code of a `grpc-status` value: a decimal number; anything else (or
@@ -178,6 +237,69 @@ pub(crate) fn transport_error<E: fmt::Display>(span: &Span, legacy: bool, error:
     record_error(span, name, Some(error));
 }
 
+/// How early before its deadline a call may end and still count as past
+/// it: the server's timer (tonic's `grpc-timeout` enforcement) starts a
+/// little before the layer sees the request.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+/// The `grpc-timeout` of a call: when it started and how long it may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    start: Instant,
+    timeout: Duration,
+    side: Side,
+    legacy: bool,
+}
+
+impl Deadline {
+    /// The deadline of a call whose request has `headers` and starts now;
+    /// `None` without a valid `grpc-timeout`.
+    pub(crate) fn of(headers: &HeaderMap, side: Side, legacy: bool) -> Option<Deadline> {
+        let timeout = parse_timeout(headers.get("grpc-timeout")?.as_bytes())?;
+        Some(Deadline {
+            start: Instant::now(),
+            timeout,
+            side,
+            legacy,
+        })
+    }
+
+    /// Whether the deadline has passed (within `DEADLINE_SLACK`).
+    pub(crate) fn passed(&self) -> bool {
+        self.start.elapsed() + DEADLINE_SLACK >= self.timeout
+    }
+
+    /// Records `DEADLINE_EXCEEDED` (an error on both sides).
+    pub(crate) fn record(&self, span: &Span) {
+        record_code(
+            span,
+            DEADLINE_EXCEEDED,
+            self.side,
+            self.legacy,
+            Some("deadline exceeded (grpc-timeout)"),
+        );
+    }
+}
+
+/// A `grpc-timeout` value: at most 8 digits and a unit (`H`, `M`, `S`,
+/// `m`, `u`, `n`), as the gRPC spec says; anything else is `None`.
+fn parse_timeout(value: &[u8]) -> Option<Duration> {
+    let (unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// Creates the SERVER span of a gRPC request under `parent`, and tells
 /// whether it is recorded.
 pub(crate) fn server_span<F, N, Req, Res, P, B>(
@@ -221,8 +343,17 @@ where
             rpc.grpc.status_code = Empty,
         )
     });
-    if recording && server.common.rpc_legacy {
-        record_legacy(&span, parts);
+    if recording {
+        let rpc = &server.common.rpc;
+        if rpc.legacy {
+            record_legacy(&span, parts);
+        }
+        record_metadata(
+            &span,
+            REQUEST_METADATA,
+            &rpc.request_metadata,
+            request.headers(),
+        );
     }
     (span, recording)
 }
@@ -242,7 +373,7 @@ fn record_legacy(span: &Span, parts: Option<(&str, &str)>) {
 /// client does (the current context when the span is filtered out).
 pub(crate) fn client_span<B>(
     options: &ClientOptions,
-    legacy: bool,
+    rpc: &RpcOptions,
     request: &mut Request<B>,
 ) -> Span {
     let uri = request.uri();
@@ -267,12 +398,18 @@ pub(crate) fn client_span<B>(
         rpc.service = Empty,
         rpc.grpc.status_code = Empty,
     );
-    if legacy {
+    if rpc.legacy {
         record_legacy(&span, parts);
     }
     if options.propagates(request.extensions()) {
         options.inject_context(&span, request.headers_mut());
     }
+    record_metadata(
+        &span,
+        REQUEST_METADATA,
+        &rpc.request_metadata,
+        request.headers(),
+    );
     span
 }
 
@@ -303,6 +440,21 @@ mod tests {
         assert_eq!(NAMES[5], "NOT_FOUND");
         assert!(is_error(5, Side::Client) && !is_error(5, Side::Server));
         assert!(is_error(13, Side::Server) && !is_error(0, Side::Client));
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout(b"100m"), Some(Duration::from_millis(100)));
+        assert_eq!(
+            parse_timeout(b"99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+        assert_eq!(parse_timeout(b"30000000u"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_timeout(b"123456789S"), None);
+        assert_eq!(parse_timeout(b"m"), None);
+        assert_eq!(parse_timeout(b"-1S"), None);
+        assert_eq!(parse_timeout(b"10x"), None);
+        assert_eq!(parse_timeout(b""), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tower_layer::Layer;
 use tracewire::http::ClientOptions;
 use tracewire::propagation::Propagator;
 
+use crate::grpc::RpcOptions;
 use crate::hooks::{BoxedHook, DefaultSpanName, Filter, OnRequest, OnResponse, SpanName};
 use crate::protocol::{Grpc, Http};
 
@@ -51,8 +52,8 @@ pub struct Common {
     pub(crate) response_headers: Vec<HeaderName>,
     /// Also record the pre-stable attribute names (`http/dup`).
     pub(crate) legacy: bool,
-    /// Also record the older RPC attribute names (`rpc/dup`).
-    pub(crate) rpc_legacy: bool,
+    /// The gRPC-only options (older names, metadata, message events).
+    pub(crate) rpc: RpcOptions,
 }
 
 impl Common {
@@ -60,7 +61,7 @@ impl Common {
     pub(crate) fn from_env() -> Self {
         Common {
             legacy: tracewire::http::legacy_opt_in_from_env(),
-            rpc_legacy: crate::grpc::rpc_dup_opt_in_from_env(),
+            rpc: RpcOptions::from_env(),
             ..Common::default()
         }
     }
@@ -79,7 +80,7 @@ impl fmt::Debug for Common {
             .field("request_headers", &self.request_headers)
             .field("response_headers", &self.response_headers)
             .field("legacy", &self.legacy)
-            .field("rpc_legacy", &self.rpc_legacy)
+            .field("rpc", &self.rpc)
             .finish()
     }
 }
@@ -139,8 +140,8 @@ pub type BoxedClientLayer<ReqBody, ResBody = ReqBody, P = Http> = TraceLayer<
 #[derive(Clone, Debug)]
 pub struct Client<Req = (), Res = (), P = Http> {
     pub(crate) options: ClientOptions,
-    /// Also record the older RPC attribute names (`rpc/dup`; gRPC only).
-    pub(crate) rpc_legacy: bool,
+    /// The gRPC-only options (older names, metadata, message events).
+    pub(crate) rpc: RpcOptions,
     pub(crate) on_request: Req,
     pub(crate) on_response: Res,
     pub(crate) protocol: PhantomData<P>,
@@ -245,7 +246,7 @@ impl<P> Client<(), (), P> {
     fn new() -> Self {
         Client {
             options: ClientOptions::new(),
-            rpc_legacy: crate::grpc::rpc_dup_opt_in_from_env(),
+            rpc: RpcOptions::from_env(),
             on_request: (),
             on_response: (),
             protocol: PhantomData,
@@ -303,7 +304,7 @@ macro_rules! common_options {
         /// name with the stable one: the stable, fully qualified value is
         /// kept.
         pub fn legacy_rpc_attributes(mut self, enabled: bool) -> Self {
-            self.mode.common.rpc_legacy = enabled;
+            self.mode.common.rpc.legacy = enabled;
             self
         }
     };
@@ -441,6 +442,63 @@ impl<F, N, Req, Res, P> TraceLayer<Server<F, N, Req, Res, P>> {
     }
 }
 
+/// The gRPC-only options of both presets.
+macro_rules! rpc_options {
+    ($($rpc:ident).+) => {
+        /// Request metadata keys recorded as `rpc.request.metadata.<key>`
+        /// attributes (lowercase key; a string array, one element per
+        /// value), as the RPC conventions' opt-in capture asks. Only these
+        /// keys are read: keep secrets such as `authorization` out. Binary
+        /// keys (ending in `-bin`) are left out of the list: their values
+        /// are base64 of arbitrary bytes, not text. Values that are not
+        /// visible ASCII are skipped.
+        pub fn request_metadata<I>(mut self, keys: I) -> Self
+        where
+            I: IntoIterator<Item = HeaderName>,
+        {
+            self.mode.$($rpc).+.request_metadata = crate::grpc::metadata_keys(keys);
+            self
+        }
+
+        /// Response metadata keys recorded as
+        /// `rpc.response.metadata.<key>` attributes, as for
+        /// [`request_metadata`](Self::request_metadata). They are read from
+        /// the response headers (the initial metadata, or all of a
+        /// trailers-only response's metadata); trailing metadata is not
+        /// captured.
+        pub fn response_metadata<I>(mut self, keys: I) -> Self
+        where
+            I: IntoIterator<Item = HeaderName>,
+        {
+            self.mode.$($rpc).+.response_metadata = crate::grpc::metadata_keys(keys);
+            self
+        }
+
+        /// Whether the messages of the response stream become `rpc.message`
+        /// events (default: off): `rpc.message.type` (`SENT` on the
+        /// server, `RECEIVED` on the client), `rpc.message.id` (1, 2, … per
+        /// stream) and the size on the wire, `rpc.message.compressed_size`
+        /// for a compressed message, else `rpc.message.uncompressed_size`.
+        /// Messages are counted from the 5-byte gRPC framing of the body's
+        /// data frames, whatever their chunking; request messages (server
+        /// `RECEIVED`, client `SENT`) are not recorded, since the layer
+        /// hands the request body on unchanged. Each event counts against
+        /// the span's event limit (128 by default).
+        pub fn message_events(mut self, enabled: bool) -> Self {
+            self.mode.$($rpc).+.message_events = enabled;
+            self
+        }
+    };
+}
+
+impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res, Grpc>> {
+    rpc_options!(common.rpc);
+}
+
+impl<Req, Res> TraceLayer<Client<Req, Res, Grpc>> {
+    rpc_options!(rpc);
+}
+
 impl<Req, Res, P> TraceLayer<Client<Req, Res, P>> {
     /// Replaces all the client options with `options`: the way to give
     /// this layer and `tracewire-reqwest`'s middleware the same ones.
@@ -510,7 +568,7 @@ impl<Req, Res, P> TraceLayer<Client<Req, Res, P>> {
     /// The older `rpc.method` (the method alone) shares its name with the
     /// stable one: the stable, fully qualified value is kept.
     pub fn legacy_rpc_attributes(mut self, enabled: bool) -> Self {
-        self.mode.rpc_legacy = enabled;
+        self.mode.rpc.legacy = enabled;
         self
     }
 
@@ -553,7 +611,7 @@ impl<Req, Res, P> TraceLayer<Client<Req, Res, P>> {
         TraceLayer {
             mode: Client {
                 options: m.options,
-                rpc_legacy: m.rpc_legacy,
+                rpc: m.rpc,
                 on_request,
                 on_response,
                 protocol: PhantomData,

@@ -239,6 +239,7 @@ mod extensions;
 mod grpc;
 mod hooks;
 mod layer;
+mod messages;
 mod protocol;
 mod record;
 mod semconv;

@@ -11,13 +11,15 @@
 use std::fmt;
 
 use http::{HeaderMap, Request, Response};
+use tracewire::SpanExt as _;
 use tracewire::error::{error_type_name, record_error};
 use tracewire::http::ClientOptions;
 use tracing::Span;
 
-use crate::grpc;
+use crate::grpc::{self, Deadline, RpcOptions};
 use crate::hooks::SpanName;
 use crate::layer::{Common, Server};
+use crate::messages::{Direction, MessageEvents};
 use crate::server::ResponseBody;
 
 /// A wire protocol the layer knows: [`Http`] or [`Grpc`]. Sealed: the
@@ -113,7 +115,7 @@ pub(crate) mod sealed {
         /// span) and injects its context.
         fn client_span<B>(
             options: &ClientOptions,
-            rpc_legacy: bool,
+            rpc: &RpcOptions,
             request: &mut Request<B>,
         ) -> Span;
 
@@ -122,16 +124,26 @@ pub(crate) mod sealed {
         fn client_response<B>(
             span: &Span,
             options: &ClientOptions,
-            rpc_legacy: bool,
+            rpc: &RpcOptions,
             response: &Response<B>,
         ) -> BodyEnd;
+
+        /// The deadline (`grpc-timeout`) of a call whose request has
+        /// `headers`, starting now; always `None` for HTTP.
+        fn deadline(headers: &HeaderMap, side: Side, rpc: &RpcOptions) -> Option<Deadline>;
 
         /// Records an error of the inner client service (no response).
         fn client_error<E: fmt::Display + 'static>(span: &Span, rpc_legacy: bool, error: &E);
 
         /// The body handed back to the client's caller; `span` is `Some`
-        /// while the body still has to read `end`.
-        fn client_body<B>(body: B, span: Option<Span>, end: BodyEnd) -> Self::ClientBody<B>;
+        /// while the body still has to read `end`; `rpc` says whether it
+        /// adds `rpc.message` events.
+        fn client_body<B>(
+            body: B,
+            span: Option<Span>,
+            end: BodyEnd,
+            rpc: &RpcOptions,
+        ) -> Self::ClientBody<B>;
     }
 }
 
@@ -163,25 +175,29 @@ impl sealed::Protocol for Http {
         BodyEnd::Nothing
     }
 
-    fn client_span<B>(options: &ClientOptions, _: bool, request: &mut Request<B>) -> Span {
+    fn client_span<B>(options: &ClientOptions, _: &RpcOptions, request: &mut Request<B>) -> Span {
         crate::client::http_span(options, request)
     }
 
     fn client_response<B>(
         span: &Span,
         options: &ClientOptions,
-        _: bool,
+        _: &RpcOptions,
         response: &Response<B>,
     ) -> BodyEnd {
         options.record_response(span, response);
         BodyEnd::Nothing
     }
 
+    fn deadline(_: &HeaderMap, _: Side, _: &RpcOptions) -> Option<Deadline> {
+        None
+    }
+
     fn client_error<E: fmt::Display + 'static>(span: &Span, _: bool, error: &E) {
         record_error(span, error_type_name::<E>(), Some(error));
     }
 
-    fn client_body<B>(body: B, _: Option<Span>, _: BodyEnd) -> B {
+    fn client_body<B>(body: B, _: Option<Span>, _: BodyEnd, _: &RpcOptions) -> B {
         body
     }
 }
@@ -201,7 +217,13 @@ impl sealed::Protocol for Grpc {
     }
 
     fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd {
-        let legacy = common.rpc_legacy;
+        let legacy = common.rpc.legacy;
+        grpc::record_metadata(
+            span,
+            grpc::RESPONSE_METADATA,
+            &common.rpc.response_metadata,
+            response.headers(),
+        );
         if grpc::record_status_from(span, response.headers(), Side::Server, legacy) {
             BodyEnd::Nothing
         } else {
@@ -212,16 +234,23 @@ impl sealed::Protocol for Grpc {
         }
     }
 
-    fn client_span<B>(options: &ClientOptions, rpc_legacy: bool, request: &mut Request<B>) -> Span {
-        grpc::client_span(options, rpc_legacy, request)
+    fn client_span<B>(options: &ClientOptions, rpc: &RpcOptions, request: &mut Request<B>) -> Span {
+        grpc::client_span(options, rpc, request)
     }
 
     fn client_response<B>(
         span: &Span,
         _: &ClientOptions,
-        rpc_legacy: bool,
+        rpc: &RpcOptions,
         response: &Response<B>,
     ) -> BodyEnd {
+        let rpc_legacy = rpc.legacy;
+        grpc::record_metadata(
+            span,
+            grpc::RESPONSE_METADATA,
+            &rpc.response_metadata,
+            response.headers(),
+        );
         if grpc::record_status_from(span, response.headers(), Side::Client, rpc_legacy) {
             BodyEnd::Nothing
         } else {
@@ -232,13 +261,26 @@ impl sealed::Protocol for Grpc {
         }
     }
 
+    fn deadline(headers: &HeaderMap, side: Side, rpc: &RpcOptions) -> Option<Deadline> {
+        Deadline::of(headers, side, rpc.legacy)
+    }
+
     fn client_error<E: fmt::Display + 'static>(span: &Span, rpc_legacy: bool, error: &E) {
         grpc::transport_error(span, rpc_legacy, error);
     }
 
-    fn client_body<B>(body: B, span: Option<Span>, end: BodyEnd) -> ResponseBody<B> {
+    fn client_body<B>(
+        body: B,
+        span: Option<Span>,
+        end: BodyEnd,
+        rpc: &RpcOptions,
+    ) -> ResponseBody<B> {
         match span {
-            Some(span) => ResponseBody::traced_until(body, span, end),
+            Some(span) => {
+                let events = (rpc.message_events && span.is_recording())
+                    .then(|| MessageEvents::new(Direction::Received));
+                ResponseBody::traced_until(body, span, end).with_message_events(events)
+            }
             None => ResponseBody::untraced(body),
         }
     }

@@ -11,6 +11,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tracing::Span;
 
+use crate::grpc::Deadline;
 use crate::hooks::OnResponse;
 use crate::layer::Client;
 use crate::protocol::{BodyEnd, Protocol};
@@ -27,6 +28,8 @@ pin_project! {
         inner: Fut,
         span: Option<Span>,
         start: Instant,
+        // A gRPC call's `grpc-timeout`.
+        deadline: Option<Deadline>,
         mode: Arc<M>,
     }
 }
@@ -62,23 +65,29 @@ where
         };
         let Some(span) = this.span.take() else {
             return Poll::Ready(
-                result.map(|r| r.map(|b| P::client_body(b, None, BodyEnd::Nothing))),
+                result
+                    .map(|r| r.map(|b| P::client_body(b, None, BodyEnd::Nothing, &this.mode.rpc))),
             );
         };
         let entered = span.enter();
         let mode = &**this.mode;
         match result {
             Ok(response) => {
-                let end = P::client_response(&span, &mode.options, mode.rpc_legacy, &response);
+                let end = P::client_response(&span, &mode.options, &mode.rpc, &response);
                 mode.on_response
                     .on_response(&response, this.start.elapsed(), &span);
                 drop(entered);
                 // The span ends here unless the body has more to read.
                 let span = (end != BodyEnd::Nothing).then_some(span);
-                Poll::Ready(Ok(response.map(|b| P::client_body(b, span, end))))
+                Poll::Ready(Ok(response.map(|b| P::client_body(b, span, end, &mode.rpc))))
             }
             Err(error) => {
-                P::client_error(&span, mode.rpc_legacy, &error);
+                // A failure once the deadline has passed is the deadline
+                // (tonic's channel enforces `grpc-timeout` with an error).
+                match this.deadline {
+                    Some(deadline) if deadline.passed() => deadline.record(&span),
+                    _ => P::client_error(&span, mode.rpc.legacy, &error),
+                }
                 Poll::Ready(Err(error))
             }
         }
@@ -87,11 +96,12 @@ where
 
 impl<Fut, M> ClientFuture<Fut, M> {
     /// The future of a request that got `span`.
-    pub(super) fn new(inner: Fut, span: Span, mode: Arc<M>) -> Self {
+    pub(super) fn new(inner: Fut, span: Span, deadline: Option<Deadline>, mode: Arc<M>) -> Self {
         ClientFuture {
             inner,
             span: Some(span),
             start: Instant::now(),
+            deadline,
             mode,
         }
     }

@@ -17,7 +17,7 @@ pub use future::ClientFuture;
 
 use crate::hooks::{OnRequest, OnResponse, call_in_span};
 use crate::layer::{Client, Trace};
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, Side};
 pub(crate) use span::http_span;
 
 impl<S, Req, Res, P, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S, Client<Req, Res, P>>
@@ -37,9 +37,10 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let span = P::client_span(&self.mode.options, self.mode.rpc_legacy, &mut request);
+        let span = P::client_span(&self.mode.options, &self.mode.rpc, &mut request);
+        let deadline = P::deadline(request.headers(), Side::Client, &self.mode.rpc);
         let future = call_in_span(&mut self.inner, &self.mode.on_request, request, &span);
-        ClientFuture::new(future, span, self.mode.clone())
+        ClientFuture::new(future, span, deadline, self.mode.clone())
     }
 }
 

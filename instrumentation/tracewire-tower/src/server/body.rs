@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use tracewire::error::{error_type_name, record_error};
 use tracing::Span;
 
+use crate::messages::MessageEvents;
 use crate::protocol::BodyEnd;
 use crate::record;
 
@@ -25,6 +26,8 @@ pin_project! {
         // What the protocol reads before the span ends (gRPC's status
         // trailer).
         end: BodyEnd,
+        // The opt-in `rpc.message` events of a gRPC stream.
+        messages: Option<MessageEvents>,
     }
 }
 
@@ -43,7 +46,14 @@ impl<B> ResponseBody<B> {
             inner,
             span: Some(span),
             end,
+            messages: None,
         }
+    }
+
+    /// The same body, adding `rpc.message` events with `messages`.
+    pub(crate) fn with_message_events(mut self, messages: Option<MessageEvents>) -> Self {
+        self.messages = messages;
+        self
     }
 
     pub(crate) fn untraced(inner: B) -> Self {
@@ -51,6 +61,7 @@ impl<B> ResponseBody<B> {
             inner,
             span: None,
             end: BodyEnd::Nothing,
+            messages: None,
         }
     }
 }
@@ -82,6 +93,11 @@ where
                 }
             }
             Some(Ok(frame)) => {
+                if let (Some(data), Some(messages), Some(span)) =
+                    (frame.data_ref(), this.messages.as_mut(), this.span.as_ref())
+                {
+                    messages.on_data(span, data);
+                }
                 // Trailers are a body's last frame: the span ends with them
                 // (a caller may hold the body long after).
                 if let Some(trailers) = frame.trailers_ref()

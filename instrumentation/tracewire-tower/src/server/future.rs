@@ -16,8 +16,10 @@ use tracewire::{SpanContext, SpanExt as _};
 use tracing::Span;
 
 use super::ResponseBody;
+use crate::grpc::Deadline;
 use crate::hooks::OnResponse;
 use crate::layer::Server;
+use crate::messages::{Direction, MessageEvents};
 use crate::protocol::{BodyEnd, Protocol};
 use crate::record;
 
@@ -27,6 +29,8 @@ struct State<M> {
     /// Whether `span` is recorded: an unsampled one gets no `record` calls.
     recording: bool,
     start: Instant,
+    /// A gRPC call's `grpc-timeout`.
+    deadline: Option<Deadline>,
     mode: Arc<M>,
 }
 
@@ -38,17 +42,38 @@ pin_project! {
         inner: Fut,
         state: Option<State<M>>,
     }
+
+    impl<Fut, M> PinnedDrop for ServerFuture<Fut, M> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before the response head: a gRPC call past its
+            // deadline (tonic's server drops the handler when
+            // `grpc-timeout` expires) is DEADLINE_EXCEEDED.
+            if let Some(state) = this.project().state.take()
+                && let Some(deadline) = state.deadline
+                && deadline.passed()
+            {
+                deadline.record(&state.span);
+            }
+        }
+    }
 }
 
 impl<Fut, M> ServerFuture<Fut, M> {
     /// The future of a request that gets `span`.
-    pub(super) fn traced(inner: Fut, span: Span, recording: bool, mode: Arc<M>) -> Self {
+    pub(super) fn traced(
+        inner: Fut,
+        span: Span,
+        recording: bool,
+        deadline: Option<Deadline>,
+        mode: Arc<M>,
+    ) -> Self {
         ServerFuture {
             inner,
             state: Some(State {
                 span,
                 recording,
                 start: Instant::now(),
+                deadline,
                 mode,
             }),
         }
@@ -93,7 +118,14 @@ where
         ));
         Poll::Ready(match this.state.take() {
             Some(state) => {
-                result.map(|r| r.map(|body| ResponseBody::traced_until(body, state.span, end)))
+                let events = (state.recording && state.mode.common.rpc.message_events)
+                    .then(|| MessageEvents::new(Direction::Sent));
+                result.map(|r| {
+                    r.map(|body| {
+                        ResponseBody::traced_until(body, state.span, end)
+                            .with_message_events(events)
+                    })
+                })
             }
             None => result.map(|r| r.map(ResponseBody::untraced)),
         })

@@ -20,7 +20,7 @@ pub use future::ServerFuture;
 
 use crate::hooks::{Filter, OnRequest, OnResponse, SpanName, call_in_span};
 use crate::layer::{Server, Trace};
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, Side};
 
 impl<S, F, N, Req, Res, P, ReqBody, ResBody> Service<Request<ReqBody>>
     for Trace<S, Server<F, N, Req, Res, P>>
@@ -48,7 +48,10 @@ where
             return ServerFuture::untraced(self.inner.call(request));
         }
         let (span, recording) = self.mode.make_span(&request);
+        let deadline = recording
+            .then(|| P::deadline(request.headers(), Side::Server, &self.mode.common.rpc))
+            .flatten();
         let future = call_in_span(&mut self.inner, &self.mode.on_request, request, &span);
-        ServerFuture::traced(future, span, recording, self.mode.clone())
+        ServerFuture::traced(future, span, recording, deadline, self.mode.clone())
     }
 }
