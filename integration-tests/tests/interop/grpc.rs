@@ -113,8 +113,9 @@ async fn python_client_rust_server_one_trace() {
         "the Python client span is the Rust server span's parent"
     );
     assert!(server.parent_is_remote);
-    assert!(
-        exporter.spans_named(SAY).len() == 1,
+    assert_eq!(
+        exporter.spans_named(SAY).len(),
+        1,
         "one Rust span: {}",
         exporter.tree()
     );
