@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use http::uri::PathAndQuery;
-use tonic::server::{NamedService, ServerStreamingService, UnaryService};
+use tonic::server::{
+    ClientStreamingService, NamedService, ServerStreamingService, StreamingService, UnaryService,
+};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Code, Status};
@@ -18,7 +20,7 @@ use tonic_prost::ProstCodec;
 use tower::{Service, ServiceBuilder};
 use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanData, SpanKind, Status as SpanStatus, TracewireLayer, Value};
-use tracewire_tower::{Grpc as GrpcProtocol, Trace, TraceLayer};
+use tracewire_tower::{DefaultSpanName, Grpc as GrpcProtocol, Trace, TraceLayer};
 use tracing_subscriber::prelude::*;
 
 /// The request message.
@@ -38,9 +40,14 @@ struct Reply {
 }
 
 /// `test.Greeter`: `Hello` answers, `Missing` is NOT_FOUND, `Broken` is
-/// INTERNAL, `Count` streams `count` replies (forever when 0).
-#[derive(Clone, Debug)]
-struct Greeter;
+/// INTERNAL, `Count` streams `count` replies (forever when 0), `Collect`
+/// joins a stream of names, `Chat` echoes each name, `Slow` answers after
+/// 5 s, `Panic` panics, `Relay` calls `Hello` on the `next` server with a
+/// traced client.
+#[derive(Clone, Debug, Default)]
+struct Greeter {
+    next: Option<String>,
+}
 
 impl NamedService for Greeter {
     const NAME: &'static str = "test.Greeter";
@@ -56,11 +63,107 @@ impl UnaryService<Greeting> for Unary {
     fn call(&mut self, request: tonic::Request<Greeting>) -> Self::Future {
         tracing::info!("handling");
         ready(match self.0 {
-            Ok(greeting) => Ok(tonic::Response::new(Reply {
-                message: format!("{greeting} {}", request.into_inner().name),
-            })),
+            Ok(greeting) => {
+                let mut response = tonic::Response::new(Reply {
+                    message: format!("{greeting} {}", request.into_inner().name),
+                });
+                response
+                    .metadata_mut()
+                    .insert("x-served-by", "greeter".parse().unwrap());
+                Ok(response)
+            }
             Err(code) => Err(Status::new(code, "it went wrong")),
         })
+    }
+}
+
+/// `Slow`: answers after 5 s (callers set a shorter deadline).
+struct Slow;
+
+impl UnaryService<Greeting> for Slow {
+    type Response = Reply;
+    type Future = BoxFuture<Result<tonic::Response<Reply>, Status>>;
+
+    fn call(&mut self, _: tonic::Request<Greeting>) -> Self::Future {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(tonic::Response::new(Reply::default()))
+        })
+    }
+}
+
+/// `Panic`: the handler panics.
+struct Panics;
+
+impl UnaryService<Greeting> for Panics {
+    type Response = Reply;
+    type Future = BoxFuture<Result<tonic::Response<Reply>, Status>>;
+
+    fn call(&mut self, _: tonic::Request<Greeting>) -> Self::Future {
+        Box::pin(async { panic!("handler bug") })
+    }
+}
+
+/// `Relay`: calls `Hello` on the next server with a traced client, inside
+/// the handler (so inside this server's span).
+struct Relay(String);
+
+impl UnaryService<Greeting> for Relay {
+    type Response = Reply;
+    type Future = BoxFuture<Result<tonic::Response<Reply>, Status>>;
+
+    fn call(&mut self, _: tonic::Request<Greeting>) -> Self::Future {
+        let origin = self.0.clone();
+        Box::pin(async move {
+            let mut next = client_of(&origin);
+            let reply = unary(&mut next, "/test.Greeter/Hello").await?;
+            Ok(tonic::Response::new(reply))
+        })
+    }
+}
+
+/// `Collect`: joins the names of a client stream.
+struct Collect;
+
+impl ClientStreamingService<Greeting> for Collect {
+    type Response = Reply;
+    type Future = BoxFuture<Result<tonic::Response<Reply>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<Greeting>>) -> Self::Future {
+        Box::pin(async move {
+            let mut names = Vec::new();
+            let mut stream = request.into_inner();
+            while let Some(greeting) = stream.message().await? {
+                names.push(greeting.name);
+            }
+            Ok(tonic::Response::new(Reply {
+                message: names.join(","),
+            }))
+        })
+    }
+}
+
+/// `Chat`: echoes each name of a client stream; a name `fail` ends the
+/// stream with ABORTED.
+struct Chat;
+
+impl StreamingService<Greeting> for Chat {
+    type Response = Reply;
+    type ResponseStream = BoxStream<'static, Result<Reply, Status>>;
+    type Future = Ready<Result<tonic::Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<Greeting>>) -> Self::Future {
+        let replies = request
+            .into_inner()
+            .map(|greeting| {
+                let name = greeting?.name;
+                if name == "fail" {
+                    return Err(Status::aborted("chat failed"));
+                }
+                Ok(Reply { message: name })
+            })
+            .boxed();
+        ready(Ok(tonic::Response::new(replies)))
     }
 }
 
@@ -100,6 +203,7 @@ impl Service<http::Request<tonic::body::Body>> for Greeter {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let next = self.next.clone();
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(ProstCodec::<Reply, Greeting>::default());
             let response = match request.uri().path() {
@@ -107,6 +211,14 @@ impl Service<http::Request<tonic::body::Body>> for Greeter {
                 "/test.Greeter/Missing" => grpc.unary(Unary(Err(Code::NotFound)), request).await,
                 "/test.Greeter/Broken" => grpc.unary(Unary(Err(Code::Internal)), request).await,
                 "/test.Greeter/Count" => grpc.server_streaming(Count, request).await,
+                "/test.Greeter/Collect" => grpc.client_streaming(Collect, request).await,
+                "/test.Greeter/Chat" => grpc.streaming(Chat, request).await,
+                "/test.Greeter/Slow" => grpc.unary(Slow, request).await,
+                "/test.Greeter/Panic" => grpc.unary(Panics, request).await,
+                "/test.Greeter/Relay" => match next {
+                    Some(origin) => grpc.unary(Relay(origin), request).await,
+                    None => Status::unimplemented("no next server").into_http(),
+                },
                 _ => Status::unimplemented("no such method").into_http(),
             };
             Ok(response)
@@ -115,7 +227,10 @@ impl Service<http::Request<tonic::body::Body>> for Greeter {
 }
 
 /// A traced client of a traced server on a loopback port.
-type Client = tonic::client::Grpc<Trace<Channel, tracewire_tower::Client<(), (), GrpcProtocol>>>;
+type Client = tonic::client::Grpc<Trace<Channel, ClientPreset>>;
+
+type ClientPreset = tracewire_tower::Client<(), (), GrpcProtocol>;
+type ServerPreset = tracewire_tower::Server<(), DefaultSpanName, (), (), GrpcProtocol>;
 
 /// Starts the traced server and returns a traced client of it.
 async fn serve() -> Client {
@@ -124,12 +239,20 @@ async fn serve() -> Client {
 
 /// Starts the traced server; returns its origin (`http://127.0.0.1:port`).
 fn start_server() -> String {
+    start_server_with(
+        TraceLayer::grpc_server().legacy_rpc_attributes(true),
+        Greeter::default(),
+    )
+}
+
+/// Starts `greeter` behind `layer`; returns its origin.
+fn start_server_with(layer: TraceLayer<ServerPreset>, greeter: Greeter) -> String {
     let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into()).unwrap();
     let addr = incoming.local_addr().unwrap();
     tokio::spawn(
         Server::builder()
-            .layer(TraceLayer::grpc_server().legacy_rpc_attributes(true))
-            .add_service(Greeter)
+            .layer(layer)
+            .add_service(greeter)
             .serve_with_incoming(incoming),
     );
     format!("http://{addr}")
@@ -139,24 +262,41 @@ fn start_server() -> String {
 /// into each request's URI, where the client layer (outside the channel)
 /// reads `server.address` and `server.port`.
 fn client_of(origin: &str) -> Client {
+    client_with(
+        origin,
+        TraceLayer::grpc_client().legacy_rpc_attributes(true),
+    )
+}
+
+/// A client of `origin` traced by `layer`.
+fn client_with(origin: &str, layer: TraceLayer<ClientPreset>) -> Client {
     let channel = Endpoint::from_shared(origin.to_owned())
         .unwrap()
         .connect_lazy();
-    let traced = ServiceBuilder::new()
-        .layer(TraceLayer::grpc_client().legacy_rpc_attributes(true))
-        .service(channel);
+    let traced = ServiceBuilder::new().layer(layer).service(channel);
     tonic::client::Grpc::with_origin(traced, origin.parse().unwrap())
 }
 
+fn greeting(name: &str) -> Greeting {
+    Greeting {
+        name: name.into(),
+        count: 0,
+    }
+}
+
 async fn unary(client: &mut Client, method: &'static str) -> Result<Reply, Status> {
+    unary_with(client, method, tonic::Request::new(greeting("ada"))).await
+}
+
+async fn unary_with(
+    client: &mut Client,
+    method: &'static str,
+    request: tonic::Request<Greeting>,
+) -> Result<Reply, Status> {
     client
         .ready()
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    let request = tonic::Request::new(Greeting {
-        name: "ada".into(),
-        count: 0,
-    });
     client
         .unary(
             request,
@@ -486,4 +626,348 @@ async fn a_response_without_grpc_status_is_unknown_on_the_client_only() {
     assert_eq!(str_attr(&client, "server.address"), "peer.internal");
     assert_eq!(client.attribute("server.port"), Some(&Value::I64(50051)));
     assert!(is_error(&client));
+}
+
+/// The attribute `key` of an event.
+fn event_attr<'a>(event: &'a tracewire::Event, key: &str) -> Option<&'a Value> {
+    event
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
+}
+
+/// The `rpc.message` events of `span`: (type, id, size).
+fn message_events(span: &SpanData) -> Vec<(String, i64, i64)> {
+    span.events
+        .iter()
+        .filter(|e| e.name == "rpc.message")
+        .map(|e| {
+            let kind = event_attr(e, "rpc.message.type").and_then(Value::as_str);
+            let id = event_attr(e, "rpc.message.id");
+            let size = event_attr(e, "rpc.message.uncompressed_size");
+            match (kind, id, size) {
+                (Some(kind), Some(Value::I64(id)), Some(Value::I64(size))) => {
+                    (kind.to_owned(), *id, *size)
+                }
+                _ => panic!("incomplete rpc.message event: {e:?}"),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn client_streaming_ends_with_the_reply_one_trace() {
+    let (exporter, _guard) = traced();
+    let mut client = serve().await;
+    client.ready().await.unwrap();
+    let names = stream::iter(["ada", "bob", "cy"].map(greeting));
+    let reply = client
+        .client_streaming(
+            tonic::Request::new(names),
+            PathAndQuery::from_static("/test.Greeter/Collect"),
+            ProstCodec::<Greeting, Reply>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.message, "ada,bob,cy");
+
+    let name = "test.Greeter/Collect";
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    assert_eq!(server.parent_span_id, client_span.span_context.span_id());
+    for span in [&server, &client_span] {
+        assert_eq!(str_attr(span, "rpc.response.status_code"), "OK");
+        assert_eq!(span.status, SpanStatus::Unset);
+    }
+}
+
+/// Runs a `Chat` with `names`; returns the echoed names and the final
+/// status (`Ok` when the stream ended with OK).
+async fn chat(client: &mut Client, names: &[&str]) -> (Vec<String>, Result<(), Status>) {
+    client.ready().await.unwrap();
+    let names: Vec<Greeting> = names.iter().map(|n| greeting(n)).collect();
+    let mut replies = client
+        .streaming(
+            tonic::Request::new(stream::iter(names)),
+            PathAndQuery::from_static("/test.Greeter/Chat"),
+            ProstCodec::<Greeting, Reply>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let mut echoed = Vec::new();
+    loop {
+        match replies.message().await {
+            Ok(Some(reply)) => echoed.push(reply.message),
+            Ok(None) => return (echoed, Ok(())),
+            Err(status) => return (echoed, Err(status)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn bidirectional_streaming_spans_end_with_the_response_stream() {
+    let (exporter, _guard) = traced();
+    let mut client = serve().await;
+    let (echoed, end) = chat(&mut client, &["ada", "bob"]).await;
+    assert_eq!(echoed, ["ada", "bob"]);
+    end.unwrap();
+
+    let name = "test.Greeter/Chat";
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    assert_eq!(server.parent_span_id, client_span.span_context.span_id());
+    for span in [&server, &client_span] {
+        assert_eq!(str_attr(span, "rpc.response.status_code"), "OK");
+        assert_eq!(span.status, SpanStatus::Unset);
+    }
+    // The spans lasted until the last message: no message events by
+    // default, and no metadata attributes either.
+    for span in [&server, &client_span] {
+        assert!(message_events(span).is_empty());
+        assert!(
+            !span
+                .attributes
+                .iter()
+                .any(|kv| kv.key.starts_with("rpc.request.metadata.")
+                    || kv.key.starts_with("rpc.response.metadata.")),
+            "{:?}",
+            span.attributes
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bidirectional_stream_ending_in_an_error_status() {
+    let (exporter, _guard) = traced();
+    let mut client = serve().await;
+    let (echoed, end) = chat(&mut client, &["ada", "fail", "bob"]).await;
+    assert_eq!(echoed, ["ada"]);
+    assert_eq!(end.unwrap_err().code(), Code::Aborted);
+
+    let name = "test.Greeter/Chat";
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    assert_eq!(
+        str_attr(&client_span, "rpc.response.status_code"),
+        "ABORTED"
+    );
+    assert!(is_error(&client_span));
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    assert_eq!(str_attr(&server, "rpc.response.status_code"), "ABORTED");
+    assert_eq!(
+        server.status,
+        SpanStatus::Unset,
+        "ABORTED is not a server error"
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_exceeded_is_an_error_on_both_sides() {
+    let (exporter, _guard) = traced();
+    let mut client = serve().await;
+    let mut request = tonic::Request::new(greeting("ada"));
+    // `grpc-timeout: 200m`: tonic's channel and server both enforce it.
+    request.set_timeout(Duration::from_millis(200));
+    let status = unary_with(&mut client, "/test.Greeter/Slow", request)
+        .await
+        .unwrap_err();
+    // tonic reports its own deadline as CANCELLED ("Timeout expired"); the
+    // spans say what happened by gRPC's rules.
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+
+    let name = "test.Greeter/Slow";
+    for kind in [SpanKind::Client, SpanKind::Server] {
+        let span = ended(&exporter, name, kind).await;
+        assert_eq!(
+            str_attr(&span, "rpc.response.status_code"),
+            "DEADLINE_EXCEEDED",
+            "{kind:?}"
+        );
+        assert_eq!(str_attr(&span, "error.type"), "DEADLINE_EXCEEDED");
+        assert!(is_error(&span), "{kind:?}");
+        assert_eq!(span.attribute("rpc.grpc.status_code"), Some(&Value::I64(4)));
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_an_error_and_the_server_keeps_serving() {
+    let (exporter, _guard) = traced();
+    let mut client = serve().await;
+    let status = unary(&mut client, "/test.Greeter/Panic").await.unwrap_err();
+    // hyper resets the HTTP/2 stream of the panicked task (RST_STREAM
+    // CANCEL): tonic's client reports CANCELLED ("h2 protocol error"), and
+    // the client span, which sees a transport error without any
+    // `grpc-status`, is UNAVAILABLE as the conventions say.
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+
+    let name = "test.Greeter/Panic";
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    assert!(is_error(&server));
+    assert_eq!(str_attr(&server, "error.type"), "panic");
+    assert!(server.events.iter().any(|e| e.name == "exception"));
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    assert!(is_error(&client_span));
+    assert_eq!(
+        str_attr(&client_span, "rpc.response.status_code"),
+        "UNAVAILABLE"
+    );
+    assert_eq!(server.parent_span_id, client_span.span_context.span_id());
+
+    // The same server (and client) still answer.
+    let reply = unary(&mut client, "/test.Greeter/Hello").await.unwrap();
+    assert_eq!(reply.message, "hello ada");
+}
+
+#[tokio::test]
+async fn context_crosses_two_grpc_hops() {
+    let (exporter, _guard) = traced();
+    let b = start_server();
+    let a = start_server_with(
+        TraceLayer::grpc_server(),
+        Greeter {
+            next: Some(b.clone()),
+        },
+    );
+    let mut client = client_of(&a);
+    let caller = tracing::info_span!("caller");
+    let reply = {
+        let _entered = caller.enter();
+        unary(&mut client, "/test.Greeter/Relay").await.unwrap()
+    };
+    assert_eq!(reply.message, "hello ada");
+    drop(caller);
+
+    let relay = "test.Greeter/Relay";
+    let hello = "test.Greeter/Hello";
+    let caller = exporter.span("caller");
+    let client_a = ended(&exporter, relay, SpanKind::Client).await;
+    let server_a = ended(&exporter, relay, SpanKind::Server).await;
+    let client_b = ended(&exporter, hello, SpanKind::Client).await;
+    let server_b = ended(&exporter, hello, SpanKind::Server).await;
+    let trace = caller.span_context.trace_id();
+    let chain = [&caller, &client_a, &server_a, &client_b, &server_b];
+    for span in chain {
+        assert_eq!(
+            span.span_context.trace_id(),
+            trace,
+            "one trace: {}",
+            exporter.tree()
+        );
+    }
+    for pair in chain.windows(2) {
+        assert_eq!(
+            pair[1].parent_span_id,
+            pair[0].span_context.span_id(),
+            "{} under {}: {}",
+            pair[1].name,
+            pair[0].name,
+            exporter.tree()
+        );
+    }
+    assert!(server_a.parent_is_remote && server_b.parent_is_remote);
+    assert!(
+        !client_b.parent_is_remote,
+        "the relay's client is a local child"
+    );
+}
+
+#[tokio::test]
+async fn allow_listed_metadata_is_captured_on_both_sides() {
+    use http::HeaderName;
+
+    let (exporter, _guard) = traced();
+    let keys = || {
+        [
+            HeaderName::from_static("x-tenant"),
+            HeaderName::from_static("x-token-bin"),
+        ]
+    };
+    let served_by = || [HeaderName::from_static("x-served-by")];
+    let origin = start_server_with(
+        TraceLayer::grpc_server()
+            .request_metadata(keys())
+            .response_metadata(served_by()),
+        Greeter::default(),
+    );
+    let mut client = client_with(
+        &origin,
+        TraceLayer::grpc_client()
+            .request_metadata(keys())
+            .response_metadata(served_by()),
+    );
+    let mut request = tonic::Request::new(greeting("ada"));
+    let metadata = request.metadata_mut();
+    metadata.append("x-tenant", "acme".parse().unwrap());
+    metadata.append("x-tenant", "globex".parse().unwrap());
+    metadata.insert_bin(
+        "x-token-bin",
+        tonic::metadata::MetadataValue::from_bytes(b"\0secret"),
+    );
+    metadata.insert("x-other", "not captured".parse().unwrap());
+    unary_with(&mut client, "/test.Greeter/Hello", request)
+        .await
+        .unwrap();
+
+    let name = "test.Greeter/Hello";
+    for kind in [SpanKind::Server, SpanKind::Client] {
+        let span = ended(&exporter, name, kind).await;
+        assert_eq!(
+            span.attribute("rpc.request.metadata.x-tenant"),
+            Some(&Value::from(vec!["acme".to_owned(), "globex".to_owned()])),
+            "{kind:?}: {:?}",
+            span.attributes
+        );
+        assert_eq!(
+            span.attribute("rpc.response.metadata.x-served-by"),
+            Some(&Value::from(vec!["greeter".to_owned()])),
+            "{kind:?}"
+        );
+        assert!(
+            span.attribute("rpc.request.metadata.x-token-bin").is_none(),
+            "binary keys are left out"
+        );
+        assert!(span.attribute("rpc.request.metadata.x-other").is_none());
+    }
+}
+
+#[tokio::test]
+async fn message_events_count_the_response_stream_when_enabled() {
+    let (exporter, _guard) = traced();
+    let origin = start_server_with(
+        TraceLayer::grpc_server().message_events(true),
+        Greeter::default(),
+    );
+    let mut client = client_with(&origin, TraceLayer::grpc_client().message_events(true));
+    let mut replies = count(&mut client, 3).await;
+    let mut received = 0;
+    while replies.message().await.unwrap().is_some() {
+        received += 1;
+    }
+    assert_eq!(received, 3);
+
+    let name = "test.Greeter/Count";
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    // Replies "0", "1", "2": a 3-byte protobuf message each.
+    let expected = |kind: &str| -> Vec<(String, i64, i64)> {
+        (1..=3).map(|id| (kind.to_owned(), id, 3)).collect()
+    };
+    assert_eq!(message_events(&server), expected("SENT"));
+    assert_eq!(message_events(&client_span), expected("RECEIVED"));
+
+    // A unary reply of ~100 kB, split across HTTP/2 data frames (16 kB
+    // each by default): one message.
+    let big = tonic::Request::new(greeting(&"a".repeat(100_000)));
+    unary_with(&mut client, "/test.Greeter/Hello", big)
+        .await
+        .unwrap();
+    let name = "test.Greeter/Hello";
+    // "hello " + 100,000 bytes: tag, 3-byte length, 100,006 bytes.
+    let one = |kind: &str| vec![(kind.to_owned(), 1, 100_010)];
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    assert_eq!(message_events(&client_span), one("RECEIVED"));
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    assert_eq!(message_events(&server), one("SENT"));
 }
