@@ -197,7 +197,10 @@ impl TraceLayer<Server<(), DefaultSpanName, (), (), Grpc>> {
     ///
     /// The server options apply as for [`server`](TraceLayer::server),
     /// except that header capture (`request_headers`, `response_headers`)
-    /// and the HTTP-only attributes are not recorded on gRPC spans.
+    /// and the HTTP-only attributes are not recorded on gRPC spans: capture
+    /// metadata with [`request_metadata`](Self::request_metadata) and
+    /// [`response_metadata`](Self::response_metadata); count messages
+    /// with [`message_events`](Self::message_events).
     pub fn grpc_server() -> Self {
         TraceLayer {
             mode: Server::new(DefaultSpanName::rpc()),

@@ -158,7 +158,20 @@
 //!   ends both spans without a status code or error, like a cancelled
 //!   HTTP request;
 //! - `grpc-status` values that are not a code from 0 to 16 count as
-//!   `UNKNOWN`.
+//!   `UNKNOWN`;
+//! - a call whose `grpc-timeout` deadline has passed is
+//!   `DEADLINE_EXCEEDED` (an error on both sides): on the server when the
+//!   handler's future is dropped at or after the deadline (tonic's server
+//!   drops it and answers `CANCELLED` "Timeout expired"), on the client
+//!   when the inner service fails at or after it (tonic's channel enforces
+//!   the deadline with an error that its client reports as `CANCELLED`);
+//!   "at" allows 5 ms for the server's timer, which starts before the
+//!   layer sees the request;
+//! - a panicking handler makes the server span Error (`error.type =
+//!   panic`, an `exception` event) and the panic unwinds on; with tonic,
+//!   hyper then resets that HTTP/2 stream (the connection and the server
+//!   keep serving), tonic's client reports `CANCELLED` and the client span,
+//!   which saw a transport error and no `grpc-status`, is `UNAVAILABLE`.
 //!
 //! With `OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup` (or
 //! [`legacy_rpc_attributes(true)`](TraceLayer::legacy_rpc_attributes)) the
@@ -167,9 +180,30 @@
 //! alone) has the same name as the stable, fully qualified one: the stable
 //! value is kept.
 //!
-//! Not yet for gRPC: metadata capture (`rpc.request.metadata.<key>`; the
-//! `request_headers`/`response_headers` options record nothing on gRPC
-//! spans) and `rpc.message` events.
+//! Opt-in, off by default:
+//! - metadata capture: [`request_metadata`](TraceLayer::request_metadata)
+//!   and [`response_metadata`](TraceLayer::response_metadata) (on both
+//!   gRPC presets) take an allow-list of keys recorded as
+//!   `rpc.request.metadata.<key>` / `rpc.response.metadata.<key>` string
+//!   arrays, the shape of the HTTP presets' header capture. Binary keys
+//!   (`-bin`) are left out of the list: their values are base64 of
+//!   arbitrary bytes (often credentials or serialized messages), not text.
+//!   Response metadata is read from the response headers (initial
+//!   metadata, or a trailers-only response's), not from the trailers. The
+//!   HTTP `request_headers`/`response_headers` options record nothing on
+//!   gRPC spans;
+//! - [`message_events(true)`](TraceLayer::message_events): an
+//!   `rpc.message` event per message of the response stream, with
+//!   `rpc.message.type` (`SENT` on the server, `RECEIVED` on the client),
+//!   `rpc.message.id` (1, 2, … per stream) and the message's size on the
+//!   wire (`rpc.message.compressed_size` when its compressed flag is set,
+//!   else `rpc.message.uncompressed_size`). Messages are counted from the
+//!   gRPC framing (a 5-byte prefix: flag and big-endian length) of the
+//!   body's data frames with a reader that keeps 5 bytes of state, so a
+//!   message split across HTTP/2 frames counts once and no input can make
+//!   it allocate or panic. Request messages (server `RECEIVED`, client
+//!   `SENT`) are not counted: the layer hands the request body on
+//!   unchanged, since tonic's transport takes its own body type.
 //!
 //! # When each hook runs
 //!
