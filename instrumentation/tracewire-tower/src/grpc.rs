@@ -300,6 +300,31 @@ fn parse_timeout(value: &[u8]) -> Option<Duration> {
     })
 }
 
+/// A gRPC span of `kind` with every RPC attribute the layer may record:
+/// those known at the start set, the others declared empty.
+macro_rules! rpc_span {
+    ($name:literal, $kind:literal, $otel_name:expr, $full:expr, $parts:expr, $uri:expr, $host:expr) => {
+        tracing::info_span!(
+            target: TARGET,
+            $name,
+            otel.name = $otel_name,
+            otel.kind = $kind,
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+            rpc.system.name = "grpc",
+            rpc.method = $full.unwrap_or("_OTHER"),
+            rpc.method_original = $parts.is_none().then(|| $uri.path()),
+            server.address = $host.map(|(h, _)| h),
+            server.port = $host.and_then(|(_, p)| p),
+            rpc.response.status_code = Empty,
+            error.type = Empty,
+            rpc.system = Empty,
+            rpc.service = Empty,
+            rpc.grpc.status_code = Empty,
+        )
+    };
+}
+
 /// Creates the SERVER span of a gRPC request under `parent`, and tells
 /// whether it is recorded.
 pub(crate) fn server_span<F, N, Req, Res, P, B>(
@@ -324,23 +349,14 @@ where
         route: full,
     };
     let (span, recording) = with_remote_parent_recording(parent, || {
-        tracing::info_span!(
-            target: TARGET,
+        rpc_span!(
             "gRPC request",
-            otel.name = %name,
-            otel.kind = "server",
-            otel.status_code = Empty,
-            otel.status_message = Empty,
-            rpc.system.name = "grpc",
-            rpc.method = full.unwrap_or("_OTHER"),
-            rpc.method_original = parts.is_none().then(|| uri.path()),
-            server.address = host.map(|(h, _)| h),
-            server.port = host.and_then(|(_, p)| p),
-            rpc.response.status_code = Empty,
-            error.type = Empty,
-            rpc.system = Empty,
-            rpc.service = Empty,
-            rpc.grpc.status_code = Empty,
+            "server",
+            tracing::field::display(&name),
+            full,
+            parts,
+            uri,
+            host
         )
     });
     if recording {
@@ -380,23 +396,14 @@ pub(crate) fn client_span<B>(
     let parts = split_path(uri.path());
     let full = parts.map(|_| &uri.path()[1..]);
     let host = tracewire::http::server_address(uri);
-    let span = tracing::info_span!(
-        target: TARGET,
+    let span = rpc_span!(
         "gRPC client request",
-        otel.name = full.unwrap_or("_OTHER"),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        otel.status_message = Empty,
-        rpc.system.name = "grpc",
-        rpc.method = full.unwrap_or("_OTHER"),
-        rpc.method_original = parts.is_none().then(|| uri.path()),
-        server.address = host.map(|(h, _)| h),
-        server.port = host.and_then(|(_, p)| p),
-        rpc.response.status_code = Empty,
-        error.type = Empty,
-        rpc.system = Empty,
-        rpc.service = Empty,
-        rpc.grpc.status_code = Empty,
+        "client",
+        full.unwrap_or("_OTHER"),
+        full,
+        parts,
+        uri,
+        host
     );
     if rpc.legacy {
         record_legacy(&span, parts);
