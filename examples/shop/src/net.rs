@@ -1,4 +1,4 @@
-//! What every service shares: serving HTTP with a server span per request,
+//! What every service shares: serving HTTP (and gRPC) with a server span per request,
 //! traced HTTP clients, stopping on request, and error responses.
 
 use std::net::SocketAddr;
@@ -111,6 +111,18 @@ pub(crate) async fn serve(
     ready: Ready,
     shutdown: Shutdown,
 ) -> Result<(), BoxError> {
+    serve_traced(addr, routes.layer(trace), ready, shutdown).await
+}
+
+/// As [`serve`], for `routes` that carry their own tracing (the payment
+/// service's gRPC method behind `TraceLayer::grpc_server()`). HTTP/1.1 and
+/// HTTP/2 (gRPC) are both accepted on the one port.
+pub(crate) async fn serve_traced(
+    addr: SocketAddr,
+    routes: Router,
+    ready: Ready,
+    shutdown: Shutdown,
+) -> Result<(), BoxError> {
     let health = move || async move {
         if ready.is_set() {
             (StatusCode::OK, "ok")
@@ -118,8 +130,8 @@ pub(crate) async fn serve(
             (StatusCode::SERVICE_UNAVAILABLE, "starting")
         }
     };
-    // Routes added after `layer` are not wrapped: health checks make no span.
-    let app = routes.layer(trace).route("/health", get(health));
+    // Added after the routes' layers: health checks make no span.
+    let app = routes.route("/health", get(health));
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

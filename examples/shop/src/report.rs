@@ -1,6 +1,7 @@
 //! What the user sees at the end: one normal and the slowest cache-miss
 //! trace as waterfalls, the slow one's critical path and bottleneck, the
-//! slow trace compared with the normal one, the failed payment's error
+//! slow trace compared with the normal one, a checkout as one trace across
+//! all six services (its gRPC hop's spans), the failed payment's error
 //! spans, the slow trace's log lines gathered from every service by its
 //! `trace_id`, and what became of each service's spans (exported, failed,
 //! dropped, per exporter).
@@ -68,9 +69,10 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
     }
     if let Some(order) = pick(&traces, outcomes, Scenario::Order, Pick::Median) {
         heading(&format!(
-            "An order: one trace through HTTP, SQL and the Kafka topic {}",
+            "A checkout: one trace through HTTP, gRPC, SQL and the Kafka topic {}",
             crate::kafka::TOPIC
         ));
+        print_checkout(order);
         print!("{}", render::view(order, &options));
     }
     if let Some(failed) = pick(&traces, outcomes, Scenario::OrderPaymentFails, Pick::Median) {
@@ -203,8 +205,53 @@ fn print_errors(trace: &Trace) {
             (None, None) => "(no message)".to_owned(),
         };
         let name = format!("{:indent$}{}", "", span.name, indent = depth * 2);
-        println!("  {:<14} {name:<24} {why}", span.service);
+        println!("  {:<14} {name:<28} {why}", span.service);
     }
+}
+
+/// Says which services the checkout trace crosses (one trace id for all)
+/// and how its gRPC hop went.
+fn print_checkout(trace: &Trace) {
+    let mut crossed: Vec<&str> = Vec::new();
+    for &(index, _) in trace.tree_order() {
+        let service = trace.span(index).service.as_str();
+        if !crossed.contains(&service) {
+            crossed.push(service);
+        }
+    }
+    let all = if crossed.len() == Service::ALL.len() {
+        "all six services".to_owned()
+    } else {
+        format!("{} of the {} services", crossed.len(), Service::ALL.len())
+    };
+    println!(
+        "  one trace, {}: {} spans across {all}: {}",
+        trace.id().to_hex(),
+        trace.spans().len(),
+        crossed.join(" → ")
+    );
+    for span in trace.spans() {
+        let text = |key: &str| {
+            span.attribute(key)
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_owned()
+        };
+        if text("rpc.system.name") == "grpc" {
+            println!(
+                "  gRPC {:<6} {:<9} rpc.method={}  rpc.response.status_code={}",
+                if span.kind == SpanKind::Client {
+                    "CLIENT"
+                } else {
+                    "SERVER"
+                },
+                span.service,
+                text("rpc.method"),
+                text("rpc.response.status_code"),
+            );
+        }
+    }
+    println!();
 }
 
 /// Prints the gateway's calls to auth in `trace`, one line per attempt.

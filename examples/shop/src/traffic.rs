@@ -1,7 +1,8 @@
 //! The load the launcher sends through the gateway: logins whose user is
 //! cached, logins of users nobody asked for yet (a cache miss and a full
 //! table scan), logins that meet an overloaded auth instance (the gateway
-//! retries), orders that pay, and orders whose card is declined.
+//! retries), checkouts that pay, and checkouts whose card is declined (a
+//! checkout authenticates the customer through auth, then orders).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -119,7 +120,7 @@ pub(crate) fn plan(requests: u32, users: u32, hot: u32) -> Vec<Planned> {
                 Scenario::Order | Scenario::OrderPaymentFails => (
                     "/api/orders",
                     serde_json::json!({
-                        "user_id": hot_user,
+                        "email": email_of(hot_user),
                         "amount_cents": amount,
                         "card": if scenario == Scenario::Order { GOOD_CARD } else { DECLINED_CARD },
                     }),

@@ -1,5 +1,6 @@
-//! The order service: `POST /orders` stores the order, charges the payment
-//! service, and publishes `order.created` to Kafka;
+//! The order service: `POST /orders` stores the order, charges the card
+//! through the payment service's gRPC method `shop.Payments/Charge`, and
+//! publishes `order.created` to Kafka;
 //! `POST /orders/{id}/notified` is the notification service's callback.
 
 use std::sync::Arc;
@@ -10,21 +11,19 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use rdkafka::producer::FutureRecord;
-use reqwest_middleware::ClientWithMiddleware;
 use serde::{Deserialize, Serialize};
 use tracewire_rdkafka::TracedFutureProducer;
 
-use super::payments::PaymentRequest;
+use super::payments::{self, ChargeRequest, PaymentsClient};
 use super::{Config, Service, env, peer_url, required};
 use crate::BoxError;
 use crate::db::Db;
 use crate::kafka::{self, OrderCreated, TOPIC};
-use crate::net::{self, ApiError, Shutdown};
+use crate::net::{ApiError, Shutdown};
 
 struct OrdersState {
     db: Db,
-    payments: ClientWithMiddleware,
-    payments_url: String,
+    payments: PaymentsClient,
     producer: TracedFutureProducer,
     run_id: String,
 }
@@ -49,8 +48,7 @@ pub(super) async fn run(config: Config, shutdown: Shutdown) -> Result<(), BoxErr
         .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
     let state = Arc::new(OrdersState {
         db: db.clone(),
-        payments: net::client()?,
-        payments_url: peer_url(Service::Payments)?,
+        payments: payments::client(&peer_url(Service::Payments)?)?,
         producer,
         run_id: config.run_id.clone(),
     });
@@ -83,30 +81,22 @@ async fn place(
         .map_err(|e| db_error(&e))?;
     tracing::info!(order.id = order_id, "order stored, charging the card");
 
-    let payment = PaymentRequest {
+    let charge = ChargeRequest {
         order_id,
         amount_cents: request.amount_cents,
         card: request.card,
     };
-    let refused = match state
-        .payments
-        .post(format!("{}/payments", state.payments_url))
-        .json(&payment)
-        .send()
-        .await
-    {
-        Ok(response) if response.status().is_success() => None,
-        Ok(response) => {
-            let status = response.status();
-            let reason = response
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-                .and_then(|body| body.get("error")?.as_str().map(str::to_owned))
-                .unwrap_or_else(|| format!("payments answered {status}"));
-            Some(reason)
+    // A clone of the client shares its channel (one HTTP/2 connection).
+    let refused = match payments::charge_card(&mut state.payments.clone(), charge).await {
+        Ok(reply) => {
+            tracing::info!(order.id = order_id, payment.id = %reply.payment_id, "card charged");
+            None
         }
-        Err(error) => Some(format!("payments did not answer: {error}")),
+        // A refusal's message is its reason ("the card was declined").
+        Err(status) if status.message().is_empty() => {
+            Some(format!("payments answered {:?}", status.code()))
+        }
+        Err(status) => Some(status.message().to_owned()),
     };
     if let Some(reason) = refused {
         state

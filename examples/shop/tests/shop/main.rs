@@ -130,6 +130,8 @@ fn check(run: &Run, database: Database<'_>) {
     every_request_is_one_trace_through_the_services_it_touched(run);
     the_kafka_hop_continues_the_order_trace(run);
     database_spans_carry_the_db_attributes(run, database);
+    a_checkout_is_one_trace_across_all_six_services(run);
+    the_payment_hop_is_grpc(run);
     a_declined_card_marks_the_right_spans_as_errors(run);
     the_retried_call_shows_its_resend_count(run);
     log_lines_inside_a_request_carry_its_trace(run);
@@ -142,8 +144,15 @@ fn check(run: &Run, database: Database<'_>) {
 fn expected_services(scenario: &str) -> BTreeSet<&'static str> {
     let names: &[&str] = match scenario {
         "login" | "login-cache-miss" | "login-retried" => &["gateway", "auth", "users"],
-        "order" => &["gateway", "orders", "payments", "notifications"],
-        "order-payment-fails" => &["gateway", "orders", "payments"],
+        "order" => &[
+            "gateway",
+            "auth",
+            "users",
+            "orders",
+            "payments",
+            "notifications",
+        ],
+        "order-payment-fails" => &["gateway", "auth", "users", "orders", "payments"],
         other => panic!("unknown scenario {other}"),
     };
     names.iter().copied().collect()
@@ -342,24 +351,143 @@ fn database_spans_carry_the_db_attributes(run: &Run, database: Database<'_>) {
     }
 }
 
+/// The gRPC method the order service calls.
+const CHARGE: &str = "shop.Payments/Charge";
+
+/// A checkout authenticates the customer through auth (→ users) and places
+/// the order (→ payments over gRPC → Kafka → notifications → orders): one
+/// trace id for all of it, spans from all six services, each hop under the
+/// span that made it.
+fn a_checkout_is_one_trace_across_all_six_services(run: &Run) {
+    let mut checked = 0;
+    for request in run.requests_of("order") {
+        let trace = run.trace(request);
+        let context = describe(trace);
+        assert_eq!(
+            trace.id().to_hex().to_string(),
+            request.trace_id.clone().expect("traceresponse"),
+            "{context}"
+        );
+        assert!(
+            trace.spans().iter().all(|s| s.trace_id == trace.id()),
+            "{context}"
+        );
+        assert_eq!(
+            services(trace),
+            support::SERVICES.into_iter().collect::<BTreeSet<_>>(),
+            "{context}"
+        );
+        // The gateway calls auth, then orders, both from its request span.
+        let root = trace.span(trace.root());
+        let login = span(trace, "auth", "POST /login");
+        let order = span(trace, "orders", "POST /orders");
+        for served in [login, order] {
+            let call = parent(trace, served);
+            assert_eq!(call.service, "gateway", "{context}");
+            assert_eq!(call.parent_span_id, Some(root.span_id), "{context}");
+        }
+        // auth asks users, who answers from its cache (a hot user).
+        let lookup = span(trace, "users", "POST /users/lookup");
+        assert_eq!(parent(trace, parent(trace, lookup)).span_id, login.span_id);
+        assert_eq!(
+            span(trace, "users", "cache get").attribute("cache.hit"),
+            Some(&Value::Bool(true))
+        );
+        // orders charges through payments, then publishes.
+        let charge = span(trace, "payments", CHARGE);
+        assert_eq!(parent(trace, parent(trace, charge)).span_id, order.span_id);
+        assert_eq!(
+            parent(trace, span(trace, "payments", "charge card")).span_id,
+            charge.span_id
+        );
+        span(trace, "notifications", "process order.created");
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} checkouts");
+}
+
+/// orders → payments is a gRPC call: a CLIENT span in orders and a SERVER
+/// span in payments, both with the RPC attributes, and the right status
+/// for an accepted card and a declined one.
+fn the_payment_hop_is_grpc(run: &Run) {
+    let mut checked = BTreeSet::new();
+    for request in run
+        .requests_of("order")
+        .chain(run.requests_of("order-payment-fails"))
+    {
+        let trace = run.trace(request);
+        let context = describe(trace);
+        let server = span(trace, "payments", CHARGE);
+        let client = parent(trace, server);
+        assert_eq!(server.kind, SpanKind::Server, "{context}");
+        assert_eq!(client.kind, SpanKind::Client, "{context}");
+        assert_eq!(client.service, "orders", "{context}");
+        assert_eq!(client.name, CHARGE, "{context}");
+        for rpc in [client, server] {
+            assert_eq!(string(rpc, "rpc.system.name"), Some("grpc"), "{context}");
+            assert_eq!(string(rpc, "rpc.method"), Some(CHARGE), "{context}");
+            assert_eq!(
+                rpc.attribute("http.request.method"),
+                None,
+                "not an HTTP span: {context}"
+            );
+        }
+        assert_eq!(string(client, "server.address"), Some("127.0.0.1"));
+        assert!(int(client, "server.port").is_some(), "{context}");
+        // The server span is Unset either way (a declined card is not a
+        // server failure); the client span is Error unless the code is OK.
+        assert!(is_unset(server), "{context}");
+        match request.scenario.as_str() {
+            "order" => {
+                for rpc in [client, server] {
+                    assert_eq!(string(rpc, "rpc.response.status_code"), Some("OK"));
+                }
+                assert!(is_unset(client), "{context}");
+            }
+            _ => {
+                for rpc in [client, server] {
+                    assert_eq!(
+                        string(rpc, "rpc.response.status_code"),
+                        Some("FAILED_PRECONDITION")
+                    );
+                }
+                assert!(client.is_error(), "{context}");
+                assert_eq!(client.error_message(), Some("the card was declined"));
+            }
+        }
+        checked.insert(request.scenario.as_str());
+    }
+    assert_eq!(checked.len(), 2, "accepted and declined cards: {checked:?}");
+}
+
 fn a_declined_card_marks_the_right_spans_as_errors(run: &Run) {
     let mut checked = 0;
     for request in run.requests_of("order-payment-fails") {
         let trace = run.trace(request);
         let context = describe(trace);
-        // payments: the charge failed; its server span answered 402, a 4xx,
-        // which leaves a server span's status unset.
+        // payments: the charge failed; its server span answered
+        // FAILED_PRECONDITION, a business outcome, which leaves a gRPC
+        // server span's status unset.
         let charge = span(trace, "payments", "charge card");
         assert!(charge.is_error(), "{context}");
         assert_eq!(charge.error_message(), Some("the card was declined"));
         assert_eq!(string(charge, "error.type"), Some("card_declined"));
-        let payments = span(trace, "payments", "POST /payments");
-        assert_eq!(int(payments, "http.response.status_code"), Some(402));
+        let payments = span(trace, "payments", CHARGE);
+        assert_eq!(
+            string(payments, "rpc.response.status_code"),
+            Some("FAILED_PRECONDITION")
+        );
         assert!(is_unset(payments), "{context}");
         // orders: its call to payments is an error (a client span with a
-        // 4xx), and so is its own answer, a 502.
+        // code other than OK), and so is its own answer, a 502.
         let call = parent(trace, payments);
         assert_eq!(call.service, "orders");
+        assert_eq!(call.kind, SpanKind::Client);
+        assert_eq!(
+            string(call, "rpc.response.status_code"),
+            Some("FAILED_PRECONDITION")
+        );
+        assert_eq!(string(call, "error.type"), Some("FAILED_PRECONDITION"));
         assert!(call.is_error(), "{context}");
         let order = span(trace, "orders", "POST /orders");
         assert_eq!(int(order, "http.response.status_code"), Some(502));
@@ -579,7 +707,11 @@ fn the_report_shows_waterfalls_bottleneck_diff_and_logs(run: &Run) {
         "SELECT users",
         &format!("gathered from every service by trace_id={id}"),
         "cache miss: looking the user up in the database",
-        "An order: one trace through HTTP, SQL and the Kafka topic order.created",
+        "A checkout: one trace through HTTP, gRPC, SQL and the Kafka topic order.created",
+        "across all six services: gateway → auth → users → orders → payments → notifications",
+        "gRPC CLIENT orders",
+        "gRPC SERVER payments",
+        "rpc.method=shop.Payments/Charge  rpc.response.status_code=OK",
         "process order.created",
         "charge card",
         "attempt 2  POST 200  status Unset  http.request.resend_count=1",
