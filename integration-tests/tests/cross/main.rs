@@ -14,7 +14,11 @@
 //!   another service: one trace from the caller to the last server.
 //!   librdkafka's mock cluster by default; the broker at `KAFKA_BROKERS`
 //!   when set.
+//! - `grpc`: a gRPC call whose handler calls an HTTP service that produces
+//!   a message, consumed in a process span: one trace from the gRPC caller
+//!   to the consumer (same broker choice as `kafka`).
 
 mod db;
+mod grpc;
 mod kafka;
 mod support;

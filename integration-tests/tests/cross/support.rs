@@ -11,6 +11,7 @@ use tracewire::testing::InMemoryExporter;
 use tracewire::{SpanData, TracewireLayer, Value};
 use tracewire_test_support::KafkaPeer;
 pub(crate) use tracewire_test_support::{env_or, unique};
+use tracing_subscriber::filter::{FilterFn, filter_fn};
 use tracing_subscriber::prelude::*;
 
 /// The longest a test may take: a real broker's consumer group join alone
@@ -54,7 +55,8 @@ where
         Subscriber::PerTest => {
             let exporter = InMemoryExporter::new();
             let dispatch = tracing::Dispatch::new(
-                tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone())),
+                tracing_subscriber::registry()
+                    .with(TracewireLayer::new(exporter.clone()).with_filter(not_h2())),
             );
             let for_threads = dispatch.clone();
             builder.on_thread_start(move || {
@@ -69,7 +71,7 @@ where
             let exporter = GLOBAL.get_or_init(|| {
                 let exporter = InMemoryExporter::new();
                 tracing_subscriber::registry()
-                    .with(TracewireLayer::new(exporter.clone()))
+                    .with(TracewireLayer::new(exporter.clone()).with_filter(not_h2()))
                     .try_init()
                     .expect("no other global subscriber in this test binary");
                 exporter
@@ -88,9 +90,22 @@ where
     });
 }
 
+/// Leaves out h2's own spans (`trace`-level, one per frame written or
+/// read): the HTTP/2 transport under tonic, not calls a user traces.
+fn not_h2() -> FilterFn<fn(&tracing::Metadata<'_>) -> bool> {
+    filter_fn(|metadata| {
+        let target = metadata.target();
+        target != "h2" && !target.starts_with("h2::")
+    })
+}
+
 #[path = "../common/http.rs"]
 mod http_common;
 pub(crate) use http_common::{reqwest_client, serve};
+
+/// The traced tonic server and client.
+#[path = "../common/grpc.rs"]
+pub(crate) mod grpc;
 
 /// Waits until the exporter holds at least `n` spans: a server span ends
 /// when its body has been written, a SQLite query span on sqlx's worker

@@ -9,14 +9,15 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::uri::PathAndQuery;
 use tonic::Status;
 use tonic::server::{NamedService, UnaryService};
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::service::Routes;
 use tonic_prost::ProstCodec;
-use tower::{Service, ServiceBuilder};
-use tracewire_tower::{Grpc as GrpcProtocol, Trace, TraceLayer};
+use tower::Service;
+
+#[path = "../common/grpc.rs"]
+mod grpc_common;
+pub(crate) use grpc_common::{Client, client_of};
 
 /// `interop.EchoRequest` (same tags as the `.proto`).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -86,31 +87,7 @@ impl Service<http::Request<tonic::body::Body>> for Echo {
 /// Starts the traced tonic server on a free loopback port (a task of the
 /// current runtime); returns its address.
 pub(crate) fn start_server() -> SocketAddr {
-    let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into()).expect("bind 127.0.0.1:0");
-    let addr = incoming.local_addr().expect("local address");
-    tokio::spawn(
-        Server::builder()
-            .layer(TraceLayer::grpc_server())
-            .add_service(Echo)
-            .serve_with_incoming(incoming),
-    );
-    addr
-}
-
-/// A traced tonic client.
-pub(crate) type Client =
-    tonic::client::Grpc<Trace<Channel, tracewire_tower::Client<(), (), GrpcProtocol>>>;
-
-/// A traced client of the Echo service at `addr`.
-pub(crate) fn client_of(addr: SocketAddr) -> Client {
-    let origin = format!("http://{addr}");
-    let channel = Endpoint::from_shared(origin.clone())
-        .expect("endpoint")
-        .connect_lazy();
-    let traced = ServiceBuilder::new()
-        .layer(TraceLayer::grpc_client())
-        .service(channel);
-    tonic::client::Grpc::with_origin(traced, origin.parse().expect("origin"))
+    grpc_common::start_server(Routes::new(Echo))
 }
 
 /// Calls `Say`.
@@ -119,20 +96,11 @@ pub(crate) async fn say(
     message: &str,
     forward_to: &str,
 ) -> Result<String, Status> {
-    client
-        .ready()
-        .await
-        .map_err(|e| Status::unavailable(e.to_string()))?;
-    let request = tonic::Request::new(EchoRequest {
+    let request = EchoRequest {
         message: message.to_owned(),
         forward_to: forward_to.to_owned(),
-    });
-    client
-        .unary(
-            request,
-            PathAndQuery::from_static("/interop.Echo/Say"),
-            ProstCodec::<EchoRequest, EchoReply>::default(),
-        )
+    };
+    grpc_common::unary::<_, EchoReply>(client, "/interop.Echo/Say", request)
         .await
-        .map(|reply| reply.into_inner().message)
+        .map(|reply| reply.message)
 }
