@@ -6,11 +6,12 @@
 //! service as its own OS process (`shop service <name>`), sends a mix of
 //! traffic through the gateway, stops everything cleanly and prints what
 //! the traces show: waterfalls, the bottleneck, a slow trace compared with
-//! a normal one, and the slow trace's log lines from every service.
+//! a normal one, the slow trace's log lines from every service, and a
+//! checkout as one trace across all six services.
 //!
 //! ```text
 //! gateway ──HTTP──▶ auth ──HTTP──▶ users (cache, then SQL)
-//!    └────HTTP──▶ orders ──HTTP──▶ payments
+//!    └────HTTP──▶ orders ──gRPC──▶ payments      (a checkout: auth, then orders)
 //!                   └─Kafka order.created─▶ notifications ──HTTP──▶ orders
 //! ```
 

@@ -102,6 +102,13 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
             slow.id().to_hex(),
             all.display()
         );
+        if let Some(checkout) = pick(&traces, outcomes, Scenario::Order, Pick::Median) {
+            println!(
+                "  cargo run -p tracewire-cli -- view {} {}   # the checkout",
+                checkout.id().to_hex(),
+                all.display()
+            );
+        }
     }
     Ok(())
 }

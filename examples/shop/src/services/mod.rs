@@ -20,16 +20,17 @@ pub(crate) use payments::DECLINED_CARD;
 /// One of the shop's services; each runs as its own OS process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Service {
-    /// The public entry: `/api/login` and `/api/orders`.
+    /// The public entry: `/api/login`, and `/api/orders` (a checkout:
+    /// authenticated through auth, then placed with orders).
     Gateway,
     /// Issues session tokens after asking the user service who the user is.
     Auth,
     /// Users by e-mail: an in-process cache in front of the `users` table.
     Users,
-    /// Places orders: stores them, charges the payment service, publishes
+    /// Places orders: stores them, charges the payment service (gRPC), publishes
     /// `order.created`, and takes the notification service's callback.
     Orders,
-    /// Charges cards.
+    /// Charges cards: the gRPC method `shop.Payments/Charge`.
     Payments,
     /// Consumes `order.created`, tells the customer, and calls back orders.
     Notifications,

@@ -716,6 +716,8 @@ fn the_report_shows_waterfalls_bottleneck_diff_and_logs(run: &Run) {
         "charge card",
         "attempt 2  POST 200  status Unset  http.request.resend_count=1",
         &format!("cargo run -p tracewire-cli -- view {id}"),
+        "# the checkout",
+        "19 spans · 6 services · 0 errors",
     ] {
         assert!(
             run.stdout.contains(expected),
