@@ -4,19 +4,22 @@
 #
 #   bash benches/run.sh            # all of them
 #   bash benches/run.sh core http  # some bench targets (core, sqlx, export,
-#                                  # tail, tail_memory, rdkafka, http,
+#                                  # tail, tail_memory, rdkafka, http, grpc,
 #                                  # instructions: callgrind, needs valgrind)
 #
 # Criterion benches take CRITERION_ARGS (default: 1 s warm-up, 3 s of
 # measurement per benchmark). The pipeline and load benches alternate
-# their variants round by round: BENCH_ROUNDS (40; HTTP: 5 runs),
+# their variants round by round: BENCH_ROUNDS (40; HTTP, gRPC: 5 runs),
 # BENCH_WARM_UP_ROUNDS (5), BENCH_HTTP_SECONDS (2 s per run),
-# BENCH_HTTP_CONNECTIONS (16), BENCH_HTTP_MAX_REQUESTS (5,000,000 per run).
+# BENCH_HTTP_CONNECTIONS (16), BENCH_HTTP_MAX_REQUESTS (5,000,000 per run);
+# for gRPC BENCH_GRPC_SECONDS (2), BENCH_GRPC_CONNECTIONS (2 HTTP/2
+# connections), BENCH_GRPC_STREAMS (32 calls in flight),
+# BENCH_GRPC_MAX_REQUESTS (5,000,000 per run).
 #
-# The HTTP bench runs each server in a child process pinned to one core
-# with all its threads (the load client on another core) and reports the
-# CPU time of all the server's threads and their context switches per
-# request, next to requests/s. Other load on the machine (builds) shares
+# The HTTP (axum) and gRPC (tonic unary) benches run each server in a
+# child process pinned to one core with all its threads (the load client
+# on another core) and report the CPU time of all the server's threads and
+# their context switches per request, next to requests/s. Other load on the machine (builds) shares
 # those cores: check the load average printed before and after.
 #
 # The whole output goes to $target/bench-output.txt and the tables to
@@ -33,7 +36,7 @@ criterion_args=${CRITERION_ARGS:-"--warm-up-time 1 --measurement-time 3"}
 
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(core instructions sqlx export tail tail_memory rdkafka http)
+    benches=(core instructions sqlx export tail tail_memory rdkafka http grpc)
 fi
 
 output="$target/bench-output.txt"

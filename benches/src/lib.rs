@@ -6,13 +6,14 @@
 //! (in thread CPU time, [`ThreadCpuTime`]); multi-threaded pipelines with
 //! rounds that alternate between the variants ([`alternate`]). The export
 //! benchmarks send to [`Receiver`], a minimal OTLP/HTTP receiver on
-//! loopback. The load benchmarks measure a server in a child process
-//! pinned to one core, whole ([`usage`]).
+//! loopback. The load benchmarks (HTTP, gRPC) measure a server in a child
+//! process pinned to one core, whole ([`load`], [`usage`]).
 //!
 //! Run them all with `bash benches/run.sh`.
 
 pub mod alternate;
 pub mod callgrind;
+pub mod load;
 pub mod receiver;
 pub mod report;
 pub mod usage;
