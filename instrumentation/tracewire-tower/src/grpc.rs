@@ -3,6 +3,7 @@
 //! status from `grpc-status`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, Request};
@@ -25,8 +26,9 @@ pub struct RpcOptions {
     pub(crate) legacy: bool,
     /// Request metadata keys recorded as `rpc.request.metadata.<key>`.
     pub(crate) request_metadata: Vec<HeaderName>,
-    /// Response metadata keys recorded as `rpc.response.metadata.<key>`.
-    pub(crate) response_metadata: Vec<HeaderName>,
+    /// Response metadata keys recorded as `rpc.response.metadata.<key>`
+    /// (shared with the response bodies that read the trailers).
+    pub(crate) response_metadata: Arc<[HeaderName]>,
     /// Whether response streams add `rpc.message` events.
     pub(crate) message_events: bool,
 }
@@ -55,6 +57,15 @@ pub(crate) const REQUEST_METADATA: &str = "rpc.request.metadata.";
 /// The attribute prefix of captured response metadata.
 pub(crate) const RESPONSE_METADATA: &str = "rpc.response.metadata.";
 
+/// The values of `key` in `headers` that are visible ASCII, in order.
+fn values_of(headers: &HeaderMap, key: &HeaderName) -> Vec<String> {
+    headers
+        .get_all(key)
+        .iter()
+        .filter_map(|value| value.to_str().ok().map(str::to_owned))
+        .collect()
+}
+
 /// Records the metadata keys of `keys` found in `headers` as
 /// `{prefix}{key}` string arrays (one element per value) on a recorded
 /// span; values that are not visible ASCII are skipped, as for HTTP
@@ -64,13 +75,58 @@ pub(crate) fn record_metadata(span: &Span, prefix: &str, keys: &[HeaderName], he
         return;
     }
     for key in keys {
-        let values: Vec<String> = headers
-            .get_all(key)
-            .iter()
-            .filter_map(|value| value.to_str().ok().map(str::to_owned))
-            .collect();
+        let values = values_of(headers, key);
         if !values.is_empty() {
             span.set_attribute(format!("{prefix}{}", key.as_str()), values);
+        }
+    }
+}
+
+/// The response metadata recorded from the response headers (initial
+/// metadata), kept until the trailers (trailing metadata) are merged in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrailingMetadata {
+    keys: Arc<[HeaderName]>,
+    /// The header values of each key of `keys`, in the same order.
+    from_headers: Vec<Vec<String>>,
+}
+
+/// Records the allow-listed response metadata of the response
+/// `headers` on a recorded span; returns what the trailers must be merged
+/// with (`None` without keys or when the span is not recorded).
+pub(crate) fn record_response_metadata(
+    span: &Span,
+    keys: &Arc<[HeaderName]>,
+    headers: &HeaderMap,
+) -> Option<Box<TrailingMetadata>> {
+    if keys.is_empty() || !span.is_recording() {
+        return None;
+    }
+    let from_headers: Vec<Vec<String>> = keys.iter().map(|key| values_of(headers, key)).collect();
+    for (key, values) in keys.iter().zip(&from_headers) {
+        if !values.is_empty() {
+            span.set_attribute(
+                format!("{RESPONSE_METADATA}{}", key.as_str()),
+                values.clone(),
+            );
+        }
+    }
+    Some(Box::new(TrailingMetadata {
+        keys: keys.clone(),
+        from_headers,
+    }))
+}
+
+impl TrailingMetadata {
+    /// Records the keys found in `trailers`: the header values first, then
+    /// the trailer values, as one string array per key.
+    pub(crate) fn record(self, span: &Span, trailers: &HeaderMap) {
+        for (key, mut values) in self.keys.iter().zip(self.from_headers) {
+            let from_headers = values.len();
+            values.extend(values_of(trailers, key));
+            if values.len() > from_headers {
+                span.set_attribute(format!("{RESPONSE_METADATA}{}", key.as_str()), values);
+            }
         }
     }
 }

@@ -467,13 +467,15 @@ macro_rules! rpc_options {
         /// `rpc.response.metadata.<key>` attributes, as for
         /// [`request_metadata`](Self::request_metadata). They are read from
         /// the response headers (the initial metadata, or all of a
-        /// trailers-only response's metadata); trailing metadata is not
-        /// captured.
+        /// trailers-only response's metadata) and from the trailers that
+        /// end the stream (trailing metadata, next to `grpc-status`): a key
+        /// in both gets the header values first, then the trailer values,
+        /// in one string array.
         pub fn response_metadata<I>(mut self, keys: I) -> Self
         where
             I: IntoIterator<Item = HeaderName>,
         {
-            self.mode.$($rpc).+.response_metadata = crate::grpc::metadata_keys(keys);
+            self.mode.$($rpc).+.response_metadata = crate::grpc::metadata_keys(keys).into();
             self
         }
 

@@ -189,7 +189,10 @@
 //!   (`-bin`) are left out of the list: their values are base64 of
 //!   arbitrary bytes (often credentials or serialized messages), not text.
 //!   Response metadata is read from the response headers (initial
-//!   metadata, or a trailers-only response's), not from the trailers. The
+//!   metadata, or a trailers-only response's) and from the trailers that
+//!   end the stream (trailing metadata, where servers often put it, next
+//!   to `grpc-status`); a key found in both is one array, the header
+//!   values first. The
 //!   HTTP `request_headers`/`response_headers` options record nothing on
 //!   gRPC spans;
 //! - [`message_events(true)`](TraceLayer::message_events): an

@@ -16,7 +16,7 @@ use tracewire::error::{error_type_name, record_error};
 use tracewire::http::ClientOptions;
 use tracing::Span;
 
-use crate::grpc::{self, Deadline, RpcOptions};
+use crate::grpc::{self, Deadline, RpcOptions, TrailingMetadata};
 use crate::hooks::SpanName;
 use crate::layer::{Common, Server};
 use crate::messages::{Direction, MessageEvents};
@@ -51,16 +51,19 @@ pub enum Side {
 }
 
 /// What a response body reads before it ends its span.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyEnd {
     /// Nothing: the status is already known (HTTP, or a gRPC
     /// trailers-only response).
     Nothing,
-    /// The `grpc-status` of the trailers frame.
+    /// The `grpc-status` of the trailers frame (and the allow-listed
+    /// trailing metadata).
     GrpcStatus {
         side: Side,
         /// Also the `rpc/dup` attribute names.
         legacy: bool,
+        /// The response metadata capture, merged with the trailers.
+        metadata: Option<Box<TrailingMetadata>>,
     },
 }
 
@@ -69,11 +72,22 @@ impl BodyEnd {
     pub(crate) fn on_trailers(self, span: &Span, trailers: &HeaderMap) -> BodyEnd {
         match self {
             BodyEnd::Nothing => BodyEnd::Nothing,
-            BodyEnd::GrpcStatus { side, legacy } => {
+            BodyEnd::GrpcStatus {
+                side,
+                legacy,
+                metadata,
+            } => {
+                if let Some(metadata) = metadata {
+                    metadata.record(span, trailers);
+                }
                 if grpc::record_status_from(span, trailers, side, legacy) {
                     BodyEnd::Nothing
                 } else {
-                    self
+                    BodyEnd::GrpcStatus {
+                        side,
+                        legacy,
+                        metadata: None,
+                    }
                 }
             }
         }
@@ -81,7 +95,7 @@ impl BodyEnd {
 
     /// The body ended (no more frames) without what was expected.
     pub(crate) fn on_end(self, span: &Span) {
-        if let BodyEnd::GrpcStatus { side, legacy } = self {
+        if let BodyEnd::GrpcStatus { side, legacy, .. } = self {
             grpc::missing_status(span, side, legacy);
         }
     }
@@ -218,18 +232,15 @@ impl sealed::Protocol for Grpc {
 
     fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd {
         let legacy = common.rpc.legacy;
-        grpc::record_metadata(
-            span,
-            grpc::RESPONSE_METADATA,
-            &common.rpc.response_metadata,
-            response.headers(),
-        );
+        let metadata =
+            grpc::record_response_metadata(span, &common.rpc.response_metadata, response.headers());
         if grpc::record_status_from(span, response.headers(), Side::Server, legacy) {
             BodyEnd::Nothing
         } else {
             BodyEnd::GrpcStatus {
                 side: Side::Server,
                 legacy,
+                metadata,
             }
         }
     }
@@ -245,18 +256,15 @@ impl sealed::Protocol for Grpc {
         response: &Response<B>,
     ) -> BodyEnd {
         let rpc_legacy = rpc.legacy;
-        grpc::record_metadata(
-            span,
-            grpc::RESPONSE_METADATA,
-            &rpc.response_metadata,
-            response.headers(),
-        );
+        let metadata =
+            grpc::record_response_metadata(span, &rpc.response_metadata, response.headers());
         if grpc::record_status_from(span, response.headers(), Side::Client, rpc_legacy) {
             BodyEnd::Nothing
         } else {
             BodyEnd::GrpcStatus {
                 side: Side::Client,
                 legacy: rpc_legacy,
+                metadata,
             }
         }
     }

@@ -158,12 +158,24 @@ impl StreamingService<Greeting> for Chat {
             .map(|greeting| {
                 let name = greeting?.name;
                 if name == "fail" {
-                    return Err(Status::aborted("chat failed"));
+                    // Trailing metadata, next to the status in the trailers.
+                    let mut trailing = tonic::metadata::MetadataMap::new();
+                    trailing.insert("x-served-by", "chat-trailer".parse().unwrap());
+                    trailing.insert("x-chat-end", "failed".parse().unwrap());
+                    return Err(Status::with_metadata(
+                        Code::Aborted,
+                        "chat failed",
+                        trailing,
+                    ));
                 }
                 Ok(Reply { message: name })
             })
             .boxed();
-        ready(Ok(tonic::Response::new(replies)))
+        let mut response = tonic::Response::new(replies);
+        response
+            .metadata_mut()
+            .insert("x-served-by", "chat".parse().unwrap());
+        ready(Ok(response))
     }
 }
 
@@ -970,4 +982,50 @@ async fn message_events_count_the_response_stream_when_enabled() {
     assert_eq!(message_events(&client_span), one("RECEIVED"));
     let server = ended(&exporter, name, SpanKind::Server).await;
     assert_eq!(message_events(&server), one("SENT"));
+}
+
+#[tokio::test]
+async fn trailing_metadata_is_merged_after_the_initial_metadata() {
+    use http::HeaderName;
+
+    let (exporter, _guard) = traced();
+    let keys = || {
+        [
+            HeaderName::from_static("x-served-by"),
+            HeaderName::from_static("x-chat-end"),
+        ]
+    };
+    let origin = start_server_with(
+        TraceLayer::grpc_server().response_metadata(keys()),
+        Greeter::default(),
+    );
+    let mut client = client_with(&origin, TraceLayer::grpc_client().response_metadata(keys()));
+    let (echoed, end) = chat(&mut client, &["ada", "fail"]).await;
+    assert_eq!(echoed, ["ada"]);
+    assert_eq!(end.unwrap_err().code(), Code::Aborted);
+
+    let name = "test.Greeter/Chat";
+    for kind in [SpanKind::Server, SpanKind::Client] {
+        let span = ended(&exporter, name, kind).await;
+        assert_eq!(
+            span.attribute("rpc.response.metadata.x-served-by"),
+            Some(&Value::from(vec![
+                "chat".to_owned(),
+                "chat-trailer".to_owned()
+            ])),
+            "{kind:?}: headers first, then trailers: {:?}",
+            span.attributes
+        );
+        assert_eq!(
+            span.attribute("rpc.response.metadata.x-chat-end"),
+            Some(&Value::from(vec!["failed".to_owned()])),
+            "{kind:?}: a key only in the trailers"
+        );
+        assert_eq!(str_attr(&span, "rpc.response.status_code"), "ABORTED");
+        assert!(
+            span.attribute("rpc.response.metadata.grpc-status")
+                .is_none(),
+            "only allow-listed keys"
+        );
+    }
 }

@@ -89,7 +89,7 @@ where
         match &frame {
             None => {
                 if let Some(span) = this.span.take() {
-                    this.end.on_end(&span);
+                    std::mem::replace(this.end, BodyEnd::Nothing).on_end(&span);
                 }
             }
             Some(Ok(frame)) => {
@@ -103,7 +103,9 @@ where
                 if let Some(trailers) = frame.trailers_ref()
                     && let Some(span) = this.span.take()
                 {
-                    this.end.on_trailers(&span, trailers).on_end(&span);
+                    std::mem::replace(this.end, BodyEnd::Nothing)
+                        .on_trailers(&span, trailers)
+                        .on_end(&span);
                 }
             }
             Some(Err(error)) => {
