@@ -366,18 +366,20 @@ impl<B> OnResponse<B> for BoxedHook<dyn OnResponse<B> + Send + Sync> {
 }
 
 /// Calls `inner` with `request` inside `span`, after the
-/// [`OnRequest`] hook: how both layers hand a request on.
-pub(crate) fn call_in_span<S, B, R>(
+/// [`OnRequest`] hook (which sees the request as it came), its body
+/// handed on through `body`: how both layers hand a request on.
+pub(crate) fn call_in_span<S, B, B2, R>(
     inner: &mut S,
     on_request: &R,
     request: Request<B>,
     span: &Span,
+    body: impl FnOnce(B) -> B2,
 ) -> S::Future
 where
-    S: tower_service::Service<Request<B>>,
+    S: tower_service::Service<Request<B2>>,
     R: OnRequest<B>,
 {
     let _entered = span.enter();
     on_request.on_request(&request, span);
-    inner.call(request)
+    inner.call(request.map(body))
 }

@@ -498,9 +498,74 @@ macro_rules! rpc_options {
 
 impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res, Grpc>> {
     rpc_options!(common.rpc);
+
+    /// The same server layer for tonic's `Server::builder().layer(…)`
+    /// (feature `tonic`): it hands the request body on as a
+    /// [`tonic::body::Body`] wrapping a counting body, so
+    /// [`message_events(true)`](Self::message_events) also records the
+    /// messages the server receives (`RECEIVED`, with their own
+    /// `rpc.message.id` sequence). The inner service must take
+    /// `http::Request<tonic::body::Body>`, as tonic's routes do.
+    ///
+    /// ```
+    /// use tracewire_tower::TraceLayer;
+    ///
+    /// let layer = TraceLayer::grpc_server().message_events(true).for_tonic();
+    /// // Server::builder().layer(layer).add_service(…)
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "tonic")]
+    pub fn for_tonic(self) -> TraceLayer<Server<F, N, Req, Res, crate::protocol::Tonic>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Server {
+                common: m.common,
+                trust: m.trust,
+                forwarded: m.forwarded,
+                scheme: m.scheme,
+                traceresponse: m.traceresponse,
+                server_timing: m.server_timing,
+                filter: m.filter,
+                name: m.name,
+                on_request: m.on_request,
+                on_response: m.on_response,
+                protocol: PhantomData,
+            },
+        }
+    }
 }
 
 impl<Req, Res> TraceLayer<Client<Req, Res, Grpc>> {
+    rpc_options!(rpc);
+
+    /// The same client layer for a tonic `Channel` (feature `tonic`):
+    /// it hands the request body on as a [`tonic::body::Body`] wrapping
+    /// a counting body, so [`message_events(true)`](Self::message_events)
+    /// also records the messages the client sends (`SENT`, with their own
+    /// `rpc.message.id` sequence). The inner service must take
+    /// `http::Request<tonic::body::Body>`, as `Channel` does.
+    #[cfg(feature = "tonic")]
+    pub fn for_tonic(self) -> TraceLayer<Client<Req, Res, crate::protocol::Tonic>> {
+        let m = self.mode;
+        TraceLayer {
+            mode: Client {
+                options: m.options,
+                rpc: m.rpc,
+                on_request: m.on_request,
+                on_response: m.on_response,
+                protocol: PhantomData,
+            },
+        }
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<F, N, Req, Res> TraceLayer<Server<F, N, Req, Res, crate::protocol::Tonic>> {
+    rpc_options!(common.rpc);
+}
+
+#[cfg(feature = "tonic")]
+impl<Req, Res> TraceLayer<Client<Req, Res, crate::protocol::Tonic>> {
     rpc_options!(rpc);
 }
 

@@ -291,6 +291,8 @@ pub use hooks::{
 pub use layer::{
     BoxedClientLayer, BoxedServerLayer, Client, Server, Trace, TraceLayer, TrustBoundary,
 };
+#[cfg(feature = "tonic")]
+pub use protocol::Tonic;
 pub use protocol::{Grpc, Http, Protocol};
 pub use server::{ResponseBody, ServerFuture};
 pub use tracewire::http::{DisablePropagation, ResendCount};

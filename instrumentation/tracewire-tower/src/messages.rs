@@ -15,9 +15,11 @@ use crate::TARGET;
 /// The `rpc.message.type` of the events of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
-    /// Messages this side sent (a server's response stream).
+    /// Messages this side sent (a server's response stream, a client's
+    /// request stream).
     Sent,
-    /// Messages this side received (a client's response stream).
+    /// Messages this side received (a client's response stream, a
+    /// server's request stream).
     Received,
 }
 
@@ -101,7 +103,7 @@ const MAX_SLICES: usize = 16;
 
 /// The `rpc.message` events of one stream.
 #[derive(Clone, Debug)]
-pub(crate) struct MessageEvents {
+pub struct MessageEvents {
     direction: Direction,
     framing: Framing,
     /// The `rpc.message.id` of the last event (ids start at 1).
@@ -140,6 +142,68 @@ impl MessageEvents {
                 event(span, direction, self.last_id, message);
             });
         }
+    }
+}
+
+#[cfg(feature = "tonic")]
+pin_project_lite::pin_project! {
+    /// A request body whose messages become `rpc.message` events of
+    /// `span` (feature `tonic`: what `Tonic` wraps in tonic's body). The
+    /// frames are passed on unchanged. The span handle is let go when the
+    /// request stream ends, so a body the transport keeps does not keep
+    /// the span open.
+    pub(crate) struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        span: Option<Span>,
+        events: MessageEvents,
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<B> CountedBody<B> {
+    pub(crate) fn new(inner: B, span: Span, events: MessageEvents) -> Self {
+        CountedBody {
+            inner,
+            span: Some(span),
+            events,
+        }
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let mut inner = this.inner;
+        let frame = std::task::ready!(inner.as_mut().poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(data), Some(span)) = (frame.data_ref(), this.span.as_ref()) {
+                    this.events.on_data(span, data);
+                }
+                if frame.is_trailers() || inner.is_end_stream() {
+                    *this.span = None;
+                }
+            }
+            // The end of the stream, or an error that ends it.
+            None | Some(Err(_)) => *this.span = None,
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -38,8 +38,20 @@ pub struct Http;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Grpc;
 
+/// gRPC served or called through tonic (feature `tonic`): [`Grpc`], and
+/// the request body is handed on as a [`tonic::body::Body`] (the type
+/// tonic's server routes and its `Channel` take) wrapping a counting body,
+/// so [`message_events(true)`](crate::TraceLayer::message_events) also
+/// records the request stream (server `RECEIVED`, client `SENT`). Made
+/// by [`TraceLayer::for_tonic`](crate::TraceLayer::for_tonic).
+#[cfg(feature = "tonic")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tonic;
+
 impl Protocol for Http {}
 impl Protocol for Grpc {}
+#[cfg(feature = "tonic")]
+impl Protocol for Tonic {}
 
 /// Which side of a call a span is on (gRPC's status rules differ).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +116,21 @@ impl BodyEnd {
 pub(crate) mod sealed {
     use super::*;
 
+    /// How a protocol hands a request body `B` on to the inner service:
+    /// unchanged ([`Http`], [`Grpc`]), or counted and re-wrapped in
+    /// tonic's body type (`Tonic`).
+    pub trait RequestBody<B>: Protocol {
+        /// The request body the inner service gets.
+        type Body;
+
+        /// Whether request messages can be counted (the body is wrapped).
+        const COUNTS_MESSAGES: bool;
+
+        /// The body handed on; `events` (only when `COUNTS_MESSAGES`)
+        /// adds an `rpc.message` event to the span per request message.
+        fn request_body(body: B, events: Option<(Span, MessageEvents)>) -> Self::Body;
+    }
+
     /// The protocol-specific parts of the layer (see the module docs).
     pub trait Protocol: Copy + Default + fmt::Debug + Send + Sync + 'static {
         /// The response body a traced client hands back: the inner body
@@ -158,6 +185,44 @@ pub(crate) mod sealed {
             end: BodyEnd,
             rpc: &RpcOptions,
         ) -> Self::ClientBody<B>;
+    }
+}
+
+impl<B> sealed::RequestBody<B> for Http {
+    type Body = B;
+    const COUNTS_MESSAGES: bool = false;
+
+    fn request_body(body: B, _: Option<(Span, MessageEvents)>) -> B {
+        body
+    }
+}
+
+impl<B> sealed::RequestBody<B> for Grpc {
+    type Body = B;
+    const COUNTS_MESSAGES: bool = false;
+
+    fn request_body(body: B, _: Option<(Span, MessageEvents)>) -> B {
+        body
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<B> sealed::RequestBody<B> for Tonic
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Body = tonic::body::Body;
+    const COUNTS_MESSAGES: bool = true;
+
+    fn request_body(body: B, events: Option<(Span, MessageEvents)>) -> tonic::body::Body {
+        match events {
+            // `Body::new` hands a `tonic::body::Body` back as it is.
+            None => tonic::body::Body::new(body),
+            Some((span, events)) => {
+                tonic::body::Body::new(crate::messages::CountedBody::new(body, span, events))
+            }
+        }
     }
 }
 
@@ -216,80 +281,99 @@ impl sealed::Protocol for Http {
     }
 }
 
-impl sealed::Protocol for Grpc {
-    type ClientBody<B> = ResponseBody<B>;
+/// The gRPC side of [`sealed::Protocol`], for [`Grpc`] and `Tonic`.
+macro_rules! grpc_protocol {
+    ($protocol:ty) => {
+        impl sealed::Protocol for $protocol {
+            type ClientBody<B> = ResponseBody<B>;
 
-    fn server_span<F, N, Req, Res, B>(
-        server: &Server<F, N, Req, Res, Self>,
-        request: &Request<B>,
-        parent: &tracewire::Context,
-    ) -> (Span, bool)
-    where
-        N: SpanName<B>,
-    {
-        grpc::server_span(server, request, parent)
-    }
+            fn server_span<F, N, Req, Res, B>(
+                server: &Server<F, N, Req, Res, Self>,
+                request: &Request<B>,
+                parent: &tracewire::Context,
+            ) -> (Span, bool)
+            where
+                N: SpanName<B>,
+            {
+                grpc::server_span(server, request, parent)
+            }
 
-    fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd {
-        let legacy = common.rpc.legacy;
-        let metadata =
-            grpc::record_response_metadata(span, &common.rpc.response_metadata, response.headers());
-        if grpc::record_status_from(span, response.headers(), Side::Server, legacy) {
-            BodyEnd::Nothing
-        } else {
-            BodyEnd::GrpcStatus {
-                side: Side::Server,
-                legacy,
-                metadata,
+            fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd {
+                let legacy = common.rpc.legacy;
+                let metadata = grpc::record_response_metadata(
+                    span,
+                    &common.rpc.response_metadata,
+                    response.headers(),
+                );
+                if grpc::record_status_from(span, response.headers(), Side::Server, legacy) {
+                    BodyEnd::Nothing
+                } else {
+                    BodyEnd::GrpcStatus {
+                        side: Side::Server,
+                        legacy,
+                        metadata,
+                    }
+                }
+            }
+
+            fn client_span<B>(
+                options: &ClientOptions,
+                rpc: &RpcOptions,
+                request: &mut Request<B>,
+            ) -> Span {
+                grpc::client_span(options, rpc, request)
+            }
+
+            fn client_response<B>(
+                span: &Span,
+                _: &ClientOptions,
+                rpc: &RpcOptions,
+                response: &Response<B>,
+            ) -> BodyEnd {
+                let rpc_legacy = rpc.legacy;
+                let metadata = grpc::record_response_metadata(
+                    span,
+                    &rpc.response_metadata,
+                    response.headers(),
+                );
+                if grpc::record_status_from(span, response.headers(), Side::Client, rpc_legacy) {
+                    BodyEnd::Nothing
+                } else {
+                    BodyEnd::GrpcStatus {
+                        side: Side::Client,
+                        legacy: rpc_legacy,
+                        metadata,
+                    }
+                }
+            }
+
+            fn deadline(headers: &HeaderMap, side: Side, rpc: &RpcOptions) -> Option<Deadline> {
+                Deadline::of(headers, side, rpc.legacy)
+            }
+
+            fn client_error<E: fmt::Display + 'static>(span: &Span, rpc_legacy: bool, error: &E) {
+                grpc::transport_error(span, rpc_legacy, error);
+            }
+
+            fn client_body<B>(
+                body: B,
+                span: Option<Span>,
+                end: BodyEnd,
+                rpc: &RpcOptions,
+            ) -> ResponseBody<B> {
+                match span {
+                    Some(span) => {
+                        let events = (rpc.message_events && span.is_recording())
+                            .then(|| MessageEvents::new(Direction::Received));
+                        ResponseBody::traced_until(body, span, end).with_message_events(events)
+                    }
+                    None => ResponseBody::untraced(body),
+                }
             }
         }
-    }
-
-    fn client_span<B>(options: &ClientOptions, rpc: &RpcOptions, request: &mut Request<B>) -> Span {
-        grpc::client_span(options, rpc, request)
-    }
-
-    fn client_response<B>(
-        span: &Span,
-        _: &ClientOptions,
-        rpc: &RpcOptions,
-        response: &Response<B>,
-    ) -> BodyEnd {
-        let rpc_legacy = rpc.legacy;
-        let metadata =
-            grpc::record_response_metadata(span, &rpc.response_metadata, response.headers());
-        if grpc::record_status_from(span, response.headers(), Side::Client, rpc_legacy) {
-            BodyEnd::Nothing
-        } else {
-            BodyEnd::GrpcStatus {
-                side: Side::Client,
-                legacy: rpc_legacy,
-                metadata,
-            }
-        }
-    }
-
-    fn deadline(headers: &HeaderMap, side: Side, rpc: &RpcOptions) -> Option<Deadline> {
-        Deadline::of(headers, side, rpc.legacy)
-    }
-
-    fn client_error<E: fmt::Display + 'static>(span: &Span, rpc_legacy: bool, error: &E) {
-        grpc::transport_error(span, rpc_legacy, error);
-    }
-
-    fn client_body<B>(
-        body: B,
-        span: Option<Span>,
-        end: BodyEnd,
-        rpc: &RpcOptions,
-    ) -> ResponseBody<B> {
-        match span {
-            Some(span) => {
-                let events = (rpc.message_events && span.is_recording())
-                    .then(|| MessageEvents::new(Direction::Received));
-                ResponseBody::traced_until(body, span, end).with_message_events(events)
-            }
-            None => ResponseBody::untraced(body),
-        }
-    }
+    };
 }
+
+grpc_protocol!(Grpc);
+#[cfg(feature = "tonic")]
+grpc_protocol!(Tonic);

@@ -1029,3 +1029,84 @@ async fn trailing_metadata_is_merged_after_the_initial_metadata() {
         );
     }
 }
+
+/// With the `tonic` feature, `for_tonic()` hands the request body on as a
+/// `tonic::body::Body`: request messages are counted too (server
+/// RECEIVED, client SENT), each direction with its own ids.
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn for_tonic_also_counts_the_request_stream() {
+    let (exporter, _guard) = traced();
+    let incoming = TcpIncoming::bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let origin = format!("http://{}", incoming.local_addr().unwrap());
+    tokio::spawn(
+        Server::builder()
+            .layer(TraceLayer::grpc_server().message_events(true).for_tonic())
+            .add_service(Greeter::default())
+            .serve_with_incoming(incoming),
+    );
+    let channel = Endpoint::from_shared(origin.clone())
+        .unwrap()
+        .connect_lazy();
+    let traced_channel = ServiceBuilder::new()
+        .layer(TraceLayer::grpc_client().for_tonic().message_events(true))
+        .service(channel.clone());
+    let mut client = tonic::client::Grpc::with_origin(traced_channel, origin.parse().unwrap());
+    client.ready().await.unwrap();
+    let names = stream::iter(["ada", "bob", "cy"].map(greeting));
+    let reply = client
+        .client_streaming(
+            tonic::Request::new(names),
+            PathAndQuery::from_static("/test.Greeter/Collect"),
+            ProstCodec::<Greeting, Reply>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.message, "ada,bob,cy");
+
+    let name = "test.Greeter/Collect";
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    // Greetings "ada", "bob", "cy": tag, length, name (5, 5 and 4 bytes);
+    // the reply "ada,bob,cy": 12 bytes.
+    let expected = |request: &str, response: &str| -> Vec<(String, i64, i64)> {
+        vec![
+            (request.to_owned(), 1, 5),
+            (request.to_owned(), 2, 5),
+            (request.to_owned(), 3, 4),
+            (response.to_owned(), 1, 12),
+        ]
+    };
+    assert_eq!(message_events(&server), expected("RECEIVED", "SENT"));
+    assert_eq!(message_events(&client_span), expected("SENT", "RECEIVED"));
+    assert_eq!(server.parent_span_id, client_span.span_context.span_id());
+    for span in [&server, &client_span] {
+        assert_eq!(str_attr(span, "rpc.response.status_code"), "OK");
+    }
+
+    // Without message events the body is handed on as it is, and a unary
+    // call works as before.
+    let plain = ServiceBuilder::new()
+        .layer(TraceLayer::grpc_client().for_tonic())
+        .service(channel);
+    let mut client = tonic::client::Grpc::with_origin(plain, origin.parse().unwrap());
+    client.ready().await.unwrap();
+    let reply = client
+        .unary(
+            tonic::Request::new(greeting("bob")),
+            PathAndQuery::from_static("/test.Greeter/Hello"),
+            ProstCodec::<Greeting, Reply>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.message, "hello bob");
+    let name = "test.Greeter/Hello";
+    let client_span = ended(&exporter, name, SpanKind::Client).await;
+    assert!(message_events(&client_span).is_empty());
+    // The server layer still counts (RECEIVED 1, SENT 1).
+    let server = ended(&exporter, name, SpanKind::Server).await;
+    let kinds: Vec<String> = message_events(&server).into_iter().map(|e| e.0).collect();
+    assert_eq!(kinds, ["RECEIVED", "SENT"]);
+}

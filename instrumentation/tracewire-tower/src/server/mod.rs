@@ -20,12 +20,14 @@ pub use future::ServerFuture;
 
 use crate::hooks::{Filter, OnRequest, OnResponse, SpanName, call_in_span};
 use crate::layer::{Server, Trace};
+use crate::messages::{Direction, MessageEvents};
+use crate::protocol::sealed::RequestBody;
 use crate::protocol::{Protocol, Side};
 
 impl<S, F, N, Req, Res, P, ReqBody, ResBody> Service<Request<ReqBody>>
     for Trace<S, Server<F, N, Req, Res, P>>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<<P as RequestBody<ReqBody>>::Body>, Response = Response<ResBody>>,
     S::Error: fmt::Display + 'static,
     ResBody: Body,
     ResBody::Error: fmt::Display + 'static,
@@ -33,7 +35,7 @@ where
     N: SpanName<ReqBody>,
     Req: OnRequest<ReqBody>,
     Res: OnResponse<ResBody>,
-    P: Protocol,
+    P: Protocol + RequestBody<ReqBody>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -45,13 +47,25 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if !self.mode.filter.trace(&request) {
-            return ServerFuture::untraced(self.inner.call(request));
+            return ServerFuture::untraced(
+                self.inner.call(request.map(|b| P::request_body(b, None))),
+            );
         }
         let (span, recording) = self.mode.make_span(&request);
         let deadline = recording
             .then(|| P::deadline(request.headers(), Side::Server, &self.mode.common.rpc))
             .flatten();
-        let future = call_in_span(&mut self.inner, &self.mode.on_request, request, &span);
+        // The request stream's `rpc.message` events (`RECEIVED`), with
+        // their own ids.
+        let events = (P::COUNTS_MESSAGES && recording && self.mode.common.rpc.message_events)
+            .then(|| (span.clone(), MessageEvents::new(Direction::Received)));
+        let future = call_in_span(
+            &mut self.inner,
+            &self.mode.on_request,
+            request,
+            &span,
+            |body| P::request_body(body, events),
+        );
         ServerFuture::traced(future, span, recording, deadline, self.mode.clone())
     }
 }
