@@ -1,0 +1,175 @@
+//! The JSON API: `GET /api/services`, `GET /api/traces?…`,
+//! `GET /api/traces/{trace_id}`. Field names are listed in the README.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use opentelemetry_proto::tonic::trace::v1::{span, status};
+use serde_json::{Value, json};
+
+use crate::server::{Reply, text};
+use crate::store::{DEFAULT_LIMIT, SpanRow, Store, TraceQuery};
+
+pub(crate) async fn handle(store: &Store, path: &str, query: &str) -> Reply {
+    let result = match path.trim_end_matches('/') {
+        "/api/services" => store
+            .services()
+            .await
+            .map(|services| json!({ "services": services })),
+        "/api/traces" => {
+            let query = match parse_query(query) {
+                Ok(q) => q,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            store
+                .find_traces(&query)
+                .await
+                .map(|traces| json!({ "traces": traces }))
+        }
+        other => match other.strip_prefix("/api/traces/") {
+            Some(id) => {
+                let id = id.to_ascii_lowercase();
+                if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "a trace id is 32 hexadecimal digits",
+                    );
+                }
+                match store.trace(&id).await {
+                    Ok(spans) if spans.is_empty() => {
+                        return error(StatusCode::NOT_FOUND, "no span of this trace is stored");
+                    }
+                    Ok(spans) => Ok(json!({
+                        "trace_id": id,
+                        "spans": spans.iter().map(span_json).collect::<Vec<_>>(),
+                    })),
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    "not found: the API has /api/services, /api/traces and /api/traces/{trace_id}",
+                );
+            }
+        },
+    };
+    match result {
+        Ok(value) => json_reply(StatusCode::OK, &value),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn json_reply(status: StatusCode, value: &Value) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(value.to_string())));
+    *reply.status_mut() = status;
+    reply
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    reply
+}
+
+fn error(status: StatusCode, message: &str) -> Reply {
+    json_reply(status, &json!({ "error": message }))
+}
+
+/// Milliseconds (a non-negative number, fractions allowed) as
+/// nanoseconds.
+fn millis(name: &str, value: &str) -> Result<i64, String> {
+    let ms: f64 = value
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("{name} must be a non-negative number of milliseconds"))?;
+    let ns = ms * 1e6;
+    // `as` saturates for floats; the range was checked above.
+    Ok(if ns >= i64::MAX as f64 {
+        i64::MAX
+    } else {
+        ns as i64
+    })
+}
+
+fn parse_query(query: &str) -> Result<TraceQuery, String> {
+    let mut q = TraceQuery {
+        limit: DEFAULT_LIMIT,
+        ..TraceQuery::default()
+    };
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if value.is_empty() {
+            continue;
+        }
+        match key.as_ref() {
+            "service" => q.service = Some(value.into_owned()),
+            "operation" => q.operation = Some(value.into_owned()),
+            "min_duration_ms" => q.min_duration_ns = Some(millis(&key, &value)?),
+            "max_duration_ms" => q.max_duration_ns = Some(millis(&key, &value)?),
+            "since_ms" => q.start_min_ns = Some(millis(&key, &value)?),
+            "until_ms" => q.start_max_ns = Some(millis(&key, &value)?),
+            "error" => {
+                q.error = Some(match value.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err("error must be true or false".to_owned()),
+                });
+            }
+            "limit" => {
+                q.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("limit must be a positive integer")?;
+            }
+            other => return Err(format!("unknown parameter {other:?}")),
+        }
+    }
+    Ok(q)
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match span::SpanKind::try_from(kind) {
+        Ok(span::SpanKind::Internal) => "internal",
+        Ok(span::SpanKind::Server) => "server",
+        Ok(span::SpanKind::Client) => "client",
+        Ok(span::SpanKind::Producer) => "producer",
+        Ok(span::SpanKind::Consumer) => "consumer",
+        Ok(span::SpanKind::Unspecified) | Err(_) => "unspecified",
+    }
+}
+
+fn status_name(code: i32) -> &'static str {
+    match status::StatusCode::try_from(code) {
+        Ok(status::StatusCode::Ok) => "ok",
+        Ok(status::StatusCode::Error) => "error",
+        Ok(status::StatusCode::Unset) | Err(_) => "unset",
+    }
+}
+
+/// Stored JSON text back to JSON (it was written by this crate; anything
+/// else reads as `null`).
+fn stored(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn span_json(s: &SpanRow) -> Value {
+    json!({
+        "trace_id": s.trace_id,
+        "span_id": s.span_id,
+        "parent_span_id": s.parent_span_id,
+        "service": s.service,
+        "name": s.name,
+        "kind": kind_name(s.kind),
+        "start_unix_nano": s.start_ns,
+        "end_unix_nano": s.end_ns,
+        "duration_ns": s.end_ns.saturating_sub(s.start_ns).max(0),
+        "status": { "code": status_name(s.status_code), "message": s.status_message },
+        "trace_state": s.trace_state,
+        "flags": s.flags,
+        "attributes": stored(&s.attributes),
+        "events": stored(&s.events),
+        "links": stored(&s.links),
+        "resource": stored(&s.resource),
+        "scope": stored(&s.scope),
+    })
+}

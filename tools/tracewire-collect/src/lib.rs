@@ -1,0 +1,274 @@
+//! `tracewire collect`: an OTLP/HTTP trace receiver writing into an
+//! embedded SQLite store, with a small JSON API to search it.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), tracewire_collect::Error> {
+//! use tracewire_collect::{Collector, Config};
+//!
+//! let collector = Collector::start(Config::default()).await?;
+//! println!("OTLP/HTTP on http://{}/v1/traces", collector.local_addr());
+//! // … later: stop accepting, store what is queued, close the store.
+//! collector.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Everything from outside is bounded: request bodies (compressed and
+//! decompressed) by [`Config::body_limit`], accepted batches waiting for
+//! the store by [`Config::queue_capacity`] (a full queue answers 503 with
+//! `Retry-After`), connections by [`Config::max_connections`]. The README
+//! lists every answer.
+
+mod api;
+mod otlp;
+mod server;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use otlp::UNKNOWN_SERVICE;
+pub use store::{
+    DATABASE_FILE, DEFAULT_LIMIT, MAX_LIMIT, SpanRow, Store, StoreError, TraceQuery, TraceSummary,
+};
+
+/// The default listen address (OTLP/HTTP's port).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4318";
+
+/// The default largest request body: 16 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// How long connections still busy at shutdown get to finish their
+/// requests before they are cut.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How the collector runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen for OTLP/HTTP and the API (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The directory of the store (created if missing).
+    pub data_dir: PathBuf,
+    /// The largest request body, before and after gzip decompression;
+    /// larger bodies get 413.
+    pub body_limit: usize,
+    /// Accepted batches waiting to be written; when full, exports get 503
+    /// with `Retry-After`.
+    pub queue_capacity: usize,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    /// Listening on [`DEFAULT_LISTEN`], storing in
+    /// [`default_data_dir`], 16 MiB bodies, 64 queued batches, 128
+    /// connections.
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            data_dir: default_data_dir(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            queue_capacity: 64,
+            max_connections: 128,
+        }
+    }
+}
+
+/// The default data directory: `tracewire-data` in the OS's temporary
+/// directory.
+pub fn default_data_dir() -> PathBuf {
+    std::env::temp_dir().join("tracewire-data")
+}
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The async runtime could not be built.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Counts of what the collector did, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Spans accepted into the queue.
+    pub spans_accepted: u64,
+    /// Spans rejected for bad ids (reported as a partial success).
+    pub spans_rejected: u64,
+    /// Spans written to the store.
+    pub spans_stored: u64,
+    /// Spans lost because writing their batch failed.
+    pub spans_lost: u64,
+    /// Export requests refused with 503 because the queue was full.
+    pub requests_throttled: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) spans_accepted: AtomicU64,
+    pub(crate) spans_rejected: AtomicU64,
+    pub(crate) spans_stored: AtomicU64,
+    pub(crate) spans_lost: AtomicU64,
+    pub(crate) requests_throttled: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            spans_accepted: get(&self.spans_accepted),
+            spans_rejected: get(&self.spans_rejected),
+            spans_stored: get(&self.spans_stored),
+            spans_lost: get(&self.spans_lost),
+            requests_throttled: get(&self.requests_throttled),
+        }
+    }
+}
+
+/// A running collector. Dropping it without [`shutdown`](Self::shutdown)
+/// stops accepting (its stop signal is gone) but does not wait for the
+/// queue to be stored.
+#[derive(Debug)]
+pub struct Collector {
+    addr: SocketAddr,
+    store: Store,
+    counters: Arc<Counters>,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    /// Opens the store, binds the listener and starts serving (on the
+    /// current tokio runtime).
+    ///
+    /// # Errors
+    /// When the store cannot be opened or the address bound.
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        let store = Store::open(&config.data_dir).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let counters = Arc::new(Counters::default());
+        let (queue, batches) = tokio::sync::mpsc::channel(config.queue_capacity.max(1));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(server::write(batches, store.clone(), counters.clone()));
+        let state = Arc::new(server::State {
+            store: store.clone(),
+            queue,
+            counters: counters.clone(),
+            body_limit: config.body_limit,
+        });
+        let server = tokio::spawn(server::serve(
+            listener,
+            state,
+            stopped,
+            config.max_connections.max(1),
+        ));
+        Ok(Collector {
+            addr,
+            store,
+            counters,
+            stop,
+            server,
+            writer,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What it did so far.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// The store it writes to (for queries in-process).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops accepting connections, lets requests in progress finish
+    /// (connections still busy after [`DRAIN_TIMEOUT`] are cut),
+    /// writes every queued batch to the store and closes it. Returns the
+    /// final counts.
+    pub async fn shutdown(self) -> Stats {
+        let _ = self.stop.send(true);
+        // The server task owns the queue's senders; when it ends, the
+        // writer drains what is queued and ends.
+        let _ = self.server.await;
+        let _ = self.writer.await;
+        self.store.close().await;
+        self.counters.snapshot()
+    }
+}
+
+/// Runs a collector on a new multi-threaded runtime until Ctrl-C or (on
+/// Unix) SIGTERM, then shuts it down ([`Collector::shutdown`]). `ready`
+/// is called once it listens.
+///
+/// # Errors
+/// When the runtime, the store or the listener cannot be set up.
+pub fn run_until_signal(config: Config, ready: impl FnOnce(&Collector)) -> Result<Stats, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let collector = Collector::start(config).await?;
+        ready(&collector);
+        stop_signal().await;
+        Ok(collector.shutdown().await)
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM (Unix). If a signal cannot be listened
+/// for, only the other one stops the collector.
+async fn stop_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,186 @@
+//! Decoding OTLP trace requests and turning their spans into store rows.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::status;
+use prost::Message as _;
+use serde_json::{Map, Value, json};
+
+use crate::store::SpanRow;
+
+/// The service of spans whose resource has no `service.name`.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// The encodings of an OTLP/HTTP body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json` (OTLP/JSON).
+    Json,
+}
+
+impl Encoding {
+    /// The encoding named by a `Content-Type` value (parameters and case
+    /// ignored), if it is one of OTLP's.
+    pub(crate) fn from_content_type(value: &str) -> Option<Self> {
+        let media = value.split(';').next().unwrap_or_default().trim();
+        if media.eq_ignore_ascii_case("application/x-protobuf") {
+            Some(Encoding::Protobuf)
+        } else if media.eq_ignore_ascii_case("application/json") {
+            Some(Encoding::Json)
+        } else {
+            None
+        }
+    }
+}
+
+/// Decodes an `ExportTraceServiceRequest`; the error says why it is not
+/// one.
+pub(crate) fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+    match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
+            .map_err(|e| format!("not an OTLP/protobuf ExportTraceServiceRequest: {e}")),
+        Encoding::Json => serde_json::from_slice(body)
+            .map_err(|e| format!("not an OTLP/JSON ExportTraceServiceRequest: {e}")),
+    }
+}
+
+/// The rows of a request's spans, and how many spans were rejected
+/// (a trace id that is not 16 bytes, a span id that is not 8, a parent id
+/// that is neither empty nor 8 bytes) with the first reason.
+pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<SpanRow>, u64, Option<String>) {
+    let mut out = Vec::new();
+    let mut rejected = 0u64;
+    let mut reason = None;
+    for rs in request.resource_spans {
+        let resource_attrs = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        let service = resource_attrs
+            .iter()
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+        let resource = attributes_json(resource_attrs).to_string();
+        for ss in rs.scope_spans {
+            let scope = match &ss.scope {
+                Some(s) => json!({ "name": s.name, "version": s.version }),
+                None => json!({}),
+            }
+            .to_string();
+            for span in ss.spans {
+                let parent_ok = span.parent_span_id.is_empty() || span.parent_span_id.len() == 8;
+                if span.trace_id.len() != 16 || span.span_id.len() != 8 || !parent_ok {
+                    rejected += 1;
+                    reason.get_or_insert_with(|| {
+                        "a span's trace id is not 16 bytes, or its span or parent id not 8"
+                            .to_owned()
+                    });
+                    continue;
+                }
+                let (status_code, status_message) = span
+                    .status
+                    .as_ref()
+                    .map(|s| (s.code, s.message.clone()))
+                    .unwrap_or((status::StatusCode::Unset as i32, String::new()));
+                let events: Vec<Value> = span
+                    .events
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "name": e.name,
+                            "time_unix_nano": e.time_unix_nano,
+                            "attributes": attributes_json(&e.attributes),
+                        })
+                    })
+                    .collect();
+                let links: Vec<Value> = span
+                    .links
+                    .iter()
+                    .map(|l| {
+                        json!({
+                            "trace_id": hex(&l.trace_id),
+                            "span_id": hex(&l.span_id),
+                            "trace_state": l.trace_state,
+                            "attributes": attributes_json(&l.attributes),
+                        })
+                    })
+                    .collect();
+                out.push(SpanRow {
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: (!span.parent_span_id.is_empty())
+                        .then(|| hex(&span.parent_span_id)),
+                    service: service.clone(),
+                    name: span.name,
+                    kind: span.kind,
+                    start_ns: clamp_ns(span.start_time_unix_nano),
+                    end_ns: clamp_ns(span.end_time_unix_nano),
+                    status_code,
+                    status_message,
+                    trace_state: span.trace_state,
+                    flags: span.flags,
+                    attributes: attributes_json(&span.attributes).to_string(),
+                    events: Value::Array(events).to_string(),
+                    links: Value::Array(links).to_string(),
+                    resource: resource.clone(),
+                    scope: scope.clone(),
+                });
+            }
+        }
+    }
+    (out, rejected, reason)
+}
+
+fn clamp_ns(ns: u64) -> i64 {
+    i64::try_from(ns).unwrap_or(i64::MAX)
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// Attributes as a JSON object, key to value (a repeated key: the last
+/// wins).
+pub(crate) fn attributes_json(attributes: &[KeyValue]) -> Value {
+    let mut map = Map::new();
+    for kv in attributes {
+        map.insert(kv.key.clone(), value_json(kv.value.as_ref()));
+    }
+    Value::Object(map)
+}
+
+/// An OTLP value as JSON: strings, booleans, integers and doubles as
+/// themselves, arrays as arrays, key-value lists as objects, bytes as hex,
+/// an empty value as `null` (a double that is not finite as `null` too).
+fn value_json(value: Option<&AnyValue>) -> Value {
+    let Some(value) = value.and_then(|v| v.value.as_ref()) else {
+        return Value::Null;
+    };
+    match value {
+        any_value::Value::StringValue(s) => Value::String(s.clone()),
+        any_value::Value::BoolValue(b) => Value::Bool(*b),
+        any_value::Value::IntValue(i) => Value::from(*i),
+        any_value::Value::DoubleValue(d) => Value::from(*d),
+        any_value::Value::ArrayValue(a) => {
+            Value::Array(a.values.iter().map(|v| value_json(Some(v))).collect())
+        }
+        any_value::Value::KvlistValue(kv) => attributes_json(&kv.values),
+        any_value::Value::BytesValue(b) => Value::String(hex(b)),
+        // A string-table reference (profiles only): not resolvable here.
+        any_value::Value::StringValueStrindex(_) => Value::Null,
+    }
+}

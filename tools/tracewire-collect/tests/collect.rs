@@ -1,0 +1,533 @@
+//! The collector over loopback, on a temporary directory: tracewire's own
+//! OTLP exporter sends, the JSON API answers; bad requests get their
+//! documented status and the server stays up. No timing is asserted:
+//! waits are bounded polls.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tracewire::export::otlp::{Compression, OtlpConfig, OtlpExporter, Protocol};
+use tracewire::export::{Resource, SpanExporter as _};
+use tracewire::{
+    InstrumentationScope, KeyValue, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags,
+    TraceId, TraceState,
+};
+use tracewire_collect::{Collector, Config};
+
+const TRACE_A: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
+const TRACE_B: u128 = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c;
+const LIMIT: usize = 4096;
+
+async fn start(dir: &tempfile::TempDir) -> Collector {
+    Collector::start(Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().to_path_buf(),
+        body_limit: LIMIT,
+        ..Config::default()
+    })
+    .await
+    .expect("the collector starts")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn span(
+    trace: u128,
+    id: u64,
+    parent: u64,
+    name: &'static str,
+    kind: SpanKind,
+    millis: u64,
+    status: Status,
+    attributes: Vec<KeyValue>,
+) -> SpanData {
+    let start = SystemTime::now() - Duration::from_secs(60);
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_u128(trace),
+            SpanId::from_u64(id),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::new(),
+        ),
+        parent_span_id: if parent == 0 {
+            SpanId::INVALID
+        } else {
+            SpanId::from_u64(parent)
+        },
+        parent_is_remote: false,
+        name: name.into(),
+        kind,
+        start_time: start,
+        end_time: start + Duration::from_millis(millis),
+        attributes,
+        dropped_attributes_count: 0,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links: Vec::new(),
+        dropped_links_count: 0,
+        status,
+        scope: InstrumentationScope {
+            name: "collect-test".into(),
+            version: None,
+        },
+    }
+}
+
+async fn export(addr: SocketAddr, service: &'static str, gzip: bool, spans: Vec<SpanData>) {
+    let mut config = OtlpConfig::new(Protocol::HttpProtobuf, format!("http://{addr}/v1/traces"));
+    config.timeout = Duration::from_secs(10);
+    if gzip {
+        config.compression = Compression::Gzip;
+    }
+    let mut exporter = OtlpExporter::new(Resource::new(service), config).unwrap();
+    exporter.export(spans).await.expect("the export succeeds");
+}
+
+/// One HTTP/1.1 request on a fresh connection: status and body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before reading a refused body.
+    let _ = stream.write_all(body).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP answer");
+    let status_line = String::from_utf8_lossy(&answer[..split]).to_string();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer[split + 4..].to_vec())
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, body) = request(addr, "GET", path, &[], b"").await;
+    (
+        status,
+        serde_json::from_slice(&body).expect("a JSON answer"),
+    )
+}
+
+async fn wait_stored(collector: &Collector, spans: u64) {
+    for _ in 0..400 {
+        if collector.stats().spans_stored >= spans {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("spans not stored: {:?}", collector.stats());
+}
+
+async fn assert_still_up(addr: SocketAddr) {
+    let (status, _) = get_json(addr, "/api/services").await;
+    assert_eq!(status, 200, "the server answers after a bad request");
+}
+
+fn trace_ids(answer: &Value) -> Vec<String> {
+    answer["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn send_two_services(addr: SocketAddr) {
+    let frontend = vec![span(
+        TRACE_A,
+        1,
+        0,
+        "GET /checkout",
+        SpanKind::Server,
+        250,
+        Status::Ok,
+        vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.response.status_code", 200_i64),
+        ],
+    )];
+    let backend = vec![
+        span(
+            TRACE_A,
+            2,
+            1,
+            "SELECT orders",
+            SpanKind::Client,
+            100,
+            Status::Error {
+                message: "disk full".into(),
+            },
+            vec![
+                KeyValue::new("db.system.name", "sqlite"),
+                KeyValue::new("retried", true),
+                KeyValue::new("ratio", 0.5),
+            ],
+        ),
+        span(
+            TRACE_B,
+            3,
+            0,
+            "cleanup",
+            SpanKind::Internal,
+            5,
+            Status::Unset,
+            Vec::new(),
+        ),
+    ];
+    export(addr, "frontend", false, frontend).await;
+    export(addr, "backend", true, backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_from_two_services_come_back_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = start(&dir).await;
+    let addr = collector.local_addr();
+    send_two_services(addr).await;
+    wait_stored(&collector, 3).await;
+
+    let (status, services) = get_json(addr, "/api/services").await;
+    assert_eq!(status, 200);
+    assert_eq!(services, json!({ "services": ["backend", "frontend"] }));
+
+    let trace_a = format!("{TRACE_A:032x}");
+    let (status, trace) = get_json(addr, &format!("/api/traces/{trace_a}")).await;
+    assert_eq!(status, 200);
+    let spans = trace["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 2);
+    let root = spans.iter().find(|s| s["name"] == "GET /checkout").unwrap();
+    let child = spans.iter().find(|s| s["name"] == "SELECT orders").unwrap();
+    assert_eq!(root["trace_id"], trace_a);
+    assert_eq!(root["span_id"], "0000000000000001");
+    assert_eq!(root["parent_span_id"], Value::Null);
+    assert_eq!(root["service"], "frontend");
+    assert_eq!(root["kind"], "server");
+    assert_eq!(root["status"], json!({ "code": "ok", "message": "" }));
+    assert_eq!(
+        root["attributes"],
+        json!({ "http.request.method": "GET", "http.response.status_code": 200 })
+    );
+    assert_eq!(root["duration_ns"], 250_000_000);
+    assert_eq!(root["resource"]["service.name"], "frontend");
+    assert_eq!(child["span_id"], "0000000000000002");
+    assert_eq!(child["parent_span_id"], "0000000000000001");
+    assert_eq!(child["service"], "backend");
+    assert_eq!(child["kind"], "client");
+    assert_eq!(
+        child["status"],
+        json!({ "code": "error", "message": "disk full" })
+    );
+    assert_eq!(
+        child["attributes"],
+        json!({ "db.system.name": "sqlite", "retried": true, "ratio": 0.5 })
+    );
+    assert_eq!(child["scope"]["name"], "collect-test");
+
+    let stats = collector.shutdown().await;
+    assert_eq!(stats.spans_stored, 3);
+    assert_eq!(stats.spans_lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_filter_by_service_operation_duration_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = start(&dir).await;
+    let addr = collector.local_addr();
+    send_two_services(addr).await;
+    wait_stored(&collector, 3).await;
+    let a = format!("{TRACE_A:032x}");
+    let b = format!("{TRACE_B:032x}");
+
+    let search = |query: &'static str| async move {
+        let (status, answer) = get_json(addr, &format!("/api/traces{query}")).await;
+        assert_eq!(status, 200, "{query}: {answer}");
+        let mut ids = trace_ids(&answer);
+        ids.sort();
+        ids
+    };
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(search("").await, both);
+    assert_eq!(search("?service=frontend").await, vec![a.clone()]);
+    assert_eq!(search("?service=backend").await, both);
+    assert_eq!(
+        search("?service=backend&operation=cleanup").await,
+        vec![b.clone()]
+    );
+    assert_eq!(search("?operation=SELECT%20orders").await, vec![a.clone()]);
+    assert_eq!(search("?min_duration_ms=50").await, vec![a.clone()]);
+    assert_eq!(search("?max_duration_ms=50").await, vec![b.clone()]);
+    assert_eq!(
+        search("?min_duration_ms=200&service=backend").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(search("?error=true").await, vec![a.clone()]);
+    assert_eq!(
+        search("?error=true&service=frontend").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(search("?limit=1").await.len(), 1);
+    assert_eq!(search("?service=nobody").await, Vec::<String>::new());
+
+    // The summary of a found trace.
+    let (_, answer) = get_json(addr, "/api/traces?service=frontend").await;
+    let summary = &answer["traces"][0];
+    assert_eq!(summary["span_count"], 2);
+    assert_eq!(summary["error_count"], 1);
+    assert_eq!(summary["root_name"], "GET /checkout");
+    assert_eq!(summary["services"], json!(["backend", "frontend"]));
+
+    // Bad queries and unknown traces.
+    let (status, _) = get_json(addr, "/api/traces?limit=zero").await;
+    assert_eq!(status, 400);
+    let (status, _) = get_json(addr, "/api/traces?colour=red").await;
+    assert_eq!(status, 400);
+    let (status, _) = get_json(addr, "/api/traces/not-an-id").await;
+    assert_eq!(status, 400);
+    let (status, _) = get_json(addr, &format!("/api/traces/{:032x}", 7)).await;
+    assert_eq!(status, 404);
+    collector.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_is_accepted() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as PKeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource as PResource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan};
+
+    let dir = tempfile::tempdir().unwrap();
+    let collector = start(&dir).await;
+    let addr = collector.local_addr();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(PResource {
+                attributes: vec![PKeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("python-app".into())),
+                    }),
+                    key_strindex: 0,
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![PSpan {
+                    trace_id: vec![0xab; 16],
+                    span_id: vec![0xcd; 8],
+                    name: "from json".into(),
+                    kind: 2,
+                    start_time_unix_nano: 1_700_000_000_000_000_000,
+                    end_time_unix_nano: 1_700_000_000_001_000_000,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let body = serde_json::to_vec(&request).unwrap();
+    let (status, _) = request_json(addr, &body).await;
+    assert_eq!(status, 200);
+    wait_stored(&collector, 1).await;
+    let (_, trace) = get_json(addr, &format!("/api/traces/{}", "ab".repeat(16))).await;
+    assert_eq!(trace["spans"][0]["span_id"], "cd".repeat(8));
+    assert_eq!(trace["spans"][0]["service"], "python-app");
+    assert_eq!(trace["spans"][0]["kind"], "server");
+    collector.shutdown().await;
+}
+
+async fn request_json(addr: SocketAddr, body: &[u8]) -> (u16, Vec<u8>) {
+    request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_answers_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = start(&dir).await;
+    let addr = collector.local_addr();
+    let protobuf = [("content-type", "application/x-protobuf")];
+
+    // Garbage: 400 with a message.
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &protobuf,
+        b"\xff\xff\xff garbage",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("protobuf"));
+    assert_still_up(addr).await;
+    let (status, _) = request_json(addr, b"{not json").await;
+    assert_eq!(status, 400);
+    assert_still_up(addr).await;
+
+    // Wrong or missing content type, unknown encoding: 415.
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[("content-type", "text/plain")],
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 415);
+    let (status, _) = request(addr, "POST", "/v1/traces", &[], b"x").await;
+    assert_eq!(status, 415);
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "br"),
+        ],
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert_still_up(addr).await;
+
+    // Too large, as sent and once decompressed: 413.
+    let (status, _) = request(addr, "POST", "/v1/traces", &protobuf, &vec![0u8; LIMIT + 1]).await;
+    assert_eq!(status, 413);
+    assert_still_up(addr).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; LIMIT * 16]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < LIMIT);
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "gzip"),
+        ],
+        &bomb,
+    )
+    .await;
+    assert_eq!(status, 413);
+    // Not gzip at all: 400.
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "gzip"),
+        ],
+        b"plain",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_still_up(addr).await;
+
+    // Wrong method and path.
+    let (status, _) = request(addr, "GET", "/v1/traces", &[], b"").await;
+    assert_eq!(status, 405);
+    let (status, _) = request(addr, "GET", "/nowhere", &[], b"").await;
+    assert_eq!(status, 404);
+
+    // An empty request is a success with an empty response.
+    let (status, body) = request(addr, "POST", "/v1/traces", &protobuf, b"").await;
+    assert_eq!((status, body.len()), (200, 0));
+
+    // A real export still works after all that.
+    send_two_services(addr).await;
+    wait_stored(&collector, 3).await;
+    let stats = collector.shutdown().await;
+    assert_eq!(stats.spans_stored, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_with_bad_ids_are_a_partial_success() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan};
+    use prost::Message as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let collector = start(&dir).await;
+    let addr = collector.local_addr();
+    let request_body = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    PSpan {
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        name: "good".into(),
+                        ..Default::default()
+                    },
+                    PSpan {
+                        trace_id: vec![1; 3],
+                        span_id: vec![2; 8],
+                        name: "bad".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[("content-type", "application/x-protobuf")],
+        &request_body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let response = ExportTraceServiceResponse::decode(body.as_slice()).unwrap();
+    assert_eq!(response.partial_success.unwrap().rejected_spans, 1);
+    wait_stored(&collector, 1).await;
+    let (_, trace) = get_json(addr, &format!("/api/traces/{}", "01".repeat(16))).await;
+    assert_eq!(trace["spans"][0]["service"], "unknown_service");
+    collector.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = start(&dir).await;
+    send_two_services(collector.local_addr()).await;
+    wait_stored(&collector, 3).await;
+    collector.shutdown().await;
+
+    let collector = start(&dir).await;
+    let (status, services) = get_json(collector.local_addr(), "/api/services").await;
+    assert_eq!(status, 200);
+    assert_eq!(services, json!({ "services": ["backend", "frontend"] }));
+    collector.shutdown().await;
+}
