@@ -1,7 +1,9 @@
 //! `tracewire`: list, view, critical path and diff of traces in OTLP/JSON
-//! lines files.
+//! lines files; `collect` runs an OTLP/HTTP collector with a trace store
+//! (the `tracewire-collect` crate).
 
 use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,6 +86,20 @@ enum Command {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
         min_delta: Duration,
     },
+    /// Run a trace collector until Ctrl-C or SIGTERM: OTLP/HTTP in
+    /// (`POST /v1/traces`, protobuf or JSON, gzip), every span into an
+    /// embedded SQLite store, and a JSON API to search it
+    /// (`/api/services`, `/api/traces`, `/api/traces/{trace_id}`). On
+    /// stop, what is queued is stored before exiting.
+    Collect {
+        /// The address for OTLP/HTTP and the API.
+        #[arg(long, value_name = "ADDR", default_value = tracewire_collect::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// The store's directory (created if missing) [default:
+        /// tracewire-data in the OS's temporary directory].
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -108,6 +124,8 @@ enum CliError {
     NoInput,
     #[error("cannot write the output: {0}")]
     Output(io::Error),
+    #[error("collect: {0}")]
+    Collect(#[from] tracewire_collect::Error),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +137,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the collector until a stop signal; the final counts as output.
+fn collect(listen: SocketAddr, data: Option<PathBuf>) -> Result<String, CliError> {
+    let data_dir = data.unwrap_or_else(tracewire_collect::default_data_dir);
+    let database = data_dir.join(tracewire_collect::DATABASE_FILE);
+    let config = tracewire_collect::Config {
+        listen,
+        data_dir,
+        ..tracewire_collect::Config::default()
+    };
+    let stats = tracewire_collect::run_until_signal(config, |collector| {
+        let addr = collector.local_addr();
+        let _ = writeln!(
+            io::stderr().lock(),
+            "tracewire collect: OTLP/HTTP on http://{addr}/v1/traces, API on http://{addr}/api/services, store {}; Ctrl-C stops",
+            database.display()
+        );
+    })?;
+    Ok(format!(
+        "stored {} spans ({} rejected, {} lost, {} requests refused with a full queue)\n",
+        stats.spans_stored, stats.spans_rejected, stats.spans_lost, stats.requests_throttled
+    ))
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -187,6 +228,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 render::diff(&diff, &options)
             }
         }
+        Command::Collect { listen, data } => collect(listen, data)?,
     };
     let mut stdout = io::stdout().lock();
     match stdout

@@ -26,6 +26,7 @@
 //! zero-duration span and an orphan; `bad.jsonl` holds three bad lines and
 //! one good one.
 
+mod collect;
 mod commands;
 mod errors;
 mod exporter;

@@ -1,0 +1,67 @@
+//! `tracewire collect` as a process: it listens, answers, and on SIGTERM
+//! stores what it received and exits 0.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+/// One request on a fresh connection; the status code.
+fn post(addr: &str, content_type: &str, body: &[u8]) -> u16 {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/traces HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn collect_answers_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracewire"))
+        .args(["collect", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"))
+        .to_owned();
+
+    assert_eq!(
+        post(&addr, "application/x-protobuf", b"\xff\xff garbage"),
+        400
+    );
+    assert_eq!(post(&addr, "text/plain", b"x"), 415);
+    assert_eq!(
+        post(&addr, "application/json", br#"{"resourceSpans":[]}"#),
+        200
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("stored 0 spans"),
+        "{output:?}"
+    );
+    assert!(dir.path().join("traces.sqlite").exists());
+}
