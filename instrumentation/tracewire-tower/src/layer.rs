@@ -485,10 +485,12 @@ macro_rules! rpc_options {
         /// stream) and the size on the wire, `rpc.message.compressed_size`
         /// for a compressed message, else `rpc.message.uncompressed_size`.
         /// Messages are counted from the 5-byte gRPC framing of the body's
-        /// data frames, whatever their chunking; request messages (server
-        /// `RECEIVED`, client `SENT`) are not recorded, since the layer
-        /// hands the request body on unchanged. Each event counts against
-        /// the span's event limit (128 by default).
+        /// data frames, whatever their chunking. Request messages (server
+        /// `RECEIVED`, client `SENT`, with their own ids) are recorded
+        /// only by a layer made with `for_tonic()` (feature `tonic`),
+        /// which hands the request body on as a `tonic::body::Body`; the
+        /// plain gRPC presets hand it on unchanged. Each event counts
+        /// against the span's event limit (128 by default).
         pub fn message_events(mut self, enabled: bool) -> Self {
             self.mode.$($rpc).+.message_events = enabled;
             self

@@ -84,8 +84,8 @@
 //! [`TraceLayer::grpc_server`] for `tonic::transport::Server::builder()
 //! .layer(…)` and [`TraceLayer::grpc_client`] for a tonic `Channel`
 //! wrapped with `tower::ServiceBuilder`. They need only `http` and
-//! `http-body` (no tonic dependency), and share the HTTP presets'
-//! machinery: the propagator (`traceparent`, `tracestate` and `baggage`
+//! `http-body` (no tonic dependency without the `tonic` feature), and
+//! share the HTTP presets' machinery: the propagator (`traceparent`, `tracestate` and `baggage`
 //! travel as gRPC metadata, which are HTTP/2 headers), the trust boundary,
 //! the hooks, panic capture, and the response body that keeps the span
 //! open until the stream ends.
@@ -205,8 +205,39 @@
 //!   body's data frames with a reader that keeps 5 bytes of state, so a
 //!   message split across HTTP/2 frames counts once and no input can make
 //!   it allocate or panic. Request messages (server `RECEIVED`, client
-//!   `SENT`) are not counted: the layer hands the request body on
-//!   unchanged, since tonic's transport takes its own body type.
+//!   `SENT`, with their own `rpc.message.id` sequence) are counted only by
+//!   a layer made with `.for_tonic()` (feature `tonic`, see below): the
+//!   plain presets hand the request body on unchanged, since the inner
+//!   service's request type is fixed (tonic's routes and `Channel` take
+//!   `http::Request<tonic::body::Body>`) and a counting body is another
+//!   type.
+//!
+//! ## Request messages with tonic (feature `tonic`)
+//!
+//! `for_tonic()` turns a gRPC preset into one whose protocol is `Tonic`:
+//! it re-wraps the request body as `tonic::body::Body::new(counting
+//! body)` (tonic's public, documented constructor; a `tonic::body::Body`
+//! with nothing to count is handed back as it is), so the inner service
+//! still gets `http::Request<tonic::body::Body>`:
+//!
+//! ```
+//! # #[cfg(feature = "tonic")] {
+//! use tracewire_tower::TraceLayer;
+//!
+//! // Server::builder().layer(server).add_service(…)
+//! let server = TraceLayer::grpc_server().message_events(true).for_tonic();
+//! // ServiceBuilder::new().layer(client).service(channel)
+//! let client = TraceLayer::grpc_client().message_events(true).for_tonic();
+//! # let _ = (server, client);
+//! # }
+//! ```
+//!
+//! Each request message then adds an `rpc.message` event (`RECEIVED` on
+//! the server, `SENT` on the client, ids 1, 2, … separate from the
+//! response stream's). The counting body holds the span until the
+//! request stream ends (its last frame, an error, or its drop). The
+//! feature adds a dependency on tonic (without its default features);
+//! everything else is the same as with the [`Grpc`] presets.
 //!
 //! # When each hook runs
 //!
@@ -267,6 +298,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | `http.route` and span names from axum's `MatchedPath`; `client.address` from `ConnectInfo<SocketAddr>` |
+//! | `tonic` | no | `for_tonic()` on the gRPC presets (`Tonic` protocol): the request body handed on as `tonic::body::Body`, so `message_events(true)` counts request messages too |
 //!
 //! With `default-features = false` the crate depends on `http`, `http-body`
 //! and tower's traits only, and works with plain hyper services.
