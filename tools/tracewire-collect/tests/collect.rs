@@ -94,6 +94,18 @@ async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<u8>) {
+    let (status, _, body) = request_full(addr, method, path, headers, body).await;
+    (status, body)
+}
+
+/// One HTTP/1.1 request on a fresh connection: status, head and body.
+async fn request_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
@@ -112,9 +124,9 @@ async fn request(
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("a complete HTTP answer");
-    let status_line = String::from_utf8_lossy(&answer[..split]).to_string();
-    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, answer[split + 4..].to_vec())
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, answer[split + 4..].to_vec())
 }
 
 async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
@@ -351,7 +363,107 @@ async fn otlp_json_is_accepted() {
     assert_eq!(trace["spans"][0]["span_id"], "cd".repeat(8));
     assert_eq!(trace["spans"][0]["service"], "python-app");
     assert_eq!(trace["spans"][0]["kind"], "server");
+
+    // As the OTLP/JSON spec (and the Python SDK) writes it: hex ids,
+    // 64-bit integers as strings.
+    let spec = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name",
+        "value":{"stringValue":"py"}}]},"scopeSpans":[{"scope":{"name":"s"},"spans":[{
+        "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+        "parentSpanId":"eee19b7ec3c1b173","name":"x","kind":3,
+        "startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000",
+        "attributes":[{"key":"n","value":{"intValue":"42"}}],"status":{"code":2,"message":"m"}}]}]}]}"#;
+    let (status, body) = request_json(addr, spec).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    wait_stored(&collector, 2).await;
+    let (_, trace) = get_json(addr, "/api/traces/5b8efff798038103d269b633813fc60c").await;
+    let one = &trace["spans"][0];
+    assert_eq!(one["span_id"], "eee19b7ec3c1b174");
+    assert_eq!(one["parent_span_id"], "eee19b7ec3c1b173");
+    assert_eq!(one["kind"], "client");
+    assert_eq!(one["attributes"], json!({ "n": 42 }));
+    assert_eq!(one["status"], json!({ "code": "error", "message": "m" }));
+    assert_eq!(one["duration_ns"], 1_000_000_000);
     collector.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_with_retry_after_then_drains() {
+    use sqlx::Connection as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().to_path_buf(),
+        queue_capacity: 1,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let addr = collector.local_addr();
+    // Another connection holds the write lock: the writer waits (within
+    // its busy timeout), so accepted batches pile up in the queue.
+    let url = format!("sqlite:{}", dir.path().join("traces.sqlite").display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let body = ExportBody::one(9).encode();
+    let protobuf = [("content-type", "application/x-protobuf")];
+    let mut accepted = 0;
+    let mut refused = None;
+    for _ in 0..10 {
+        let (status, headers, _) = request_full(addr, "POST", "/v1/traces", &protobuf, &body).await;
+        match status {
+            200 => accepted += 1,
+            503 => {
+                refused = Some(headers);
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let headers = refused.expect("a full queue is refused");
+    assert!(
+        headers.to_ascii_lowercase().contains("retry-after: 1"),
+        "{headers}"
+    );
+    assert!((1..=2).contains(&accepted), "{accepted}");
+    assert_still_up(addr).await;
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.close().await.unwrap();
+    let stats = collector.shutdown().await;
+    assert_eq!(stats.spans_stored, accepted);
+    assert_eq!(stats.requests_throttled, 1);
+}
+
+/// A one-span protobuf export request.
+struct ExportBody(opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest);
+
+impl ExportBody {
+    fn one(id: u8) -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan};
+        ExportBody(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![PSpan {
+                        trace_id: vec![id; 16],
+                        span_id: vec![id; 8],
+                        name: "queued".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        use prost::Message as _;
+        self.0.encode_to_vec()
+    }
 }
 
 async fn request_json(addr: SocketAddr, body: &[u8]) -> (u16, Vec<u8>) {
