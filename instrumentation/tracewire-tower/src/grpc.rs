@@ -294,8 +294,9 @@ pub(crate) fn transport_error<E: fmt::Display>(span: &Span, legacy: bool, error:
 }
 
 /// How early before its deadline a call may end and still count as past
-/// it: the server's timer (tonic's `grpc-timeout` enforcement) starts a
-/// little before the layer sees the request.
+/// it, at least: the server's timer (tonic's `grpc-timeout` enforcement)
+/// starts before the layer sees the request, by more on a busy machine, so
+/// the slack is also a tenth of the timeout ([`Deadline::passed`]).
 const DEADLINE_SLACK: Duration = Duration::from_millis(5);
 
 /// The `grpc-timeout` of a call: when it started and how long it may take.
@@ -320,9 +321,12 @@ impl Deadline {
         })
     }
 
-    /// Whether the deadline has passed (within `DEADLINE_SLACK`).
+    /// Whether the deadline has passed, within a slack of a tenth of the
+    /// timeout (at least [`DEADLINE_SLACK`]): a call dropped that close to
+    /// its deadline ended because of it.
     pub(crate) fn passed(&self) -> bool {
-        self.start.elapsed() + DEADLINE_SLACK >= self.timeout
+        let slack = (self.timeout / 10).max(DEADLINE_SLACK);
+        self.start.elapsed() + slack >= self.timeout
     }
 
     /// Records `DEADLINE_EXCEEDED` (an error on both sides).
