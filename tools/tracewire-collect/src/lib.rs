@@ -20,7 +20,10 @@
 //! lists every answer.
 
 mod api;
+mod config;
+mod filter;
 mod otlp;
+mod pipeline;
 mod server;
 mod store;
 
@@ -29,6 +32,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use config::{CollectorFile, ConfigError, MAX_CONFIG_BYTES, Pipeline, STORE_EXPORTER};
 pub use otlp::UNKNOWN_SERVICE;
 pub use store::{
     DATABASE_FILE, DEFAULT_LIMIT, MAX_LIMIT, SpanRow, Store, StoreError, TraceQuery, TraceSummary,
@@ -59,6 +63,35 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// The processors between the receiver and the store (default: none,
+    /// every span is stored); see [`Config::apply`].
+    pub pipeline: Pipeline,
+}
+
+impl Config {
+    /// Takes a Collector configuration file's settings: its OTLP/HTTP
+    /// endpoint (when it names one) and its traces pipeline.
+    ///
+    /// ```
+    /// use tracewire_collect::{CollectorFile, Config};
+    ///
+    /// let file = CollectorFile::from_yaml(
+    ///     "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n\
+    ///      exporters: {tracewire_store: {}}\n\
+    ///      service: {pipelines: {traces: {receivers: [otlp], exporters: [tracewire_store]}}}\n",
+    /// )
+    /// .unwrap();
+    /// let config = Config::default().apply(file);
+    /// assert_eq!(config.listen.port(), 0);
+    /// ```
+    #[must_use]
+    pub fn apply(mut self, file: CollectorFile) -> Self {
+        if let Some(listen) = file.listen {
+            self.listen = listen;
+        }
+        self.pipeline = file.pipeline;
+        self
+    }
 }
 
 impl Default for Config {
@@ -72,6 +105,7 @@ impl Default for Config {
             body_limit: DEFAULT_BODY_LIMIT,
             queue_capacity: 64,
             max_connections: 128,
+            pipeline: Pipeline::default(),
         }
     }
 }
@@ -114,6 +148,11 @@ pub struct Stats {
     pub spans_lost: u64,
     /// Export requests refused with 503 because the queue was full.
     pub requests_throttled: u64,
+    /// Spans dropped by a `filter` processor.
+    pub spans_filtered: u64,
+    /// Spans dropped by a `tail_sampling` processor (their trace was not
+    /// kept, or it had more spans than are buffered per trace).
+    pub spans_not_sampled: u64,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +162,8 @@ pub(crate) struct Counters {
     pub(crate) spans_stored: AtomicU64,
     pub(crate) spans_lost: AtomicU64,
     pub(crate) requests_throttled: AtomicU64,
+    pub(crate) spans_filtered: AtomicU64,
+    pub(crate) spans_not_sampled: AtomicU64,
 }
 
 impl Counters {
@@ -138,6 +179,8 @@ impl Counters {
             spans_stored: get(&self.spans_stored),
             spans_lost: get(&self.spans_lost),
             requests_throttled: get(&self.requests_throttled),
+            spans_filtered: get(&self.spans_filtered),
+            spans_not_sampled: get(&self.spans_not_sampled),
         }
     }
 }
@@ -176,7 +219,12 @@ impl Collector {
         let counters = Arc::new(Counters::default());
         let (queue, batches) = tokio::sync::mpsc::channel(config.queue_capacity.max(1));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let writer = tokio::spawn(server::write(batches, store.clone(), counters.clone()));
+        let writer = tokio::spawn(server::write(
+            batches,
+            store.clone(),
+            counters.clone(),
+            pipeline::Processors::new(&config.pipeline),
+        ));
         let state = Arc::new(server::State {
             store: store.clone(),
             queue,

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::io::Read as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::otlp::{self, Encoding};
+use crate::pipeline::Processors;
 use crate::store::{SpanRow, Store};
 use crate::{Counters, DRAIN_TIMEOUT, api};
 
@@ -40,18 +41,59 @@ pub(crate) struct State {
 
 pub(crate) type Reply = Response<Full<Bytes>>;
 
-/// Writes batches until every sender is gone and the queue is empty.
+/// Runs batches through the processors and writes what they pass, until
+/// every sender is gone and the queue is empty; then decides every trace
+/// still buffered and writes those kept.
 pub(crate) async fn write(
     mut batches: mpsc::Receiver<Vec<SpanRow>>,
     store: Store,
     counters: Arc<Counters>,
+    mut processors: Processors,
 ) {
-    while let Some(batch) = batches.recv().await {
-        let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        match store.insert(&batch).await {
-            Ok(()) => Counters::add(&counters.spans_stored, n),
-            Err(_) => Counters::add(&counters.spans_lost, n),
-        }
+    loop {
+        let deadline = processors.next_deadline();
+        let received = tokio::select! {
+            batch = batches.recv() => match batch {
+                Some(batch) => Some(batch),
+                None => break,
+            },
+            () = sleep_until(deadline) => None,
+        };
+        let now = Instant::now();
+        let mut out = match received {
+            Some(batch) => processors.push(batch, now),
+            None => Vec::new(),
+        };
+        out.extend(processors.tick(now, false));
+        store_batch(&store, &counters, &mut processors, out).await;
+    }
+    let out = processors.tick(Instant::now(), true);
+    store_batch(&store, &counters, &mut processors, out).await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn store_batch(
+    store: &Store,
+    counters: &Counters,
+    processors: &mut Processors,
+    batch: Vec<SpanRow>,
+) {
+    let dropped = std::mem::take(&mut processors.dropped);
+    Counters::add(&counters.spans_filtered, dropped.filtered);
+    Counters::add(&counters.spans_not_sampled, dropped.not_sampled);
+    if batch.is_empty() {
+        return;
+    }
+    let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+    match store.insert(&batch).await {
+        Ok(()) => Counters::add(&counters.spans_stored, n),
+        Err(_) => Counters::add(&counters.spans_lost, n),
     }
 }
 

@@ -1,0 +1,413 @@
+//! The OpenTelemetry Collector's YAML configuration, for the parts this
+//! collector supports (the README lists them).
+
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+
+use crate::filter::SpanFilter;
+use crate::pipeline::{ProcessorConfig, TailSamplingConfig};
+
+/// Longest configuration file read, in bytes.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// The embedded store's exporter type, for `exporters:` and the pipeline.
+pub const STORE_EXPORTER: &str = "tracewire_store";
+
+/// A configuration file that cannot be used: the message names the
+/// component or field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// Not YAML, or not the Collector's shape.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
+
+/// The processors of the traces pipeline, in order (none: every span
+/// received is stored).
+#[derive(Clone, Debug, Default)]
+pub struct Pipeline {
+    pub(crate) processors: Vec<(String, ProcessorConfig)>,
+}
+
+impl Pipeline {
+    /// The processors' ids (`type[/name]`), in pipeline order.
+    pub fn processor_ids(&self) -> Vec<&str> {
+        self.processors.iter().map(|(id, _)| id.as_str()).collect()
+    }
+}
+
+/// A Collector configuration file, read by [`CollectorFile::from_yaml`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CollectorFile {
+    /// `receivers.otlp.protocols.http.endpoint`, when given.
+    pub listen: Option<SocketAddr>,
+    /// `service.pipelines.traces`.
+    pub pipeline: Pipeline,
+    /// Settings accepted and not used, and values clamped (from the
+    /// tail-sampling policy parser).
+    pub warnings: Vec<String>,
+}
+
+impl CollectorFile {
+    /// Reads the file at `path` ([`CollectorFile::from_yaml`]).
+    ///
+    /// # Errors
+    /// When it cannot be read (or is over [`MAX_CONFIG_BYTES`]) or is
+    /// invalid.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(invalid(format!(
+                "{}: {} bytes, more than the {MAX_CONFIG_BYTES} read",
+                path.display(),
+                text.len()
+            )));
+        }
+        let text = String::from_utf8(text)
+            .map_err(|_| invalid(format!("{}: not UTF-8", path.display())))?;
+        Self::from_yaml(&text)
+    }
+
+    /// Reads the Collector's YAML configuration: `receivers`,
+    /// `processors`, `exporters` and `service.pipelines.traces`.
+    ///
+    /// # Errors
+    /// When the text is not YAML; a component's type is unknown or not
+    /// supported yet (the message names it); the pipeline names a
+    /// component not defined; a setting is malformed.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(invalid(format!(
+                "{} bytes, more than the {MAX_CONFIG_BYTES} read",
+                text.len()
+            )));
+        }
+        let yaml: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+        let root = serde_json::to_value(yaml)
+            .map_err(|e| invalid(format!("not the Collector's shape: {e}")))?;
+        let root = object(&root, "the file")?;
+        let mut warnings = Vec::new();
+        for key in root.keys() {
+            match key.as_str() {
+                "receivers" | "processors" | "exporters" | "service" => {}
+                "extensions" | "connectors" => {
+                    return Err(invalid(format!("{key}: not supported yet")));
+                }
+                _ => return Err(invalid(format!("unknown top-level section {key:?}"))),
+            }
+        }
+        let empty = Json::Object(Map::new());
+        let receivers = object(root.get("receivers").unwrap_or(&empty), "receivers")?;
+        let processors = object(root.get("processors").unwrap_or(&empty), "processors")?;
+        let exporters = object(root.get("exporters").unwrap_or(&empty), "exporters")?;
+
+        // Every defined component is checked, used or not.
+        let mut listen = None;
+        for (id, settings) in receivers {
+            match component_type(id) {
+                "otlp" => listen = otlp_receiver(id, settings)?,
+                "jaeger" | "zipkin" | "kafka" | "prometheus" => {
+                    return Err(invalid(format!("receiver {id:?}: not supported yet")));
+                }
+                _ => return Err(invalid(format!("unknown receiver {id:?}"))),
+            }
+        }
+        let mut parsed = std::collections::HashMap::new();
+        for (id, settings) in processors {
+            let processor = match component_type(id) {
+                "batch" => {
+                    batch_settings(id, settings, &mut warnings)?;
+                    ProcessorConfig::Batch
+                }
+                "filter" => {
+                    ProcessorConfig::Filter(Arc::new(SpanFilter::from_settings(id, settings)?))
+                }
+                "tail_sampling" => {
+                    ProcessorConfig::TailSampling(tail_sampling(id, settings, &mut warnings)?)
+                }
+                "memory_limiter"
+                | "attributes"
+                | "resource"
+                | "transform"
+                | "span"
+                | "probabilistic_sampler"
+                | "groupbytrace"
+                | "k8sattributes"
+                | "resourcedetection" => {
+                    return Err(invalid(format!("processor {id:?}: not supported yet")));
+                }
+                _ => return Err(invalid(format!("unknown processor {id:?}"))),
+            };
+            parsed.insert(id.clone(), processor);
+        }
+        for id in exporters.keys() {
+            match component_type(id) {
+                STORE_EXPORTER => {}
+                "otlp" | "otlphttp" | "file" | "debug" | "logging" => {
+                    return Err(invalid(format!(
+                        "exporter {id:?}: not supported yet (only {STORE_EXPORTER:?}, the \
+                         embedded store)"
+                    )));
+                }
+                _ => return Err(invalid(format!("unknown exporter {id:?}"))),
+            }
+        }
+
+        let service = object(root.get("service").unwrap_or(&empty), "service")?;
+        for key in service.keys() {
+            match key.as_str() {
+                "pipelines" => {}
+                "telemetry" | "extensions" => {
+                    warnings.push(format!("service.{key}: accepted, not used"));
+                }
+                _ => return Err(invalid(format!("unknown setting service.{key}"))),
+            }
+        }
+        let pipelines = object(
+            service.get("pipelines").unwrap_or(&empty),
+            "service.pipelines",
+        )?;
+        let mut pipeline = Pipeline::default();
+        let mut seen_traces = false;
+        for (id, settings) in pipelines {
+            if component_type(id) != "traces" {
+                return Err(invalid(format!(
+                    "pipeline {id:?}: not supported yet (only traces)"
+                )));
+            }
+            if seen_traces {
+                return Err(invalid(format!(
+                    "pipeline {id:?}: only one traces pipeline is supported yet"
+                )));
+            }
+            seen_traces = true;
+            let settings = object(settings, id)?;
+            for key in settings.keys() {
+                if !matches!(key.as_str(), "receivers" | "processors" | "exporters") {
+                    return Err(invalid(format!("pipeline {id:?}: unknown setting {key:?}")));
+                }
+            }
+            let used = |section: &str| -> Result<Vec<String>, ConfigError> {
+                match settings.get(section) {
+                    None | Some(Json::Null) => Ok(Vec::new()),
+                    Some(Json::Array(items)) => items
+                        .iter()
+                        .map(|v| {
+                            v.as_str().map(str::to_owned).ok_or_else(|| {
+                                invalid(format!("pipeline {id:?}: {section}: not a list of names"))
+                            })
+                        })
+                        .collect(),
+                    Some(_) => Err(invalid(format!("pipeline {id:?}: {section}: not a list"))),
+                }
+            };
+            let used_receivers = used("receivers")?;
+            if used_receivers.is_empty() {
+                return Err(invalid(format!("pipeline {id:?}: no receivers")));
+            }
+            for r in &used_receivers {
+                if !receivers.contains_key(r) {
+                    return Err(invalid(format!(
+                        "pipeline {id:?}: receiver {r:?} is not defined under receivers"
+                    )));
+                }
+            }
+            for p in used("processors")? {
+                let Some(processor) = parsed.get(&p) else {
+                    return Err(invalid(format!(
+                        "pipeline {id:?}: processor {p:?} is not defined under processors"
+                    )));
+                };
+                pipeline.processors.push((p.clone(), processor.clone()));
+            }
+            let used_exporters = used("exporters")?;
+            if used_exporters.is_empty() {
+                return Err(invalid(format!("pipeline {id:?}: no exporters")));
+            }
+            for e in &used_exporters {
+                if !exporters.contains_key(e) {
+                    return Err(invalid(format!(
+                        "pipeline {id:?}: exporter {e:?} is not defined under exporters"
+                    )));
+                }
+            }
+        }
+        if !seen_traces {
+            return Err(invalid("service.pipelines: no traces pipeline"));
+        }
+        Ok(CollectorFile {
+            listen,
+            pipeline,
+            warnings,
+        })
+    }
+}
+
+/// `type/name` → `type`.
+fn component_type(id: &str) -> &str {
+    id.split_once('/').map_or(id, |(t, _)| t)
+}
+
+fn object<'a>(value: &'a Json, what: &str) -> Result<&'a Map<String, Json>, ConfigError> {
+    static EMPTY: std::sync::OnceLock<Map<String, Json>> = std::sync::OnceLock::new();
+    match value {
+        Json::Object(map) => Ok(map),
+        // `batch:` with nothing after it.
+        Json::Null => Ok(EMPTY.get_or_init(Map::new)),
+        _ => Err(invalid(format!("{what}: not a mapping"))),
+    }
+}
+
+fn otlp_receiver(id: &str, settings: &Json) -> Result<Option<SocketAddr>, ConfigError> {
+    let settings = object(settings, id)?;
+    let empty = Json::Null;
+    let protocols = object(settings.get("protocols").unwrap_or(&empty), id)?;
+    if let Some(key) = settings.keys().find(|k| k.as_str() != "protocols") {
+        return Err(invalid(format!("receiver {id:?}: unknown setting {key:?}")));
+    }
+    let mut listen = None;
+    for (protocol, p) in protocols {
+        match protocol.as_str() {
+            "grpc" => {
+                return Err(invalid(format!(
+                    "receiver {id:?}: protocols.grpc (OTLP/gRPC): not supported yet; use \
+                     protocols.http"
+                )));
+            }
+            "http" => {
+                let p = object(p, "protocols.http")?;
+                for (key, value) in p {
+                    match key.as_str() {
+                        "endpoint" => {
+                            let text = value.as_str().ok_or_else(|| {
+                                invalid(format!(
+                                    "receiver {id:?}: protocols.http.endpoint: not a string"
+                                ))
+                            })?;
+                            listen = Some(endpoint(id, text)?);
+                        }
+                        _ => {
+                            return Err(invalid(format!(
+                                "receiver {id:?}: protocols.http.{key}: not supported yet"
+                            )));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "receiver {id:?}: unknown protocol {protocol:?}"
+                )));
+            }
+        }
+    }
+    Ok(listen)
+}
+
+fn endpoint(id: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            invalid(format!(
+                "receiver {id:?}: protocols.http.endpoint {text:?}: not host:port"
+            ))
+        })
+}
+
+fn batch_settings(
+    id: &str,
+    settings: &Json,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in object(settings, id)? {
+        match key.as_str() {
+            "timeout" => {
+                duration(id, key, value)?;
+            }
+            "send_batch_size" | "send_batch_max_size" => {
+                if value.as_u64().is_none() {
+                    return Err(invalid(format!(
+                        "processor {id:?}: {key}: not a whole number"
+                    )));
+                }
+            }
+            "metadata_keys" | "metadata_cardinality_limit" => {}
+            _ => {
+                return Err(invalid(format!(
+                    "processor {id:?}: unknown setting {key:?}"
+                )));
+            }
+        }
+        warnings.push(format!(
+            "processor {id:?}: {key}: accepted, not used (batches are written as received)"
+        ));
+    }
+    Ok(())
+}
+
+fn duration(id: &str, key: &str, value: &Json) -> Result<Duration, ConfigError> {
+    value
+        .as_str()
+        .and_then(|s| humantime::parse_duration(s.trim()).ok())
+        .ok_or_else(|| {
+            invalid(format!(
+                "processor {id:?}: {key}: not a duration such as \"2s\" or \"500ms\""
+            ))
+        })
+}
+
+fn tail_sampling(
+    id: &str,
+    settings: &Json,
+    warnings: &mut Vec<String>,
+) -> Result<TailSamplingConfig, ConfigError> {
+    let mut settings = object(settings, id)?.clone();
+    // The core's parser reads `decision_wait_ms`; the Collector writes a
+    // duration string.
+    if let Some(value) = settings.remove("decision_wait") {
+        let wait = duration(id, "decision_wait", &value)?;
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        settings.insert("decision_wait_ms".into(), Json::from(ms));
+    }
+    let text = Json::Object(settings).to_string();
+    let file =
+        tracewire::tail::policy_file_from_json(&text, tracewire::tail::TailConfig::default())
+            .map_err(|e| invalid(format!("processor {id:?}: {e}")))?;
+    warnings.extend(
+        file.warnings
+            .iter()
+            .map(|w| format!("processor {id:?}: {w}")),
+    );
+    Ok(TailSamplingConfig {
+        decision_wait: file.config.decision_wait,
+        num_traces: file.config.max_traces.max(1),
+        max_spans_per_trace: file.config.max_spans_per_trace.max(1),
+        decision_cache: file.config.decision_cache.max(1),
+        policies: Arc::new(file.policies),
+    })
+}
