@@ -10,6 +10,9 @@
 //!   ([`diff()`], [`render::diff`]),
 //! - JSON for scripts ([`json`]).
 //!
+//! Traces can also be read from a running collector (`tracewire collect`)
+//! over its JSON API ([`remote::Client`]).
+//!
 //! The `tracewire` binary is a thin command line over this crate.
 //!
 //! ```
@@ -96,6 +99,7 @@ pub mod diff;
 pub mod json;
 mod load;
 mod model;
+pub mod remote;
 pub mod render;
 
 pub use critical_path::{CriticalPath, Section, Step, critical_path};

@@ -187,17 +187,23 @@ impl Loader {
                 })
                 .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
             for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
-                self.stats.spans += 1;
-                let Some(span) = convert(span, &service) else {
-                    self.stats.invalid_spans += 1;
-                    continue;
-                };
-                if self.seen.insert((span.trace_id, span.span_id)) {
-                    self.spans.entry(span.trace_id).or_default().push(span);
-                } else {
-                    self.stats.duplicate_spans += 1;
-                }
+                self.add_span(convert(span, &service));
             }
+        }
+    }
+
+    /// Adds one span read from elsewhere (the collector's API); `None`
+    /// counts a span whose ids were missing or invalid.
+    pub(crate) fn add_span(&mut self, span: Option<Span>) {
+        self.stats.spans += 1;
+        let Some(span) = span else {
+            self.stats.invalid_spans += 1;
+            return;
+        };
+        if self.seen.insert((span.trace_id, span.span_id)) {
+            self.spans.entry(span.trace_id).or_default().push(span);
+        } else {
+            self.stats.duplicate_spans += 1;
         }
     }
 

@@ -1,5 +1,5 @@
 //! `tracewire`: list, view, critical path and diff of traces in OTLP/JSON
-//! lines files; `collect` runs an OTLP/HTTP collector with a trace store
+//! lines files or in a running collector (`--from URL`); `collect` runs an OTLP/HTTP collector with a trace store
 //! (the `tracewire-collect` crate).
 
 use std::io::{self, IsTerminal, Write};
@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tracewire_cli::remote::{self, RemoteError};
 use tracewire_cli::{FindError, LoadError, Loader, RenderOptions, Traces, json, render};
 
 /// View and analyse traces exported as OTLP/JSON lines (tracewire's
@@ -17,6 +18,11 @@ use tracewire_cli::{FindError, LoadError, Loader, RenderOptions, Traces, json, r
 /// Spans from every file are merged by trace id, so give the files of all
 /// the services of a system together. Without a file, spans are read from
 /// standard input. A trace id may be shortened to any unique prefix.
+///
+/// With `--from http://HOST:PORT`, traces are read from a running
+/// `tracewire collect` over its JSON API instead: `list` shows the most
+/// recent ones (`--limit`), and a shortened trace id is looked up among
+/// the 1000 most recent (give the full 32 digits for older traces).
 #[derive(Debug, Parser)]
 #[command(name = "tracewire", version)]
 struct Cli {
@@ -24,6 +30,11 @@ struct Cli {
     /// input). Files may also be given after the command's arguments.
     #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
     file: Vec<PathBuf>,
+
+    /// Read traces from the collector at this URL (`http://HOST:PORT`, as
+    /// `tracewire collect` prints it) instead of from files.
+    #[arg(long, value_name = "URL", global = true)]
+    from: Option<String>,
 
     /// Print JSON (stable field names, listed in the README) instead of
     /// text.
@@ -46,6 +57,11 @@ enum Command {
         /// OTLP/JSON lines files to read.
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// With `--from`: how many of the most recent traces to list
+        /// (at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
     },
     /// Show one trace as a waterfall: a row per span with its service,
     /// operation, offset, duration and a bar; errors, orphans, clock skew
@@ -124,6 +140,12 @@ enum CliError {
     NoInput,
     #[error("cannot write the output: {0}")]
     Output(io::Error),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("give either files or --from URL, not both")]
+    FilesAndUrl,
+    #[error("{0:?} is a URL, not a file: read from a collector with --from {0}")]
+    UrlAsFile(String),
     #[error("collect: {0}")]
     Collect(#[from] tracewire_collect::Error),
 }
@@ -175,9 +197,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
     };
     let mut options = RenderOptions::new().with_color(color);
     let output = match cli.command {
-        Command::List { files: more } => {
+        Command::List { files: more, limit } => {
             files.extend(more);
-            let traces = load(&files)?;
+            let traces = match source(cli.from, &files)? {
+                Some(client) => report(client.recent(limit.into())?),
+                None => load(&files)?,
+            };
             if cli.json {
                 pretty(&json::list(&traces))
             } else {
@@ -190,7 +215,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             width,
         } => {
             files.extend(more);
-            let traces = load(&files)?;
+            let traces = load_ids(cli.from, &files, &[&trace_id])?;
             let trace = traces.find(&trace_id)?;
             if cli.json {
                 pretty(&json::view(trace))
@@ -203,7 +228,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             files: more,
         } => {
             files.extend(more);
-            let traces = load(&files)?;
+            let traces = load_ids(cli.from, &files, &[&trace_id])?;
             let trace = traces.find(&trace_id)?;
             let path = tracewire_cli::critical_path(trace);
             if cli.json {
@@ -219,7 +244,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             min_delta,
         } => {
             files.extend(more);
-            let traces = load(&files)?;
+            let traces = load_ids(cli.from, &files, &[&a, &b])?;
             let diff = tracewire_cli::diff(traces.find(&a)?, traces.find(&b)?);
             options = options.with_min_delta(min_delta);
             if cli.json {
@@ -242,6 +267,33 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The collector to read from, when `--from` is given (and no file).
+fn source(from: Option<String>, files: &[PathBuf]) -> Result<Option<remote::Client>, CliError> {
+    let Some(url) = from else {
+        if let Some(url) = files
+            .iter()
+            .filter_map(|f| f.to_str())
+            .find(|f| f.starts_with("http://") || f.starts_with("https://"))
+        {
+            return Err(CliError::UrlAsFile(url.to_owned()));
+        }
+        return Ok(None);
+    };
+    if !files.is_empty() {
+        return Err(CliError::FilesAndUrl);
+    }
+    Ok(Some(remote::Client::new(&url)?))
+}
+
+/// The traces named by `ids` from the collector (`--from`), or every
+/// trace of the files.
+fn load_ids(from: Option<String>, files: &[PathBuf], ids: &[&str]) -> Result<Traces, CliError> {
+    match source(from, files)? {
+        Some(client) => Ok(report(client.traces(ids)?)),
+        None => load(files),
+    }
+}
+
 /// Reads the files (standard input for `-`, or when none is given and
 /// standard input is not a terminal) and reports skipped input on stderr.
 fn load(files: &[PathBuf]) -> Result<Traces, CliError> {
@@ -259,7 +311,11 @@ fn load(files: &[PathBuf]) -> Result<Traces, CliError> {
             loader.read_path(file)?;
         }
     }
-    let traces = loader.finish();
+    Ok(report(loader.finish()))
+}
+
+/// Reports skipped input on stderr.
+fn report(traces: Traces) -> Traces {
     let stats = traces.stats();
     let mut stderr = io::stderr().lock();
     if stats.bad_lines > 0 {
@@ -291,7 +347,7 @@ fn load(files: &[PathBuf]) -> Result<Traces, CliError> {
             plural(stats.duplicate_spans)
         );
     }
-    Ok(traces)
+    traces
 }
 
 fn plural(n: usize) -> &'static str {

@@ -25,9 +25,13 @@
 //! `skew.jsonl` holds a trace whose backend clock runs behind, with a
 //! zero-duration span and an orphan; `bad.jsonl` holds three bad lines and
 //! one good one.
+//!
+//! `remote` runs the commands with `--from URL` against a collector started
+//! in the test process.
 
 mod collect;
 mod commands;
 mod errors;
 mod exporter;
+mod remote;
 mod support;
