@@ -130,6 +130,9 @@ pub enum Error {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configuration file could not be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The async runtime could not be built.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
