@@ -108,9 +108,16 @@ enum Command {
     /// (`/api/services`, `/api/traces`, `/api/traces/{trace_id}`). On
     /// stop, what is queued is stored before exiting.
     Collect {
-        /// The address for OTLP/HTTP and the API.
-        #[arg(long, value_name = "ADDR", default_value = tracewire_collect::DEFAULT_LISTEN)]
-        listen: SocketAddr,
+        /// A Collector-shaped YAML configuration: the OTLP/HTTP receiver's
+        /// endpoint, the batch, filter and tail_sampling processors and the
+        /// traces pipeline (see tracewire-collect's README for what is
+        /// supported; anything else is an error naming it).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The address for OTLP/HTTP and the API [default: the config's
+        /// receiver endpoint, else 127.0.0.1:4318].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
         /// The store's directory (created if missing) [default:
         /// tracewire-data in the OS's temporary directory].
         #[arg(long, value_name = "DIR")]
@@ -162,14 +169,29 @@ fn main() -> ExitCode {
 }
 
 /// Runs the collector until a stop signal; the final counts as output.
-fn collect(listen: SocketAddr, data: Option<PathBuf>) -> Result<String, CliError> {
+fn collect(
+    config_file: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+) -> Result<String, CliError> {
     let data_dir = data.unwrap_or_else(tracewire_collect::default_data_dir);
     let database = data_dir.join(tracewire_collect::DATABASE_FILE);
-    let config = tracewire_collect::Config {
-        listen,
+    let mut config = tracewire_collect::Config {
         data_dir,
         ..tracewire_collect::Config::default()
     };
+    if let Some(path) = config_file {
+        let file = tracewire_collect::CollectorFile::load(&path)
+            .map_err(tracewire_collect::Error::from)?;
+        let mut stderr = io::stderr().lock();
+        for warning in &file.warnings {
+            let _ = writeln!(stderr, "tracewire collect: {}: {warning}", path.display());
+        }
+        config = config.apply(file);
+    }
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
     let stats = tracewire_collect::run_until_signal(config, |collector| {
         let addr = collector.local_addr();
         let _ = writeln!(
@@ -253,7 +275,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 render::diff(&diff, &options)
             }
         }
-        Command::Collect { listen, data } => collect(listen, data)?,
+        Command::Collect {
+            config,
+            listen,
+            data,
+        } => collect(config, listen, data)?,
     };
     let mut stdout = io::stdout().lock();
     match stdout

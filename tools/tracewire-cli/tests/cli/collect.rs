@@ -65,3 +65,27 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
     );
     assert!(dir.path().join("traces.sqlite").exists());
 }
+
+#[test]
+fn a_config_with_an_unknown_component_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("collector.yaml");
+    std::fs::write(
+        &config,
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\n\
+         processors:\n  groupbytrace: {}\n\
+         exporters:\n  tracewire_store: {}\n\
+         service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [groupbytrace]\n      exporters: [tracewire_store]\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tracewire"))
+        .args(["collect", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("groupbytrace"), "{stderr}");
+}
