@@ -462,7 +462,7 @@ pub fn legacy_opt_in_from_env() -> bool {
 /// assert!(span.attribute("http.response.header.x-cache").is_some());
 /// assert_eq!(span.attribute("http.response.status_code"), Some(&Value::I64(200)));
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClientOptions {
     propagator: Option<Arc<dyn Propagator>>,
     propagation: bool,
@@ -475,18 +475,6 @@ impl Default for ClientOptions {
     /// The same as [`ClientOptions::new`].
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientOptions")
-            .field("propagator", &self.propagator)
-            .field("propagation", &self.propagation)
-            .field("request_headers", &self.request_headers)
-            .field("response_headers", &self.response_headers)
-            .field("legacy", &self.legacy)
-            .finish()
     }
 }
 
