@@ -281,6 +281,23 @@ impl sealed::Protocol for Http {
     }
 }
 
+/// Records a gRPC response head on the span of `side`: the allow-listed
+/// response metadata, and the status of a trailers-only response; else
+/// the status is read from the trailers.
+fn grpc_response(span: &Span, rpc: &RpcOptions, headers: &HeaderMap, side: Side) -> BodyEnd {
+    let legacy = rpc.legacy;
+    let metadata = grpc::record_response_metadata(span, &rpc.response_metadata, headers);
+    if grpc::record_status_from(span, headers, side, legacy) {
+        BodyEnd::Nothing
+    } else {
+        BodyEnd::GrpcStatus {
+            side,
+            legacy,
+            metadata,
+        }
+    }
+}
+
 /// The gRPC side of [`sealed::Protocol`], for [`Grpc`] and `Tonic`.
 macro_rules! grpc_protocol {
     ($protocol:ty) => {
@@ -299,21 +316,7 @@ macro_rules! grpc_protocol {
             }
 
             fn server_response<B>(span: &Span, common: &Common, response: &Response<B>) -> BodyEnd {
-                let legacy = common.rpc.legacy;
-                let metadata = grpc::record_response_metadata(
-                    span,
-                    &common.rpc.response_metadata,
-                    response.headers(),
-                );
-                if grpc::record_status_from(span, response.headers(), Side::Server, legacy) {
-                    BodyEnd::Nothing
-                } else {
-                    BodyEnd::GrpcStatus {
-                        side: Side::Server,
-                        legacy,
-                        metadata,
-                    }
-                }
+                grpc_response(span, &common.rpc, response.headers(), Side::Server)
             }
 
             fn client_span<B>(
@@ -330,21 +333,7 @@ macro_rules! grpc_protocol {
                 rpc: &RpcOptions,
                 response: &Response<B>,
             ) -> BodyEnd {
-                let rpc_legacy = rpc.legacy;
-                let metadata = grpc::record_response_metadata(
-                    span,
-                    &rpc.response_metadata,
-                    response.headers(),
-                );
-                if grpc::record_status_from(span, response.headers(), Side::Client, rpc_legacy) {
-                    BodyEnd::Nothing
-                } else {
-                    BodyEnd::GrpcStatus {
-                        side: Side::Client,
-                        legacy: rpc_legacy,
-                        metadata,
-                    }
-                }
+                grpc_response(span, rpc, response.headers(), Side::Client)
             }
 
             fn deadline(headers: &HeaderMap, side: Side, rpc: &RpcOptions) -> Option<Deadline> {
