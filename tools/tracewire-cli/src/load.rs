@@ -1,6 +1,6 @@
 //! Reading OTLP/JSON lines: files, standard input, any reader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -446,6 +446,48 @@ fn list_ids(ids: &[TraceId]) -> String {
     shown.join(", ")
 }
 
+/// `prefix` (hex digits, any case, surrounding spaces ignored) as lowercase
+/// hex.
+///
+/// # Errors
+/// When it is empty, not hex or longer than a trace id.
+pub(crate) fn id_query(prefix: &str) -> Result<String, FindError> {
+    let query = prefix.trim().to_ascii_lowercase();
+    if query.is_empty() || query.len() > 32 || !query.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(FindError::Invalid {
+            query: prefix.to_owned(),
+        });
+    }
+    Ok(query)
+}
+
+/// The one id among `ids` that starts with `prefix`; `None` when none
+/// does (what to say about that depends on where the ids came from).
+///
+/// # Errors
+/// When `prefix` is not hex, or several ids start with it.
+pub(crate) fn find_id(
+    prefix: &str,
+    ids: impl IntoIterator<Item = TraceId>,
+) -> Result<Option<TraceId>, FindError> {
+    let query = id_query(prefix)?;
+    // Sorted and each once: the same id may be given twice.
+    let matches: Vec<TraceId> = ids
+        .into_iter()
+        .filter(|id| id.to_hex().as_str().starts_with(&query))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    match matches.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        _ => Err(FindError::Ambiguous {
+            query: prefix.to_owned(),
+            matches,
+        }),
+    }
+}
+
 /// Every trace read, in start order, with what reading found.
 #[derive(Clone, Debug, Default)]
 pub struct Traces {
@@ -507,31 +549,12 @@ impl Traces {
     /// # Errors
     /// When `prefix` is not hex, or names no trace or several.
     pub fn find(&self, prefix: &str) -> Result<&Trace, FindError> {
-        let query = prefix.trim().to_ascii_lowercase();
-        if query.is_empty() || query.len() > 32 || !query.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(FindError::Invalid {
-                query: prefix.to_owned(),
-            });
-        }
-        let matches: Vec<&Trace> = self
-            .traces
-            .iter()
-            .filter(|t| t.id().to_hex().as_str().starts_with(&query))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => Err(FindError::NotFound {
+        match find_id(prefix, self.index.keys().copied())? {
+            Some(id) => Ok(&self.traces[self.index[&id]]),
+            None => Err(FindError::NotFound {
                 query: prefix.to_owned(),
                 loaded: self.traces.len(),
             }),
-            many => {
-                let mut ids: Vec<TraceId> = many.iter().map(|t| t.id()).collect();
-                ids.sort();
-                Err(FindError::Ambiguous {
-                    query: prefix.to_owned(),
-                    matches: ids,
-                })
-            }
         }
     }
 

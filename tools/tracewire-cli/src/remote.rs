@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use tracewire::{Array, KeyValue, SpanId, SpanKind, Status, TraceId, Value};
 
-use crate::load::{FindError, Loader, Traces};
+use crate::load::{FindError, Loader, Traces, find_id, id_query};
 use crate::model::{Event, Span};
 
 /// How long connecting to the collector may take.
@@ -268,7 +268,7 @@ impl Client {
         let ids = self.search(limit.clamp(1, MAX_LIMIT))?;
         let mut loader = Loader::new();
         for id in &ids {
-            match self.fetch(id, &mut loader) {
+            match self.fetch(*id, &mut loader) {
                 // Gone between the search and the fetch: not listed.
                 Err(RemoteError::TraceNotFound { .. }) => {}
                 other => other?,
@@ -285,66 +285,47 @@ impl Client {
     /// When an id is not hex, a prefix matches no recent trace or
     /// several, a trace is not stored, or a request fails.
     pub fn traces(&self, ids: &[&str]) -> Result<Traces, RemoteError> {
-        let mut recent: Option<Vec<String>> = None;
+        let mut recent: Option<Vec<TraceId>> = None;
         let mut loader = Loader::new();
         for given in ids {
-            let query = given.trim().to_ascii_lowercase();
-            if query.is_empty() || query.len() > 32 || !query.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                return Err(FindError::Invalid {
-                    query: (*given).to_owned(),
-                }
-                .into());
-            }
-            let id = if query.len() == 32 {
-                query
-            } else {
-                if recent.is_none() {
-                    recent = Some(self.search(MAX_LIMIT)?);
-                }
-                let searched = recent.as_deref().unwrap_or_default();
-                let mut matches: Vec<&String> = searched
-                    .iter()
-                    .filter(|id| id.starts_with(&query))
-                    .collect();
-                matches.sort();
-                matches.dedup();
-                match matches.as_slice() {
-                    [one] => (*one).clone(),
-                    [] => {
-                        return Err(RemoteError::PrefixNotFound {
+            let query = id_query(given)?;
+            let id = match TraceId::from_hex(&query).filter(|_| query.len() == 32) {
+                Some(id) => id,
+                None => {
+                    let searched = match &mut recent {
+                        Some(searched) => searched,
+                        none => none.insert(self.search(MAX_LIMIT)?),
+                    };
+                    find_id(given, searched.iter().copied())?.ok_or_else(|| {
+                        RemoteError::PrefixNotFound {
                             query: (*given).to_owned(),
                             searched: searched.len(),
                             url: self.url.clone(),
-                        });
-                    }
-                    many => {
-                        return Err(FindError::Ambiguous {
-                            query: (*given).to_owned(),
-                            matches: many.iter().filter_map(|id| TraceId::from_hex(id)).collect(),
                         }
-                        .into());
-                    }
+                    })?
                 }
             };
-            self.fetch(&id, &mut loader)?;
+            self.fetch(id, &mut loader)?;
         }
         Ok(loader.finish())
     }
 
-    /// The ids of the `limit` most recent traces.
-    fn search(&self, limit: usize) -> Result<Vec<String>, RemoteError> {
+    /// The ids of the `limit` most recent traces (an id that is not one is
+    /// left out).
+    fn search(&self, limit: usize) -> Result<Vec<TraceId>, RemoteError> {
         let (url, body) = self.get(&format!("/api/traces?limit={limit}"))?;
         let search: SearchBody = parse(&url, &body)?;
         Ok(search
             .traces
-            .into_iter()
-            .map(|t| t.trace_id.to_ascii_lowercase())
+            .iter()
+            .filter_map(|t| {
+                TraceId::from_hex(&t.trace_id.to_ascii_lowercase()).filter(|id| id.is_valid())
+            })
             .collect())
     }
 
     /// Adds every span of trace `id` (32 hex digits) to `loader`.
-    fn fetch(&self, id: &str, loader: &mut Loader) -> Result<(), RemoteError> {
+    fn fetch(&self, id: TraceId, loader: &mut Loader) -> Result<(), RemoteError> {
         let (url, body) = match self.get(&format!("/api/traces/{id}")) {
             Err(RemoteError::Status {
                 status: 404,
@@ -352,7 +333,7 @@ impl Client {
                 ..
             }) => {
                 return Err(RemoteError::TraceNotFound {
-                    id: id.to_owned(),
+                    id: id.to_string(),
                     url: self.url.clone(),
                 });
             }
