@@ -336,6 +336,28 @@ async fn count(client: &mut Client, count: u32) -> tonic::codec::Streaming<Reply
         .into_inner()
 }
 
+/// Runs a `Collect` of "ada", "bob" and "cy" on `client` (any traced
+/// channel); returns the reply.
+async fn collect<T>(client: &mut tonic::client::Grpc<T>) -> Reply
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: std::fmt::Debug,
+    T::ResponseBody: http_body::Body + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    client.ready().await.unwrap();
+    let names = stream::iter(["ada", "bob", "cy"].map(greeting));
+    client
+        .client_streaming(
+            tonic::Request::new(names),
+            PathAndQuery::from_static("/test.Greeter/Collect"),
+            ProstCodec::<Greeting, Reply>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn traced() -> (InMemoryExporter, tracing::subscriber::DefaultGuard) {
     let exporter = InMemoryExporter::new();
     let subscriber = tracing_subscriber::registry().with(TracewireLayer::new(exporter.clone()));
@@ -672,17 +694,7 @@ fn message_events(span: &SpanData) -> Vec<(String, i64, i64)> {
 async fn client_streaming_ends_with_the_reply_one_trace() {
     let (exporter, _guard) = traced();
     let mut client = serve().await;
-    client.ready().await.unwrap();
-    let names = stream::iter(["ada", "bob", "cy"].map(greeting));
-    let reply = client
-        .client_streaming(
-            tonic::Request::new(names),
-            PathAndQuery::from_static("/test.Greeter/Collect"),
-            ProstCodec::<Greeting, Reply>::default(),
-        )
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = collect(&mut client).await;
     assert_eq!(reply.message, "ada,bob,cy");
 
     let name = "test.Greeter/Collect";
@@ -1054,17 +1066,7 @@ async fn for_tonic_also_counts_the_request_stream() {
         .layer(TraceLayer::grpc_client().for_tonic().message_events(true))
         .service(channel.clone());
     let mut client = tonic::client::Grpc::with_origin(traced_channel, origin.parse().unwrap());
-    client.ready().await.unwrap();
-    let names = stream::iter(["ada", "bob", "cy"].map(greeting));
-    let reply = client
-        .client_streaming(
-            tonic::Request::new(names),
-            PathAndQuery::from_static("/test.Greeter/Collect"),
-            ProstCodec::<Greeting, Reply>::default(),
-        )
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = collect(&mut client).await;
     assert_eq!(reply.message, "ada,bob,cy");
 
     let name = "test.Greeter/Collect";
