@@ -8,14 +8,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tracewire::export::otlp::{Compression, OtlpConfig, OtlpExporter, Protocol};
-use tracewire::export::{Resource, SpanExporter as _};
-use tracewire::{
-    InstrumentationScope, KeyValue, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags,
-    TraceId, TraceState,
-};
+use tracewire::{KeyValue, SpanData, SpanKind, Status};
 use tracewire_collect::{Collector, Config};
+
+mod common;
+use common::{export, request, request_full};
 
 const TRACE_A: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
 const TRACE_B: u128 = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c;
@@ -44,89 +41,18 @@ fn span(
     attributes: Vec<KeyValue>,
 ) -> SpanData {
     let start = SystemTime::now() - Duration::from_secs(60);
-    SpanData {
-        span_context: SpanContext::new(
-            TraceId::from_u128(trace),
-            SpanId::from_u64(id),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::new(),
-        ),
-        parent_span_id: if parent == 0 {
-            SpanId::INVALID
-        } else {
-            SpanId::from_u64(parent)
-        },
-        parent_is_remote: false,
-        name: name.into(),
+    common::span(
+        "collect-test",
+        trace,
+        id,
+        parent,
+        name,
         kind,
-        start_time: start,
-        end_time: start + Duration::from_millis(millis),
-        attributes,
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
+        start,
+        millis,
         status,
-        scope: InstrumentationScope {
-            name: "collect-test".into(),
-            version: None,
-        },
-    }
-}
-
-async fn export(addr: SocketAddr, service: &'static str, gzip: bool, spans: Vec<SpanData>) {
-    let mut config = OtlpConfig::new(Protocol::HttpProtobuf, format!("http://{addr}/v1/traces"));
-    config.timeout = Duration::from_secs(10);
-    if gzip {
-        config.compression = Compression::Gzip;
-    }
-    let mut exporter = OtlpExporter::new(Resource::new(service), config).unwrap();
-    exporter.export(spans).await.expect("the export succeeds");
-}
-
-/// One HTTP/1.1 request on a fresh connection: status and body.
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Vec<u8>) {
-    let (status, _, body) = request_full(addr, method, path, headers, body).await;
-    (status, body)
-}
-
-/// One HTTP/1.1 request on a fresh connection: status, head and body.
-async fn request_full(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (and close) before reading a refused body.
-    let _ = stream.write_all(body).await;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete HTTP answer");
-    let head = String::from_utf8_lossy(&answer[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, answer[split + 4..].to_vec())
+        attributes,
+    )
 }
 
 async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {

@@ -11,15 +11,11 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tracewire::export::otlp::{OtlpConfig, OtlpExporter, Protocol};
-use tracewire::export::{Resource, SpanExporter as _};
 use tracewire::tail::Probabilistic;
-use tracewire::{
-    InstrumentationScope, KeyValue, SpanContext, SpanData, SpanId, SpanKind, Status, TraceFlags,
-    TraceId, TraceState,
-};
+use tracewire::{KeyValue, SpanData, SpanId, SpanKind, Status, TraceId};
 use tracewire_collect::{Collector, CollectorFile, Config};
+
+mod common;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sampler.yaml");
 
@@ -35,56 +31,30 @@ fn span(
     attributes: Vec<KeyValue>,
 ) -> SpanData {
     SpanData {
-        span_context: SpanContext::new(
-            TraceId::from_u128(trace),
-            SpanId::from_u64(id),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::new(),
-        ),
-        parent_span_id: if parent == 0 {
-            SpanId::INVALID
-        } else {
-            SpanId::from_u64(parent)
-        },
         parent_is_remote: parent != 0,
-        name: name.into(),
-        kind: SpanKind::Server,
-        start_time: start,
-        end_time: start + Duration::from_millis(millis),
-        attributes,
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status,
-        scope: InstrumentationScope {
-            name: "pipeline-test".into(),
-            version: None,
-        },
+        ..common::span(
+            "pipeline-test",
+            trace,
+            id,
+            parent,
+            name,
+            SpanKind::Server,
+            start,
+            millis,
+            status,
+            attributes,
+        )
     }
 }
 
 async fn export(addr: SocketAddr, service: &'static str, spans: Vec<SpanData>) {
-    let mut config = OtlpConfig::new(Protocol::HttpProtobuf, format!("http://{addr}/v1/traces"));
-    config.timeout = Duration::from_secs(10);
-    let mut exporter = OtlpExporter::new(Resource::new(service), config).unwrap();
-    exporter.export(spans).await.expect("the export succeeds");
+    common::export(addr, service, false, spans).await;
 }
 
 async fn get_json(addr: SocketAddr, path: &str) -> Value {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete HTTP answer");
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{path}");
-    serde_json::from_slice(&answer[split + 4..]).expect("a JSON answer")
+    let (_, head, body) = common::request_full(addr, "GET", path, &[], b"").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}");
+    serde_json::from_slice(&body).expect("a JSON answer")
 }
 
 fn load(text: &str) -> Result<CollectorFile, String> {
