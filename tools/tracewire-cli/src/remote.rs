@@ -16,6 +16,7 @@
 //! # Ok::<(), tracewire_cli::remote::RemoteError>(())
 //! ```
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -265,10 +266,15 @@ impl Client {
     /// # Errors
     /// When a request fails or an answer cannot be read.
     pub fn recent(&self, limit: usize) -> Result<Traces, RemoteError> {
-        let ids = self.search(limit.clamp(1, MAX_LIMIT))?;
+        let limit = limit.clamp(1, MAX_LIMIT);
+        let mut ids = self.search(limit)?;
+        // No more than asked for, and each once, whatever the answer held.
+        ids.truncate(limit);
+        let mut fetched = HashSet::new();
+        ids.retain(|id| fetched.insert(*id));
         let mut loader = Loader::new();
-        for id in &ids {
-            match self.fetch(*id, &mut loader) {
+        for id in ids {
+            match self.fetch(id, &mut loader) {
                 // Gone between the search and the fetch: not listed.
                 Err(RemoteError::TraceNotFound { .. }) => {}
                 other => other?,
@@ -286,6 +292,7 @@ impl Client {
     /// several, a trace is not stored, or a request fails.
     pub fn traces(&self, ids: &[&str]) -> Result<Traces, RemoteError> {
         let mut recent: Option<Vec<TraceId>> = None;
+        let mut fetched = HashSet::new();
         let mut loader = Loader::new();
         for given in ids {
             let query = id_query(given)?;
@@ -305,7 +312,10 @@ impl Client {
                     })?
                 }
             };
-            self.fetch(id, &mut loader)?;
+            // `diff X X`: one trace, read once (not reported as duplicates).
+            if fetched.insert(id) {
+                self.fetch(id, &mut loader)?;
+            }
         }
         Ok(loader.finish())
     }
