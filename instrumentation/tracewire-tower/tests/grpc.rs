@@ -319,6 +319,14 @@ async fn unary_with(
         .map(tonic::Response::into_inner)
 }
 
+/// Calls `method` with its future polled inside a span named `caller`
+/// (ended before this returns); returns the reply.
+async fn unary_as_caller(client: &mut Client, method: &'static str) -> Reply {
+    let caller = tracing::info_span!("caller");
+    let _entered = caller.enter();
+    unary(client, method).await.unwrap()
+}
+
 async fn count(client: &mut Client, count: u32) -> tonic::codec::Streaming<Reply> {
     client.ready().await.unwrap();
     let request = tonic::Request::new(Greeting {
@@ -395,14 +403,8 @@ fn is_error(span: &SpanData) -> bool {
 async fn unary_ok_one_trace_client_parent_of_server() {
     let (exporter, _guard) = traced();
     let mut client = serve().await;
-    let caller = tracing::info_span!("caller");
-    let reply = {
-        let _entered = caller.enter();
-        // The future is polled inside the caller's span.
-        unary(&mut client, "/test.Greeter/Hello").await.unwrap()
-    };
+    let reply = unary_as_caller(&mut client, "/test.Greeter/Hello").await;
     assert_eq!(reply.message, "hello ada");
-    drop(caller);
 
     let name = "test.Greeter/Hello";
     let server = ended(&exporter, name, SpanKind::Server).await;
@@ -857,13 +859,8 @@ async fn context_crosses_two_grpc_hops() {
         },
     );
     let mut client = client_of(&a);
-    let caller = tracing::info_span!("caller");
-    let reply = {
-        let _entered = caller.enter();
-        unary(&mut client, "/test.Greeter/Relay").await.unwrap()
-    };
+    let reply = unary_as_caller(&mut client, "/test.Greeter/Relay").await;
     assert_eq!(reply.message, "hello ada");
-    drop(caller);
 
     let relay = "test.Greeter/Relay";
     let hello = "test.Greeter/Hello";
