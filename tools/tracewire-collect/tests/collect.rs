@@ -409,6 +409,10 @@ async fn bad_requests_get_clear_answers_and_the_server_stays_up() {
     let collector = start(&dir).await;
     let addr = collector.local_addr();
     let protobuf = [("content-type", "application/x-protobuf")];
+    let protobuf_gzip = [
+        ("content-type", "application/x-protobuf"),
+        ("content-encoding", "gzip"),
+    ];
 
     // Garbage: 400 with a message.
     let (status, body) = request(
@@ -460,30 +464,10 @@ async fn bad_requests_get_clear_answers_and_the_server_stays_up() {
     gz.write_all(&vec![0u8; LIMIT * 16]).unwrap();
     let bomb = gz.finish().unwrap();
     assert!(bomb.len() < LIMIT);
-    let (status, _) = request(
-        addr,
-        "POST",
-        "/v1/traces",
-        &[
-            ("content-type", "application/x-protobuf"),
-            ("content-encoding", "gzip"),
-        ],
-        &bomb,
-    )
-    .await;
+    let (status, _) = request(addr, "POST", "/v1/traces", &protobuf_gzip, &bomb).await;
     assert_eq!(status, 413);
     // Not gzip at all: 400.
-    let (status, _) = request(
-        addr,
-        "POST",
-        "/v1/traces",
-        &[
-            ("content-type", "application/x-protobuf"),
-            ("content-encoding", "gzip"),
-        ],
-        b"plain",
-    )
-    .await;
+    let (status, _) = request(addr, "POST", "/v1/traces", &protobuf_gzip, b"plain").await;
     assert_eq!(status, 400);
     assert_still_up(addr).await;
 
