@@ -435,21 +435,31 @@ impl Client {
     }
 }
 
-/// The API's `{"error": "…"}` (and `true`), or the start of a text body.
+/// The API's `{"error": "…"}` (and `true`), or a text body; either
+/// shortened to one line of at most 200 characters, as it comes from
+/// outside.
 fn error_message(body: &[u8]) -> (String, bool) {
     if let Ok(Json::Object(map)) = serde_json::from_slice::<Json>(body)
         && let Some(Json::String(message)) = map.get("error")
     {
-        return (message.clone(), true);
+        return (one_line(message), true);
     }
-    let text = String::from_utf8_lossy(body);
+    (one_line(&String::from_utf8_lossy(body)), false)
+}
+
+fn one_line(text: &str) -> String {
     let text = text.trim();
-    let message = match text.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None if text.is_empty() => "(no message)".to_owned(),
-        None => text.to_owned(),
-    };
-    (message, false)
+    let mut line: String = text
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(200).is_some() {
+        line.push('…');
+    } else if line.is_empty() {
+        line.push_str("(no message)");
+    }
+    line
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(url: &str, body: &[u8]) -> Result<T, RemoteError> {
@@ -471,13 +481,8 @@ fn convert(span: SpanJson) -> Option<Span> {
         None | Some("") => None,
         Some(hex) => Some(SpanId::from_hex(hex)?).filter(|id| id.is_valid()),
     };
-    let kind = match span.kind.as_str() {
-        "server" => SpanKind::Server,
-        "client" => SpanKind::Client,
-        "producer" => SpanKind::Producer,
-        "consumer" => SpanKind::Consumer,
-        _ => SpanKind::Internal,
-    };
+    // The API writes `SpanKind::as_str`, or `unspecified`.
+    let kind = SpanKind::parse(&span.kind).unwrap_or(SpanKind::Internal);
     let status = match span.status.code.as_str() {
         "error" => Status::Error {
             message: span.status.message.into(),
