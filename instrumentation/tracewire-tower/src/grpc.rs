@@ -245,22 +245,17 @@ pub(crate) fn record_status_from(
 fn percent_decode(value: &[u8]) -> String {
     let hex = |b: u8| char::from(b).to_digit(16);
     let mut out = Vec::with_capacity(value.len());
-    let mut i = 0;
-    while i < value.len() {
-        let escape = match value.get(i..i + 3) {
-            Some([b'%', h, l]) => hex(*h).zip(hex(*l)),
-            _ => None,
-        };
-        match escape {
-            Some((h, l)) => {
-                // Two hex digits: below 256.
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                i += 3;
-            }
-            None => {
-                out.push(value[i]);
-                i += 1;
-            }
+    let mut rest = value;
+    while let Some((&byte, tail)) = rest.split_first() {
+        if let [b'%', h, l, after @ ..] = rest
+            && let Some((h, l)) = hex(*h).zip(hex(*l))
+        {
+            // Two hex digits: below 256.
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            rest = after;
+        } else {
+            out.push(byte);
+            rest = tail;
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -397,7 +392,8 @@ where
 {
     let uri = request.uri();
     let parts = split_path(uri.path());
-    let full = parts.map(|_| &uri.path()[1..]);
+    // `split_path` only accepts a path that starts with '/'.
+    let full = parts.and(uri.path().get(1..));
     let scheme = uri
         .scheme_str()
         .or(server.scheme.as_deref())
@@ -454,7 +450,8 @@ pub(crate) fn client_span<B>(
 ) -> Span {
     let uri = request.uri();
     let parts = split_path(uri.path());
-    let full = parts.map(|_| &uri.path()[1..]);
+    // `split_path` only accepts a path that starts with '/'.
+    let full = parts.and(uri.path().get(1..));
     let host = tracewire::http::server_address(uri);
     let span = rpc_span!(
         "gRPC client request",
