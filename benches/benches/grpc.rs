@@ -336,7 +336,7 @@ fn main() {
             bar_100: Bar::ThroughputAtLeast(0.9),
             bar_tuned: Bar::Info,
             connections: 2,
-            streams: 32,
+            streams: Some(32),
         },
         server,
         drive,

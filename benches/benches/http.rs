@@ -233,7 +233,7 @@ fn main() {
             bar_100: Bar::ThroughputAtLeast(0.8),
             bar_tuned: Bar::ThroughputAtLeast(1.6),
             connections: 16,
-            streams: 16,
+            streams: None,
         },
         server,
         drive,

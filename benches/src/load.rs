@@ -436,9 +436,9 @@ pub struct Spec {
     pub bar_tuned: Bar,
     /// Default connections.
     pub connections: u64,
-    /// Default requests in flight (read from the environment only when it
-    /// differs from `connections`).
-    pub streams: u64,
+    /// Default requests in flight (`_STREAMS` in the environment); `None`:
+    /// one per connection (HTTP/1.1).
+    pub streams: Option<u64>,
 }
 
 impl Spec {
@@ -617,11 +617,9 @@ where
     let connections = spec.env("CONNECTIONS", spec.connections);
     let load_settings = LoadSettings {
         connections,
-        streams: if spec.streams == spec.connections {
-            connections
-        } else {
-            spec.env("STREAMS", spec.streams)
-        },
+        streams: spec
+            .streams
+            .map_or(connections, |streams| spec.env("STREAMS", streams)),
         duration: Duration::from_secs(seconds),
         max_requests: spec.env("MAX_REQUESTS", 5_000_000),
     };
