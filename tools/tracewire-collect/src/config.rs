@@ -1,6 +1,7 @@
 //! The OpenTelemetry Collector's YAML configuration, for the parts this
 //! collector supports (the README lists them).
 
+use std::io::Read as _;
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::Path;
 use std::sync::Arc;
@@ -72,15 +73,30 @@ impl CollectorFile {
     /// When it cannot be read (or is over [`MAX_CONFIG_BYTES`]) or is
     /// invalid.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        // Read one byte past the limit at most, so that a huge file (or an
+        // endless one such as a device) is refused without reading it all.
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut text = Vec::new();
+        (&file)
+            .take(
+                u64::try_from(MAX_CONFIG_BYTES)
+                    .unwrap_or(u64::MAX)
+                    .saturating_add(1),
+            )
+            .read_to_end(&mut text)
+            .map_err(read_error)?;
         if text.len() > MAX_CONFIG_BYTES {
+            let size = file
+                .metadata()
+                .map_or(0, |m| m.len())
+                .max(u64::try_from(text.len()).unwrap_or(u64::MAX));
             return Err(invalid(format!(
-                "{}: {} bytes, more than the {MAX_CONFIG_BYTES} read",
+                "{}: {size} bytes, more than the {MAX_CONFIG_BYTES} read",
                 path.display(),
-                text.len()
             )));
         }
         let text = String::from_utf8(text)
