@@ -244,31 +244,35 @@ impl Store {
     /// # Errors
     /// When SQLite fails.
     pub async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
-        let mut conditions = Vec::new();
-        if query.service.is_some() {
-            conditions.push("service = ?");
-        }
-        if query.operation.is_some() {
-            conditions.push("name = ?");
-        }
-        if query.min_duration_ns.is_some() {
-            conditions.push("duration_ns >= ?");
-        }
-        if query.max_duration_ns.is_some() {
-            conditions.push("duration_ns <= ?");
-        }
+        // Each condition with the value bound to its `?`, so that the
+        // placeholders and the binds stay in the same order.
+        let texts: Vec<(&str, &str)> = [
+            ("service = ?", query.service.as_deref()),
+            ("name = ?", query.operation.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(c, v)| Some((c, v?)))
+        .collect();
+        let numbers: Vec<(&str, i64)> = [
+            ("duration_ns >= ?", query.min_duration_ns),
+            ("duration_ns <= ?", query.max_duration_ns),
+            ("start_ns >= ?", query.start_min_ns),
+            ("start_ns <= ?", query.start_max_ns),
+        ]
+        .into_iter()
+        .filter_map(|(c, v)| Some((c, v?)))
+        .collect();
+        let mut conditions: Vec<&str> = texts
+            .iter()
+            .map(|(c, _)| *c)
+            .chain(numbers.iter().map(|(c, _)| *c))
+            .collect();
         if let Some(error) = query.error {
             conditions.push(if error {
                 "is_error = 1"
             } else {
                 "is_error = 0"
             });
-        }
-        if query.start_min_ns.is_some() {
-            conditions.push("start_ns >= ?");
-        }
-        if query.start_max_ns.is_some() {
-            conditions.push("start_ns <= ?");
         }
         let filter = if conditions.is_empty() {
             String::new()
@@ -298,21 +302,10 @@ impl Store {
              ORDER BY start_ns DESC, s.trace_id"
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        if let Some(v) = &query.service {
-            q = q.bind(v.clone());
+        for (_, v) in texts {
+            q = q.bind(v);
         }
-        if let Some(v) = &query.operation {
-            q = q.bind(v.clone());
-        }
-        for v in [
-            query.min_duration_ns,
-            query.max_duration_ns,
-            query.start_min_ns,
-            query.start_max_ns,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (_, v) in numbers {
             q = q.bind(v);
         }
         q = q.bind(i64::from(query.limit.clamp(1, MAX_LIMIT)));
@@ -332,7 +325,7 @@ impl Store {
                     resource, scope
              FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id",
         )
-        .bind(trace_id.to_owned())
+        .bind(trace_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(span_row).collect()
