@@ -222,6 +222,11 @@ fn commands_read_a_running_collector() {
         text.contains("60000000"),
         "the query is 60 ms slower: {diff:#}"
     );
+
+    // A prefix and the full id of one trace: read once, so no warning of
+    // duplicate spans.
+    let same = tracewire(&["diff", "2222", SLOW, "--from", url]).ok();
+    assert!(same.contains(SLOW), "{same}");
 }
 
 #[test]
