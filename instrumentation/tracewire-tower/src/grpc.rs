@@ -57,31 +57,6 @@ pub(crate) const REQUEST_METADATA: &str = "rpc.request.metadata.";
 /// The attribute prefix of captured response metadata.
 pub(crate) const RESPONSE_METADATA: &str = "rpc.response.metadata.";
 
-/// The values of `key` in `headers` that are visible ASCII, in order.
-fn values_of(headers: &HeaderMap, key: &HeaderName) -> Vec<String> {
-    headers
-        .get_all(key)
-        .iter()
-        .filter_map(|value| value.to_str().ok().map(str::to_owned))
-        .collect()
-}
-
-/// Records the metadata keys of `keys` found in `headers` as
-/// `{prefix}{key}` string arrays (one element per value) on a recorded
-/// span; values that are not visible ASCII are skipped, as for HTTP
-/// header capture.
-pub(crate) fn record_metadata(span: &Span, prefix: &str, keys: &[HeaderName], headers: &HeaderMap) {
-    if keys.is_empty() || !span.is_recording() {
-        return;
-    }
-    for key in keys {
-        let values = values_of(headers, key);
-        if !values.is_empty() {
-            span.set_attribute(format!("{prefix}{}", key.as_str()), values);
-        }
-    }
-}
-
 /// The response metadata recorded from the response headers (initial
 /// metadata), kept until the trailers (trailing metadata) are merged in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,7 +77,10 @@ pub(crate) fn record_response_metadata(
     if keys.is_empty() || !span.is_recording() {
         return None;
     }
-    let from_headers: Vec<Vec<String>> = keys.iter().map(|key| values_of(headers, key)).collect();
+    let from_headers: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| tracewire::http::header_values(headers, key))
+        .collect();
     for (key, values) in keys.iter().zip(&from_headers) {
         if !values.is_empty() {
             span.set_attribute(
@@ -123,7 +101,7 @@ impl TrailingMetadata {
     pub(crate) fn record(self, span: &Span, trailers: &HeaderMap) {
         for (key, mut values) in self.keys.iter().zip(self.from_headers) {
             let from_headers = values.len();
-            values.extend(values_of(trailers, key));
+            values.extend(tracewire::http::header_values(trailers, key));
             if values.len() > from_headers {
                 span.set_attribute(format!("{RESPONSE_METADATA}{}", key.as_str()), values);
             }
@@ -131,23 +109,13 @@ impl TrailingMetadata {
     }
 }
 
-/// Whether `OTEL_SEMCONV_STABILITY_OPT_IN` (its value) asks for the older
-/// RPC attribute names next to the stable ones (`rpc/dup`), as
-/// [`tracewire::http::legacy_opt_in`] does for `http/dup`.
-pub(crate) fn rpc_dup_opt_in(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        v.split(',')
-            .any(|item| item.trim().eq_ignore_ascii_case("rpc/dup"))
-    })
-}
+/// The `OTEL_SEMCONV_STABILITY_OPT_IN` token asking for the older RPC
+/// attribute names next to the stable ones.
+const RPC_DUP: &str = "rpc/dup";
 
-/// [`rpc_dup_opt_in`] of the process's `OTEL_SEMCONV_STABILITY_OPT_IN`.
+/// Whether the process's `OTEL_SEMCONV_STABILITY_OPT_IN` lists [`RPC_DUP`].
 pub(crate) fn rpc_dup_opt_in_from_env() -> bool {
-    rpc_dup_opt_in(
-        std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
-            .ok()
-            .as_deref(),
-    )
+    tracewire::http::stability_opt_in_from_env(RPC_DUP)
 }
 
 /// The service and method of a gRPC path `/package.Service/Method`; `None`
@@ -420,7 +388,7 @@ where
         if rpc.legacy {
             record_legacy(&span, parts);
         }
-        record_metadata(
+        tracewire::http::record_headers(
             &span,
             REQUEST_METADATA,
             &rpc.request_metadata,
@@ -468,7 +436,7 @@ pub(crate) fn client_span<B>(
     if options.propagates(request.extensions()) {
         options.inject_context(&span, request.headers_mut());
     }
-    record_metadata(
+    tracewire::http::record_headers(
         &span,
         REQUEST_METADATA,
         &rpc.request_metadata,
@@ -530,10 +498,19 @@ mod tests {
 
     #[test]
     fn opt_in() {
-        assert!(rpc_dup_opt_in(Some("http/dup, rpc/dup")));
-        assert!(rpc_dup_opt_in(Some(" RPC/DUP ")));
-        assert!(!rpc_dup_opt_in(Some("rpc")));
-        assert!(!rpc_dup_opt_in(Some("http/dup")));
-        assert!(!rpc_dup_opt_in(None));
+        assert!(tracewire::http::stability_opt_in(
+            Some("http/dup, rpc/dup"),
+            RPC_DUP
+        ));
+        assert!(tracewire::http::stability_opt_in(
+            Some(" RPC/DUP "),
+            RPC_DUP
+        ));
+        assert!(!tracewire::http::stability_opt_in(Some("rpc"), RPC_DUP));
+        assert!(!tracewire::http::stability_opt_in(
+            Some("http/dup"),
+            RPC_DUP
+        ));
+        assert!(!tracewire::http::stability_opt_in(None, RPC_DUP));
     }
 }

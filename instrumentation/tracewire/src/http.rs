@@ -390,19 +390,40 @@ impl fmt::Display for RedactedQuery<'_> {
 /// assert!(!legacy_opt_in(None));
 /// ```
 pub fn legacy_opt_in(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        v.split(',')
-            .any(|item| item.trim().eq_ignore_ascii_case("http/dup"))
-    })
+    stability_opt_in(value, "http/dup")
 }
 
 /// [`legacy_opt_in`] of the process's `OTEL_SEMCONV_STABILITY_OPT_IN`:
 /// the default of the instrumentations' `legacy_http_attributes` option.
 pub fn legacy_opt_in_from_env() -> bool {
-    legacy_opt_in(
+    stability_opt_in_from_env("http/dup")
+}
+
+/// Whether an `OTEL_SEMCONV_STABILITY_OPT_IN` value lists `token` (a
+/// comma-separated list, any case, spaces trimmed): `http/dup` for HTTP,
+/// `rpc/dup` for RPC, … ([`legacy_opt_in`] is this for `http/dup`).
+///
+/// ```
+/// use tracewire::http::stability_opt_in;
+///
+/// assert!(stability_opt_in(Some("http/dup, RPC/DUP"), "rpc/dup"));
+/// assert!(!stability_opt_in(Some("http/dup"), "rpc/dup"));
+/// assert!(!stability_opt_in(None, "rpc/dup"));
+/// ```
+pub fn stability_opt_in(value: Option<&str>, token: &str) -> bool {
+    value.is_some_and(|v| {
+        v.split(',')
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    })
+}
+
+/// [`stability_opt_in`] of the process's `OTEL_SEMCONV_STABILITY_OPT_IN`.
+pub fn stability_opt_in_from_env(token: &str) -> bool {
+    stability_opt_in(
         std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
             .ok()
             .as_deref(),
+        token,
     )
 }
 
@@ -844,20 +865,40 @@ pub fn record_response_headers(span: &Span, names: &[HeaderName], headers: &Head
     record_headers(span, "http.response.header.", names, headers);
 }
 
-fn record_headers(span: &Span, prefix: &str, names: &[HeaderName], headers: &HeaderMap) {
+/// Records the headers named in `names` found in `headers` as
+/// `{prefix}{name}` string arrays (one element per header line; values
+/// that are not visible ASCII are skipped) on a recorded span: what
+/// [`record_request_headers`] and [`record_response_headers`] do with the
+/// HTTP prefixes, and gRPC metadata capture with `rpc.request.metadata.`
+/// and `rpc.response.metadata.`.
+pub fn record_headers(span: &Span, prefix: &str, names: &[HeaderName], headers: &HeaderMap) {
     if names.is_empty() || !span.is_recording() {
         return;
     }
     for name in names {
-        let values: Vec<String> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok().map(str::to_owned))
-            .collect();
+        let values = header_values(headers, name);
         if !values.is_empty() {
             span.set_attribute(format!("{prefix}{}", name.as_str()), values);
         }
     }
+}
+
+/// The values of header `name` in `headers` that are visible ASCII, one per
+/// header line, in order (what header capture records).
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.append("x-tenant", "acme".parse().unwrap());
+/// headers.append("x-tenant", "beta".parse().unwrap());
+/// let name = http::HeaderName::from_static("x-tenant");
+/// assert_eq!(tracewire::http::header_values(&headers, &name), ["acme", "beta"]);
+/// ```
+pub fn header_values(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok().map(str::to_owned))
+        .collect()
 }
 
 #[cfg(test)]
