@@ -105,18 +105,18 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<SpanRow>, u64, Op
                     .iter()
                     .map(|l| {
                         json!({
-                            "trace_id": hex(&l.trace_id),
-                            "span_id": hex(&l.span_id),
+                            "trace_id": hex::encode(&l.trace_id),
+                            "span_id": hex::encode(&l.span_id),
                             "trace_state": l.trace_state,
                             "attributes": attributes_json(&l.attributes),
                         })
                     })
                     .collect();
                 out.push(SpanRow {
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
+                    trace_id: hex::encode(&span.trace_id),
+                    span_id: hex::encode(&span.span_id),
                     parent_span_id: (!span.parent_span_id.is_empty())
-                        .then(|| hex(&span.parent_span_id)),
+                        .then(|| hex::encode(&span.parent_span_id)),
                     service: service.clone(),
                     name: span.name,
                     kind: span.kind,
@@ -140,17 +140,6 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<SpanRow>, u64, Op
 
 fn clamp_ns(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
 }
 
 /// Attributes as a JSON object, key to value (a repeated key: the last
@@ -179,7 +168,7 @@ fn value_json(value: Option<&AnyValue>) -> Value {
             Value::Array(a.values.iter().map(|v| value_json(Some(v))).collect())
         }
         any_value::Value::KvlistValue(kv) => attributes_json(&kv.values),
-        any_value::Value::BytesValue(b) => Value::String(hex(b)),
+        any_value::Value::BytesValue(b) => Value::String(hex::encode(b)),
         // A string-table reference (profiles only): not resolvable here.
         any_value::Value::StringValueStrindex(_) => Value::Null,
     }
