@@ -11,7 +11,18 @@ use serde_json::{Value, json};
 use crate::server::{Reply, text};
 use crate::store::{DEFAULT_LIMIT, SpanRow, Store, TraceQuery};
 
-pub(crate) async fn handle(store: &Store, path: &str, query: &str) -> Reply {
+/// Answers one `GET` of the JSON API: `path` is the request's path
+/// (`/api/…`), `query` its query string without the `?`. The collector's
+/// listener serves it; a viewer embedding a [`Store`] can serve the same
+/// answers from its own server.
+///
+/// ```no_run
+/// # async fn example(store: tracewire_collect::Store) {
+/// let reply = tracewire_collect::api_response(&store, "/api/services", "").await;
+/// assert_eq!(reply.status(), 200);
+/// # }
+/// ```
+pub async fn api_response(store: &Store, path: &str, query: &str) -> Reply {
     let result = match path.trim_end_matches('/') {
         "/api/services" => store
             .services()

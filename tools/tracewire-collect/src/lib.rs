@@ -32,8 +32,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use api::api_response;
 pub use config::{CollectorFile, ConfigError, MAX_CONFIG_BYTES, Pipeline, STORE_EXPORTER};
 pub use otlp::UNKNOWN_SERVICE;
+pub use server::Reply;
 pub use store::{
     DATABASE_FILE, DEFAULT_LIMIT, MAX_LIMIT, SpanRow, Store, StoreError, TraceQuery, TraceSummary,
 };

@@ -39,7 +39,8 @@ pub(crate) struct State {
     pub(crate) body_limit: usize,
 }
 
-pub(crate) type Reply = Response<Full<Bytes>>;
+/// An answer of the collector's listener or API.
+pub type Reply = Response<Full<Bytes>>;
 
 /// Runs batches through the processors and writes what they pass, until
 /// every sender is gone and the queue is empty; then decides every trace
@@ -181,7 +182,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Reply {
         if req.method() != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "the API only answers GET");
         }
-        return api::handle(&state.store, &path, req.uri().query().unwrap_or_default()).await;
+        return api::api_response(&state.store, &path, req.uri().query().unwrap_or_default()).await;
     }
     text(
         StatusCode::NOT_FOUND,
