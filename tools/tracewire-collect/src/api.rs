@@ -51,10 +51,15 @@ pub async fn api_response(store: &Store, path: &str, query: &str) -> Reply {
                     Ok(spans) if spans.is_empty() => {
                         return error(StatusCode::NOT_FOUND, "no span of this trace is stored");
                     }
-                    Ok(spans) => Ok(json!({
-                        "trace_id": id,
-                        "spans": spans.iter().map(span_json).collect::<Vec<_>>(),
-                    })),
+                    // A trace's log records come with its spans (a trace
+                    // with log records and no span is still not found).
+                    Ok(spans) => store.trace_logs(&id).await.map(|logs| {
+                        json!({
+                            "trace_id": id,
+                            "spans": spans.iter().map(span_json).collect::<Vec<_>>(),
+                            "logs": logs.iter().map(crate::logs::log_json).collect::<Vec<_>>(),
+                        })
+                    }),
                     Err(e) => Err(e),
                 }
             }

@@ -59,6 +59,10 @@ impl Pipeline {
 pub struct CollectorFile {
     /// `receivers.otlp.protocols.http.endpoint`, when given.
     pub listen: Option<SocketAddr>,
+    /// `receivers.otlp.protocols.grpc.endpoint` (`127.0.0.1:4317` when
+    /// `grpc` names none); `None` when the file has no `grpc` protocol:
+    /// as in the Collector, only the protocols listed are served.
+    pub grpc_listen: Option<SocketAddr>,
     /// `service.pipelines.traces`.
     pub pipeline: Pipeline,
     /// Settings accepted and not used, and values clamped (from the
@@ -140,9 +144,10 @@ impl CollectorFile {
 
         // Every defined component is checked, used or not.
         let mut listen = None;
+        let mut grpc_listen = None;
         for (id, settings) in receivers {
             match component_type(id) {
-                "otlp" => listen = otlp_receiver(id, settings)?,
+                "otlp" => (listen, grpc_listen) = otlp_receiver(id, settings)?,
                 "jaeger" | "zipkin" | "kafka" | "prometheus" => {
                     return Err(invalid(format!("receiver {id:?}: not supported yet")));
                 }
@@ -205,19 +210,24 @@ impl CollectorFile {
             "service.pipelines",
         )?;
         let mut pipeline = Pipeline::default();
-        let mut seen_traces = false;
+        let (mut seen_traces, mut seen_logs) = (false, false);
         for (id, settings) in pipelines {
-            if component_type(id) != "traces" {
+            let signal = component_type(id);
+            let seen = match signal {
+                "traces" => &mut seen_traces,
+                "logs" => &mut seen_logs,
+                _ => {
+                    return Err(invalid(format!(
+                        "pipeline {id:?}: not supported yet (only traces and logs)"
+                    )));
+                }
+            };
+            if *seen {
                 return Err(invalid(format!(
-                    "pipeline {id:?}: not supported yet (only traces)"
+                    "pipeline {id:?}: only one {signal} pipeline is supported yet"
                 )));
             }
-            if seen_traces {
-                return Err(invalid(format!(
-                    "pipeline {id:?}: only one traces pipeline is supported yet"
-                )));
-            }
-            seen_traces = true;
+            *seen = true;
             let settings = object(settings, id)?;
             for key in settings.keys() {
                 if !matches!(key.as_str(), "receivers" | "processors" | "exporters") {
@@ -255,6 +265,17 @@ impl CollectorFile {
                         "pipeline {id:?}: processor {p:?} is not defined under processors"
                     )));
                 };
+                if signal == "logs" {
+                    // Log records are stored as received; batch is
+                    // accepted (and unused) as in a traces pipeline.
+                    if !matches!(processor, ProcessorConfig::Batch) {
+                        return Err(invalid(format!(
+                            "pipeline {id:?}: processor {p:?} is a trace processor; a logs \
+                             pipeline takes only batch"
+                        )));
+                    }
+                    continue;
+                }
                 pipeline.processors.push((p.clone(), processor.clone()));
             }
             let used_exporters = used("exporters")?;
@@ -269,11 +290,12 @@ impl CollectorFile {
                 }
             }
         }
-        if !seen_traces {
-            return Err(invalid("service.pipelines: no traces pipeline"));
+        if !seen_traces && !seen_logs {
+            return Err(invalid("service.pipelines: no traces or logs pipeline"));
         }
         Ok(CollectorFile {
             listen,
+            grpc_listen,
             pipeline,
             warnings,
         })
@@ -295,53 +317,54 @@ fn object<'a>(value: &'a Json, what: &str) -> Result<&'a Map<String, Json>, Conf
     }
 }
 
-fn otlp_receiver(id: &str, settings: &Json) -> Result<Option<SocketAddr>, ConfigError> {
+/// The `otlp` receiver's endpoints: HTTP's (when it names one) and
+/// gRPC's (when `grpc` is listed; its default when it names none).
+fn otlp_receiver(
+    id: &str,
+    settings: &Json,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), ConfigError> {
     let settings = object(settings, id)?;
     let empty = Json::Null;
     let protocols = object(settings.get("protocols").unwrap_or(&empty), id)?;
     if let Some(key) = settings.keys().find(|k| k.as_str() != "protocols") {
         return Err(invalid(format!("receiver {id:?}: unknown setting {key:?}")));
     }
-    let mut listen = None;
+    let (mut listen, mut grpc_listen) = (None, None);
     for (protocol, p) in protocols {
-        match protocol.as_str() {
+        let slot = match protocol.as_str() {
             "grpc" => {
-                return Err(invalid(format!(
-                    "receiver {id:?}: protocols.grpc (OTLP/gRPC): not supported yet; use \
-                     protocols.http"
-                )));
+                grpc_listen = Some(SocketAddr::from(([127, 0, 0, 1], 4317)));
+                &mut grpc_listen
             }
-            "http" => {
-                let p = object(p, "protocols.http")?;
-                for (key, value) in p {
-                    match key.as_str() {
-                        "endpoint" => {
-                            let text = value.as_str().ok_or_else(|| {
-                                invalid(format!(
-                                    "receiver {id:?}: protocols.http.endpoint: not a string"
-                                ))
-                            })?;
-                            listen = Some(endpoint(id, text)?);
-                        }
-                        _ => {
-                            return Err(invalid(format!(
-                                "receiver {id:?}: protocols.http.{key}: not supported yet"
-                            )));
-                        }
-                    }
-                }
-            }
+            "http" => &mut listen,
             _ => {
                 return Err(invalid(format!(
                     "receiver {id:?}: unknown protocol {protocol:?}"
                 )));
             }
+        };
+        for (key, value) in object(p, &format!("protocols.{protocol}"))? {
+            match key.as_str() {
+                "endpoint" => {
+                    let text = value.as_str().ok_or_else(|| {
+                        invalid(format!(
+                            "receiver {id:?}: protocols.{protocol}.endpoint: not a string"
+                        ))
+                    })?;
+                    *slot = Some(endpoint(id, protocol, text)?);
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "receiver {id:?}: protocols.{protocol}.{key}: not supported yet"
+                    )));
+                }
+            }
         }
     }
-    Ok(listen)
+    Ok((listen, grpc_listen))
 }
 
-fn endpoint(id: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+fn endpoint(id: &str, protocol: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     if let Ok(addr) = text.parse() {
         return Ok(addr);
     }
@@ -350,7 +373,7 @@ fn endpoint(id: &str, text: &str) -> Result<SocketAddr, ConfigError> {
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| {
             invalid(format!(
-                "receiver {id:?}: protocols.http.endpoint {text:?}: not host:port"
+                "receiver {id:?}: protocols.{protocol}.endpoint {text:?}: not host:port"
             ))
         })
 }

@@ -1,5 +1,6 @@
-//! `tracewire collect`: an OTLP/HTTP trace receiver writing into an
-//! embedded SQLite store, with a small JSON API to search it.
+//! `tracewire collect`: an OTLP trace and log receiver (OTLP/HTTP and
+//! OTLP/gRPC) writing into an embedded SQLite store, with a small JSON API
+//! to search it.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tracewire_collect::Error> {
@@ -7,6 +8,9 @@
 //!
 //! let collector = Collector::start(Config::default()).await?;
 //! println!("OTLP/HTTP on http://{}/v1/traces", collector.local_addr());
+//! if let Some(grpc) = collector.grpc_addr() {
+//!     println!("OTLP/gRPC on http://{grpc}");
+//! }
 //! // … later: stop accepting, store what is queued, close the store.
 //! collector.shutdown().await;
 //! # Ok(())
@@ -16,12 +20,21 @@
 //! Everything from outside is bounded: request bodies (compressed and
 //! decompressed) by [`Config::body_limit`], accepted batches waiting for
 //! the store by [`Config::queue_capacity`] (a full queue answers 503 with
-//! `Retry-After`), connections by [`Config::max_connections`]. The README
-//! lists every answer.
+//! `Retry-After`, over gRPC `UNAVAILABLE` with `RetryInfo`), connections
+//! by [`Config::max_connections`]. The README lists every answer.
+//!
+//! Log records (`/v1/logs`, `LogsService/Export`) go through the same
+//! queue but skip the pipeline's processors (`filter` and `tail_sampling`
+//! are trace processors): every log record received is stored, in the
+//! `logs` table ([`LogRow`]), and a trace's records are answered with its
+//! spans.
 
 mod api;
 mod config;
 mod filter;
+mod grpc;
+mod ingest;
+mod logs;
 mod otlp;
 mod pipeline;
 mod server;
@@ -34,6 +47,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use api::api_response;
 pub use config::{CollectorFile, ConfigError, MAX_CONFIG_BYTES, Pipeline, STORE_EXPORTER};
+pub use grpc::MAX_STREAMS_PER_CONNECTION;
+pub use logs::{LogRow, MAX_TRACE_LOGS};
 pub use otlp::UNKNOWN_SERVICE;
 pub use server::Reply;
 pub use store::{
@@ -42,6 +57,9 @@ pub use store::{
 
 /// The default listen address (OTLP/HTTP's port).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4318";
+
+/// The default OTLP/gRPC listen address (OTLP/gRPC's port).
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:4317";
 
 /// The default largest request body: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -55,6 +73,9 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 pub struct Config {
     /// Where to listen for OTLP/HTTP and the API (port 0: any free port).
     pub listen: SocketAddr,
+    /// Where to listen for OTLP/gRPC (port 0: any free port); `None`: no
+    /// gRPC listener.
+    pub grpc_listen: Option<SocketAddr>,
     /// The directory of the store (created if missing).
     pub data_dir: PathBuf,
     /// The largest request body, before and after gzip decompression;
@@ -72,7 +93,8 @@ pub struct Config {
 
 impl Config {
     /// Takes a Collector configuration file's settings: its OTLP/HTTP
-    /// endpoint (when it names one) and its traces pipeline.
+    /// endpoint (when it names one), its OTLP/gRPC endpoint (gRPC is off
+    /// when the file lists no `grpc` protocol) and its traces pipeline.
     ///
     /// ```
     /// use tracewire_collect::{CollectorFile, Config};
@@ -85,12 +107,14 @@ impl Config {
     /// .unwrap();
     /// let config = Config::default().apply(file);
     /// assert_eq!(config.listen.port(), 0);
+    /// assert_eq!(config.grpc_listen, None);
     /// ```
     #[must_use]
     pub fn apply(mut self, file: CollectorFile) -> Self {
         if let Some(listen) = file.listen {
             self.listen = listen;
         }
+        self.grpc_listen = file.grpc_listen;
         self.pipeline = file.pipeline;
         self
     }
@@ -103,6 +127,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
             data_dir: default_data_dir(),
             body_limit: DEFAULT_BODY_LIMIT,
             queue_capacity: 64,
@@ -151,13 +176,20 @@ pub struct Stats {
     pub spans_stored: u64,
     /// Spans lost because writing their batch failed.
     pub spans_lost: u64,
-    /// Export requests refused with 503 because the queue was full.
+    /// Export requests (HTTP or gRPC, spans or logs) refused because the
+    /// queue was full.
     pub requests_throttled: u64,
     /// Spans dropped by a `filter` processor.
     pub spans_filtered: u64,
     /// Spans dropped by a `tail_sampling` processor (their trace was not
     /// kept, or it had more spans than are buffered per trace).
     pub spans_not_sampled: u64,
+    /// Log records accepted into the queue.
+    pub logs_accepted: u64,
+    /// Log records written to the store.
+    pub logs_stored: u64,
+    /// Log records lost because writing their batch failed.
+    pub logs_lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +201,9 @@ pub(crate) struct Counters {
     pub(crate) requests_throttled: AtomicU64,
     pub(crate) spans_filtered: AtomicU64,
     pub(crate) spans_not_sampled: AtomicU64,
+    pub(crate) logs_accepted: AtomicU64,
+    pub(crate) logs_stored: AtomicU64,
+    pub(crate) logs_lost: AtomicU64,
 }
 
 impl Counters {
@@ -186,6 +221,9 @@ impl Counters {
             requests_throttled: get(&self.requests_throttled),
             spans_filtered: get(&self.spans_filtered),
             spans_not_sampled: get(&self.spans_not_sampled),
+            logs_accepted: get(&self.logs_accepted),
+            logs_stored: get(&self.logs_stored),
+            logs_lost: get(&self.logs_lost),
         }
     }
 }
@@ -196,15 +234,19 @@ impl Counters {
 #[derive(Debug)]
 pub struct Collector {
     addr: SocketAddr,
+    grpc_addr: Option<SocketAddr>,
     store: Store,
     counters: Arc<Counters>,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    grpc: Option<tokio::task::JoinHandle<()>>,
+    close_queue: tokio::sync::oneshot::Sender<()>,
     writer: tokio::task::JoinHandle<()>,
 }
 
 impl Collector {
-    /// Opens the store, binds the listener and starts serving (on the
+    /// Opens the store, binds the listeners (HTTP, and gRPC unless
+    /// [`Config::grpc_listen`] is `None`) and starts serving (on the
     /// current tokio runtime).
     ///
     /// # Errors
@@ -221,19 +263,48 @@ impl Collector {
             addr: config.listen,
             source,
         })?;
+        let grpc_listener = match config.grpc_listen {
+            Some(grpc_listen) => {
+                let bind_error = |source| Error::Listen {
+                    addr: grpc_listen,
+                    source,
+                };
+                let listener = tokio::net::TcpListener::bind(grpc_listen)
+                    .await
+                    .map_err(bind_error)?;
+                let addr = listener.local_addr().map_err(bind_error)?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
         let counters = Arc::new(Counters::default());
         let (queue, batches) = tokio::sync::mpsc::channel(config.queue_capacity.max(1));
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (close_queue, queue_closed) = tokio::sync::oneshot::channel();
         let writer = tokio::spawn(server::write(
             batches,
+            queue_closed,
             store.clone(),
             counters.clone(),
             pipeline::Processors::new(&config.pipeline),
         ));
-        let state = Arc::new(server::State {
-            store: store.clone(),
+        let ingest = ingest::Ingest {
             queue,
             counters: counters.clone(),
+        };
+        let grpc_addr = grpc_listener.as_ref().map(|(_, addr)| *addr);
+        let grpc = grpc_listener.map(|(listener, _)| {
+            tokio::spawn(grpc::serve(
+                listener,
+                ingest.clone(),
+                stopped.clone(),
+                config.body_limit,
+                config.max_connections.max(1),
+            ))
+        });
+        let state = Arc::new(server::State {
+            store: store.clone(),
+            ingest,
             body_limit: config.body_limit,
         });
         let server = tokio::spawn(server::serve(
@@ -244,17 +315,26 @@ impl Collector {
         ));
         Ok(Collector {
             addr,
+            grpc_addr,
             store,
             counters,
             stop,
             server,
+            grpc,
+            close_queue,
             writer,
         })
     }
 
-    /// The address it listens on.
+    /// The address it listens on for OTLP/HTTP and the API.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address it listens on for OTLP/gRPC (`None`: no gRPC
+    /// listener).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
     }
 
     /// What it did so far.
@@ -267,15 +347,28 @@ impl Collector {
         &self.store
     }
 
-    /// Stops accepting connections, lets requests in progress finish
-    /// (connections still busy after [`DRAIN_TIMEOUT`] are cut),
-    /// writes every queued batch to the store and closes it. Returns the
-    /// final counts.
+    /// Stops accepting connections on both listeners, lets requests in
+    /// progress finish (connections still busy after [`DRAIN_TIMEOUT`] are
+    /// cut), writes every queued batch to the store and closes it. Returns
+    /// the final counts.
     pub async fn shutdown(self) -> Stats {
         let _ = self.stop.send(true);
-        // The server task owns the queue's senders; when it ends, the
-        // writer drains what is queued and ends.
-        let _ = self.server.await;
+        // Both listeners drain at once; the HTTP one cuts connections
+        // still busy after DRAIN_TIMEOUT itself.
+        let grpc = async {
+            if let Some(mut grpc) = self.grpc
+                && tokio::time::timeout(DRAIN_TIMEOUT, &mut grpc)
+                    .await
+                    .is_err()
+            {
+                grpc.abort();
+            }
+        };
+        let _ = tokio::join!(self.server, grpc);
+        // Then the queue takes no more batches (a request still running on
+        // a cut connection is told the collector is stopping); the writer
+        // stores what is queued and ends.
+        let _ = self.close_queue.send(());
         let _ = self.writer.await;
         self.store.close().await;
         self.counters.snapshot()

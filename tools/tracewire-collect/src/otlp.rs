@@ -1,9 +1,8 @@
 //! Decoding OTLP trace requests and turning their spans into store rows.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::status;
-use prost::Message as _;
 use serde_json::{Map, Value, json};
 
 use crate::store::SpanRow;
@@ -35,14 +34,19 @@ impl Encoding {
     }
 }
 
-/// Decodes an `ExportTraceServiceRequest`; the error says why it is not
-/// one.
-pub(crate) fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+/// Decodes an OTLP export request (`what` names its message, for the
+/// error, which says why the body is not one).
+pub(crate) fn decode<M>(encoding: Encoding, body: &[u8], what: &str) -> Result<M, String>
+where
+    M: prost::Message + Default + serde::de::DeserializeOwned,
+{
     match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| format!("not an OTLP/protobuf ExportTraceServiceRequest: {e}")),
-        Encoding::Json => serde_json::from_slice(body)
-            .map_err(|e| format!("not an OTLP/JSON ExportTraceServiceRequest: {e}")),
+        Encoding::Protobuf => {
+            M::decode(body).map_err(|e| format!("not an OTLP/protobuf {what}: {e}"))
+        }
+        Encoding::Json => {
+            serde_json::from_slice(body).map_err(|e| format!("not an OTLP/JSON {what}: {e}"))
+        }
     }
 }
 
@@ -59,21 +63,10 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<SpanRow>, u64, Op
             .as_ref()
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default();
-        let service = resource_attrs
-            .iter()
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                any_value::Value::StringValue(s) if !s.is_empty() => Some(s.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+        let service = service_name(resource_attrs);
         let resource = attributes_json(resource_attrs).to_string();
         for ss in rs.scope_spans {
-            let scope = match &ss.scope {
-                Some(s) => json!({ "name": s.name, "version": s.version }),
-                None => json!({}),
-            }
-            .to_string();
+            let scope = scope_json(ss.scope.as_ref()).to_string();
             for span in ss.spans {
                 let parent_ok = span.parent_span_id.is_empty() || span.parent_span_id.len() == 8;
                 if span.trace_id.len() != 16 || span.span_id.len() != 8 || !parent_ok {
@@ -138,6 +131,27 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<SpanRow>, u64, Op
     (out, rejected, reason)
 }
 
+/// The resource's `service.name`, or [`UNKNOWN_SERVICE`] without one.
+pub(crate) fn service_name(resource_attributes: &[KeyValue]) -> String {
+    resource_attributes
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned())
+}
+
+/// An instrumentation scope as JSON: `{"name", "version"}`, or `{}`
+/// without one.
+pub(crate) fn scope_json(scope: Option<&InstrumentationScope>) -> Value {
+    match scope {
+        Some(s) => json!({ "name": s.name, "version": s.version }),
+        None => json!({}),
+    }
+}
+
 fn clamp_ns(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
 }
@@ -155,7 +169,7 @@ pub(crate) fn attributes_json(attributes: &[KeyValue]) -> Value {
 /// An OTLP value as JSON: strings, booleans, integers and doubles as
 /// themselves, arrays as arrays, key-value lists as objects, bytes as hex,
 /// an empty value as `null` (a double that is not finite as `null` too).
-fn value_json(value: Option<&AnyValue>) -> Value {
+pub(crate) fn value_json(value: Option<&AnyValue>) -> Value {
     let Some(value) = value.and_then(|v| v.value.as_ref()) else {
         return Value::Null;
     };

@@ -1,5 +1,5 @@
-//! The HTTP listener: OTLP/HTTP on `/v1/traces`, the JSON API on
-//! `/api/…`, and the task writing accepted batches to the store.
+//! The HTTP listener: OTLP/HTTP on `/v1/traces` and `/v1/logs`, the JSON
+//! API on `/api/…`, and the task writing accepted batches to the store.
 
 use std::convert::Infallible;
 use std::io::Read as _;
@@ -12,13 +12,12 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
-use prost::Message as _;
-use tokio::sync::{Semaphore, mpsc, watch};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::ingest::{Batch, Ingest, Refused};
 use crate::otlp::{self, Encoding};
 use crate::pipeline::Processors;
 use crate::store::{SpanRow, Store};
@@ -34,23 +33,26 @@ const RETRY_AFTER_SECONDS: &str = "1";
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) store: Store,
-    pub(crate) queue: mpsc::Sender<Vec<SpanRow>>,
-    pub(crate) counters: Arc<Counters>,
+    pub(crate) ingest: Ingest,
     pub(crate) body_limit: usize,
 }
 
 /// An answer of the collector's listener or API.
 pub type Reply = Response<Full<Bytes>>;
 
-/// Runs batches through the processors and writes what they pass, until
-/// every sender is gone and the queue is empty; then decides every trace
-/// still buffered and writes those kept.
+/// Runs span batches through the processors and writes what they pass,
+/// and writes log batches as they are, until every sender is gone and the
+/// queue is empty, or `close` fires (or its sender is gone) and what was
+/// queued is written; then decides every trace still buffered and writes
+/// those kept.
 pub(crate) async fn write(
-    mut batches: mpsc::Receiver<Vec<SpanRow>>,
+    mut batches: mpsc::Receiver<Batch>,
+    mut close: oneshot::Receiver<()>,
     store: Store,
     counters: Arc<Counters>,
     mut processors: Processors,
 ) {
+    let mut closed = false;
     loop {
         let deadline = processors.next_deadline();
         let received = tokio::select! {
@@ -59,10 +61,24 @@ pub(crate) async fn write(
                 None => break,
             },
             () = sleep_until(deadline) => None,
+            _ = &mut close, if !closed => {
+                // No more sends; `recv` answers what is queued, then None.
+                closed = true;
+                batches.close();
+                None
+            }
         };
         let now = Instant::now();
         let mut out = match received {
-            Some(batch) => processors.push(batch, now),
+            Some(Batch::Spans(batch)) => processors.push(batch, now),
+            Some(Batch::Logs(logs)) => {
+                let n = u64::try_from(logs.len()).unwrap_or(u64::MAX);
+                match store.insert_logs(&logs).await {
+                    Ok(()) => Counters::add(&counters.logs_stored, n),
+                    Err(_) => Counters::add(&counters.logs_lost, n),
+                }
+                Vec::new()
+            }
             None => Vec::new(),
         };
         out.extend(processors.tick(now, false));
@@ -172,11 +188,19 @@ async fn stopping(stopped: &mut watch::Receiver<bool>) {
 
 async fn handle(state: &State, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_owned();
-    if path == "/v1/traces" {
+    let signal = match path.as_str() {
+        "/v1/traces" => Some(Signal::Traces),
+        "/v1/logs" => Some(Signal::Logs),
+        _ => None,
+    };
+    if let Some(signal) = signal {
         if req.method() != Method::POST {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "use POST for /v1/traces");
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("use POST for {path}"),
+            );
         }
-        return export(state, req).await;
+        return export(state, req, signal).await;
     }
     if path == "/api" || path.starts_with("/api/") {
         if req.method() != Method::GET {
@@ -186,7 +210,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Reply {
     }
     text(
         StatusCode::NOT_FOUND,
-        "not found: try POST /v1/traces or GET /api/services",
+        "not found: try POST /v1/traces, POST /v1/logs or GET /api/services",
     )
 }
 
@@ -201,98 +225,73 @@ pub(crate) fn text(status: StatusCode, message: &str) -> Reply {
     reply
 }
 
-async fn export(state: &State, req: Request<Incoming>) -> Reply {
-    let headers = req.headers();
-    let Some(encoding) = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Encoding::from_content_type)
-    else {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/x-protobuf or application/json",
-        );
+/// The OTLP signals received over HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// `POST /v1/traces`.
+    Traces,
+    /// `POST /v1/logs`.
+    Logs,
+}
+
+/// One OTLP/HTTP export: the body is read (bounded) and decoded, its rows
+/// queued; the answer is the signal's response message in the request's
+/// encoding, or the status saying why not.
+async fn export(state: &State, req: Request<Incoming>, signal: Signal) -> Reply {
+    let (encoding, body) = match read_body(state, req).await {
+        Ok(read) => read,
+        Err(reply) => return reply,
     };
-    let gzip = match headers.get(CONTENT_ENCODING).map(HeaderValue::to_str) {
-        None => false,
-        Some(Ok(v)) if v.trim().eq_ignore_ascii_case("gzip") => true,
-        Some(Ok(v)) if v.trim().eq_ignore_ascii_case("identity") => false,
-        Some(_) => {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Encoding must be gzip or identity",
+    let queued = match signal {
+        Signal::Traces => {
+            let request: ExportTraceServiceRequest =
+                match otlp::decode(encoding, &body, "ExportTraceServiceRequest") {
+                    Ok(r) => r,
+                    Err(message) => return text(StatusCode::BAD_REQUEST, &message),
+                };
+            drop(body);
+            state
+                .ingest
+                .traces(request)
+                .map(|response| encoded(encoding, &response))
+        }
+        Signal::Logs => {
+            let request: ExportLogsServiceRequest =
+                match otlp::decode(encoding, &body, "ExportLogsServiceRequest") {
+                    Ok(r) => r,
+                    Err(message) => return text(StatusCode::BAD_REQUEST, &message),
+                };
+            drop(body);
+            state
+                .ingest
+                .logs(request)
+                .map(|response| encoded(encoding, &response))
+        }
+    };
+    match queued {
+        Ok(reply) => reply,
+        Err(Refused::Full) => {
+            let mut reply = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ingest queue is full; retry later",
             );
+            reply
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            reply
         }
-    };
-    let too_large = format!("the body is larger than {} bytes", state.body_limit);
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > u64::try_from(state.body_limit).unwrap_or(u64::MAX)) {
-        return text(StatusCode::PAYLOAD_TOO_LARGE, &too_large);
-    }
-    let body = match Limited::new(req.into_body(), state.body_limit)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, &too_large);
-        }
-        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
-    };
-    let body = if gzip {
-        match gunzip(&body, state.body_limit) {
-            Ok(Some(b)) => Bytes::from(b),
-            Ok(None) => {
-                return text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the decompressed {too_large}"),
-                );
-            }
-            Err(e) => return text(StatusCode::BAD_REQUEST, &format!("bad gzip body: {e}")),
-        }
-    } else {
-        body
-    };
-    let request = match otlp::decode(encoding, &body) {
-        Ok(r) => r,
-        Err(message) => return text(StatusCode::BAD_REQUEST, &message),
-    };
-    drop(body);
-    let (rows, rejected, reason) = otlp::rows(request);
-    let accepted = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    if !rows.is_empty() {
-        match state.queue.try_send(rows) {
-            Ok(()) => Counters::add(&state.counters.spans_accepted, accepted),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Counters::add(&state.counters.requests_throttled, 1);
-                let mut reply = text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the ingest queue is full; retry later",
-                );
-                reply
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
-                return reply;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return text(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping");
-            }
+        Err(Refused::Stopping) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping")
         }
     }
-    Counters::add(&state.counters.spans_rejected, rejected);
-    let response = ExportTraceServiceResponse {
-        partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
-            error_message: reason.unwrap_or_default(),
-        }),
-    };
+}
+
+/// A response message in the request's encoding.
+fn encoded<M: prost::Message + serde::Serialize>(encoding: Encoding, message: &M) -> Reply {
     let (body, content_type) = match encoding {
-        Encoding::Protobuf => (response.encode_to_vec(), "application/x-protobuf"),
+        Encoding::Protobuf => (message.encode_to_vec(), "application/x-protobuf"),
         Encoding::Json => (
-            serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+            serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()),
             "application/json",
         ),
     };
@@ -301,6 +300,78 @@ async fn export(state: &State, req: Request<Incoming>) -> Reply {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     reply
+}
+
+/// The encoding and the (decompressed) body of an OTLP/HTTP export, or
+/// the answer refusing it: 415 for a content type or encoding that is not
+/// OTLP's, 413 past the body limit, 400 for a body that cannot be read or
+/// bad gzip.
+async fn read_body(state: &State, req: Request<Incoming>) -> Result<(Encoding, Bytes), Reply> {
+    let headers = req.headers();
+    let Some(encoding) = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Encoding::from_content_type)
+    else {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/x-protobuf or application/json",
+        ));
+    };
+    let gzip = match headers.get(CONTENT_ENCODING).map(HeaderValue::to_str) {
+        None => false,
+        Some(Ok(v)) if v.trim().eq_ignore_ascii_case("gzip") => true,
+        Some(Ok(v)) if v.trim().eq_ignore_ascii_case("identity") => false,
+        Some(_) => {
+            return Err(text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Encoding must be gzip or identity",
+            ));
+        }
+    };
+    let too_large = format!("the body is larger than {} bytes", state.body_limit);
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(state.body_limit).unwrap_or(u64::MAX)) {
+        return Err(text(StatusCode::PAYLOAD_TOO_LARGE, &too_large));
+    }
+    let body = match Limited::new(req.into_body(), state.body_limit)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(text(StatusCode::PAYLOAD_TOO_LARGE, &too_large));
+        }
+        Err(e) => {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                &format!("reading the body: {e}"),
+            ));
+        }
+    };
+    let body = if gzip {
+        match gunzip(&body, state.body_limit) {
+            Ok(Some(b)) => Bytes::from(b),
+            Ok(None) => {
+                return Err(text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the decompressed {too_large}"),
+                ));
+            }
+            Err(e) => {
+                return Err(text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("bad gzip body: {e}"),
+                ));
+            }
+        }
+    } else {
+        body
+    };
+    Ok((encoding, body))
 }
 
 /// The decompressed body; `None` when it is larger than `limit`.

@@ -158,7 +158,7 @@ pub struct TraceQuery {
 /// The SQLite trace store. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl Store {
@@ -184,6 +184,7 @@ impl Store {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
+        crate::logs::create_schema(&pool).await?;
         Ok(Store { pool })
     }
 

@@ -21,6 +21,7 @@ const LIMIT: usize = 4096;
 async fn start(dir: &tempfile::TempDir) -> Collector {
     Collector::start(Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grpc_listen: None,
         data_dir: dir.path().to_path_buf(),
         body_limit: LIMIT,
         ..Config::default()
@@ -319,6 +320,7 @@ async fn a_full_queue_answers_503_with_retry_after_then_drains() {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::start(Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grpc_listen: None,
         data_dir: dir.path().to_path_buf(),
         queue_capacity: 1,
         ..Config::default()

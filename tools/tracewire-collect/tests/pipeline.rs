@@ -111,8 +111,8 @@ fn unknown_and_unsupported_components_are_errors_naming_them() {
         let err = load(&text).expect_err(name);
         assert!(err.contains(name), "{err}");
     }
-    // The seed's own tier-2 file: OTLP/gRPC and the otlp exporter are not
-    // supported yet, and the error names the receiver's protocol.
+    // The seed's own tier-2 file: its OTLP/gRPC receiver is read, its
+    // otlp exporter is not supported yet, and the error names it.
     let seed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../deploy/collector/sampler.yaml"
@@ -120,9 +120,23 @@ fn unknown_and_unsupported_components_are_errors_naming_them() {
     .unwrap();
     let err = load(&seed).unwrap_err();
     assert!(
-        err.contains("grpc") && err.contains("not supported yet"),
+        err.contains("otlp/backend") && err.contains("not supported yet"),
         "{err}"
     );
+    // With the store as its exporter, it loads, gRPC endpoint and all.
+    let store_seed = seed
+        .replace(
+            "  otlp/backend:\n    endpoint: tempo.observability.svc.cluster.local:4317\n    \
+             tls:\n      insecure: true\n",
+            "  tracewire_store:\n",
+        )
+        .replace("[otlp/backend]", "[tracewire_store]");
+    let file = load(&store_seed).expect("the seed with the store loads");
+    assert_eq!(
+        file.grpc_listen,
+        Some(SocketAddr::from(([0, 0, 0, 0], 4317)))
+    );
+    assert_eq!(file.listen, None);
     // The router's loadbalancing exporter is unknown here.
     let router = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -1,0 +1,204 @@
+//! The OTLP/gRPC receiver: `TraceService/Export` and `LogsService/Export`
+//! (opentelemetry-proto's generated tonic services) on their own listener.
+//!
+//! Bounds: a message larger than the body limit (as sent or once
+//! decompressed) is refused before it is read whole; requests in progress
+//! across every connection are at most `max_connections` (more wait), and
+//! streams per connection at most [`MAX_STREAMS_PER_CONNECTION`].
+//!
+//! Answers, as OTLP/gRPC asks: a full queue is `UNAVAILABLE` with a
+//! `google.rpc.RetryInfo` detail (retry after 1 s); a message that does
+//! not decode (bad protobuf, bad gzip, a truncated frame) is
+//! `INVALID_ARGUMENT`; a message over the limit is `RESOURCE_EXHAUSTED`
+//! (without `RetryInfo`, so clients do not retry it); bad span ids are a
+//! partial success, as over HTTP.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::http::{HeaderValue, Response};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message as _;
+use tokio::sync::watch;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Status};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::util::MapResponseLayer;
+
+use crate::ingest::{Ingest, Refused};
+
+/// Streams (requests) one HTTP/2 connection may have open at once.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
+/// The delay a throttled client is asked to wait (`RetryInfo`).
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The OTLP services over the queue.
+#[derive(Clone, Debug)]
+struct Receiver {
+    ingest: Ingest,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, Status> {
+        self.ingest
+            .traces(request.into_inner())
+            .map(tonic::Response::new)
+            .map_err(refused)
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, Status> {
+        self.ingest
+            .logs(request.into_inner())
+            .map(tonic::Response::new)
+            .map_err(refused)
+    }
+}
+
+/// The status of a refused export: `UNAVAILABLE` either way (both are
+/// retryable), with `RetryInfo` when the queue is full.
+fn refused(why: Refused) -> Status {
+    match why {
+        Refused::Full => Status::with_details(
+            Code::Unavailable,
+            "the ingest queue is full; retry later",
+            retry_info_details(RETRY_DELAY),
+        ),
+        Refused::Stopping => Status::unavailable("the collector is stopping"),
+    }
+}
+
+/// `google.rpc.Status` (the `grpc-status-details-bin` payload), with the
+/// one field of it and of its detail that this receiver sends.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// The status details of a throttled export: a `google.rpc.Status`
+/// (`UNAVAILABLE`) holding a `google.rpc.RetryInfo`.
+fn retry_info_details(delay: Duration) -> Bytes {
+    let retry = RetryInfo {
+        retry_delay: Some(ProtoDuration {
+            seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
+        }),
+    };
+    let status = RpcStatus {
+        code: Code::Unavailable as i32,
+        message: "the ingest queue is full; retry later".to_owned(),
+        details: vec![ProtoAny {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
+            value: retry.encode_to_vec(),
+        }],
+    };
+    Bytes::from(status.encode_to_vec())
+}
+
+/// tonic answers a request it cannot decode with `INTERNAL` and one over
+/// the size limit with `OUT_OF_RANGE`; OTLP asks for `INVALID_ARGUMENT`
+/// for bad data, and `OUT_OF_RANGE` is one of the codes its clients retry.
+/// The services here never answer either code themselves, so every such
+/// answer comes from reading the request and is rewritten:
+/// `INTERNAL` → `INVALID_ARGUMENT`, `OUT_OF_RANGE` → `RESOURCE_EXHAUSTED`.
+fn otlp_status_codes<B>(mut response: Response<B>) -> Response<B> {
+    let rewrite = match response
+        .headers()
+        .get(Status::GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from_i32)
+    {
+        Some(Code::Internal) => Some(Code::InvalidArgument),
+        Some(Code::OutOfRange) => Some(Code::ResourceExhausted),
+        _ => None,
+    };
+    if let Some(code) = rewrite {
+        response
+            .headers_mut()
+            .insert(Status::GRPC_STATUS, HeaderValue::from(code as i32));
+    }
+    response
+}
+
+/// Serves OTLP/gRPC on `listener` until `stopped` turns true, then lets
+/// the open connections finish their requests.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    ingest: Ingest,
+    mut stopped: watch::Receiver<bool>,
+    body_limit: usize,
+    max_requests: usize,
+) {
+    let receiver = Receiver { ingest };
+    let traces = TraceServiceServer::new(receiver.clone())
+        .max_decoding_message_size(body_limit)
+        .accept_compressed(CompressionEncoding::Gzip);
+    let logs = LogsServiceServer::new(receiver)
+        .max_decoding_message_size(body_limit)
+        .accept_compressed(CompressionEncoding::Gzip);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let _ = Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .layer(GlobalConcurrencyLimitLayer::new(max_requests))
+        .layer(MapResponseLayer::new(otlp_status_codes))
+        .add_service(traces)
+        .add_service(logs)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await;
+}
