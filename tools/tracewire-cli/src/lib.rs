@@ -11,7 +11,8 @@
 //! - JSON for scripts ([`json`]).
 //!
 //! Traces can also be read from a running collector (`tracewire collect`)
-//! over its JSON API ([`remote::Client`]).
+//! over its JSON API ([`remote::Client`]), and shown as a web page next to
+//! a collector's store ([`web::serve`]).
 //!
 //! The `tracewire` binary is a thin command line over this crate.
 //!
@@ -101,6 +102,7 @@ mod load;
 mod model;
 pub mod remote;
 pub mod render;
+pub mod web;
 
 pub use critical_path::{CriticalPath, Section, Step, critical_path};
 pub use diff::{KeyPart, Matched, SpanKey, TraceDiff, Unmatched, diff};
