@@ -5,7 +5,8 @@
 #   bash benches/run.sh            # all of them
 #   bash benches/run.sh core http  # some bench targets (core, sqlx, export,
 #                                  # tail, tail_memory, rdkafka, http, grpc,
-#                                  # instructions: callgrind, needs valgrind)
+#                                  # instructions: callgrind, needs valgrind;
+#                                  # collect: the collector over loopback)
 #
 # Criterion benches take CRITERION_ARGS (default: 1 s warm-up, 3 s of
 # measurement per benchmark). The pipeline and load benches alternate
@@ -36,7 +37,7 @@ criterion_args=${CRITERION_ARGS:-"--warm-up-time 1 --measurement-time 3"}
 
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(core instructions sqlx export tail tail_memory rdkafka http grpc)
+    benches=(core instructions sqlx export tail tail_memory rdkafka http grpc collect)
 fi
 
 output="$target/bench-output.txt"
