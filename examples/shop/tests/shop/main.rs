@@ -3,6 +3,7 @@
 //! trace across the services it touched (the Kafka hop included), with the
 //! database, failure, retry and log correlation details a user relies on.
 
+mod collect;
 mod support;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
