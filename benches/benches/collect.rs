@@ -194,11 +194,12 @@ impl Started {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // OTLP/HTTP only: a fixed gRPC port would collide between runs.
+            grpc_listen: None,
             data_dir: dir.path().to_path_buf(),
             queue_capacity: 64,
             ..Config::default()
         };
-        let config = without_other_listeners(config);
         let collector = Collector::start(config).await.expect("the collector starts");
         Started {
             collector,
@@ -284,12 +285,6 @@ impl Started {
     async fn stop(self) {
         self.collector.shutdown().await;
     }
-}
-
-/// Only the OTLP/HTTP listener, on the port given: other listeners the
-/// collector may open by default would collide between runs.
-fn without_other_listeners(config: Config) -> Config {
-    config
 }
 
 fn get(addr: SocketAddr, path: &str) -> Request<Full<Bytes>> {

@@ -31,6 +31,7 @@ impl Running {
             .expect("a runtime");
         let config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_listen: None,
             data_dir: data.path().to_path_buf(),
             ..Config::default()
         };
