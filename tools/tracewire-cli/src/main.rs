@@ -103,7 +103,8 @@ enum Command {
         min_delta: Duration,
     },
     /// Run a trace collector until Ctrl-C or SIGTERM: OTLP/HTTP in
-    /// (`POST /v1/traces`, protobuf or JSON, gzip), every span into an
+    /// (`POST /v1/traces` and `/v1/logs`, protobuf or JSON, gzip) and
+    /// OTLP/gRPC (`--grpc-listen`), every span and log record into an
     /// embedded SQLite store, and a JSON API to search it
     /// (`/api/services`, `/api/traces`, `/api/traces/{trace_id}`). On
     /// stop, what is queued is stored before exiting.
@@ -122,6 +123,11 @@ enum Command {
         /// tracewire-data in the OS's temporary directory].
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// The address for OTLP/gRPC (traces and logs), or `off` [default:
+        /// with --config, the file's grpc endpoint (off without one), else
+        /// 127.0.0.1:4317].
+        #[arg(long, value_name = "ADDR", value_parser = parse_grpc_listen)]
+        grpc_listen: Option<GrpcListen>,
     },
 }
 
@@ -168,11 +174,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--grpc-listen`: an address, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct GrpcListen(Option<SocketAddr>);
+
+fn parse_grpc_listen(text: &str) -> Result<GrpcListen, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(GrpcListen(None));
+    }
+    text.trim()
+        .parse()
+        .map(|addr| GrpcListen(Some(addr)))
+        .map_err(|_| format!("{text:?} is not HOST:PORT (an IP address and port) or `off`"))
+}
+
 /// Runs the collector until a stop signal; the final counts as output.
 fn collect(
     config_file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
+    grpc_listen: Option<GrpcListen>,
 ) -> Result<String, CliError> {
     let data_dir = data.unwrap_or_else(tracewire_collect::default_data_dir);
     let database = data_dir.join(tracewire_collect::DATABASE_FILE);
@@ -192,17 +213,29 @@ fn collect(
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    if let Some(GrpcListen(grpc)) = grpc_listen {
+        config.grpc_listen = grpc;
+    }
     let stats = tracewire_collect::run_until_signal(config, |collector| {
         let addr = collector.local_addr();
         let _ = writeln!(
             io::stderr().lock(),
-            "tracewire collect: OTLP/HTTP on http://{addr}/v1/traces, API on http://{addr}/api/services, store {}; Ctrl-C stops",
+            "tracewire collect: OTLP/HTTP on http://{addr}/v1/traces, API on http://{addr}/api/services, {}, store {}; Ctrl-C stops",
+            collector.grpc_addr().map_or_else(
+                || "no OTLP/gRPC".to_owned(),
+                |grpc| format!("OTLP/gRPC on http://{grpc}")
+            ),
             database.display()
         );
     })?;
     Ok(format!(
-        "stored {} spans ({} rejected, {} lost, {} requests refused with a full queue)\n",
-        stats.spans_stored, stats.spans_rejected, stats.spans_lost, stats.requests_throttled
+        "stored {} spans ({} rejected, {} lost, {} requests refused with a full queue) and {} log records ({} lost)\n",
+        stats.spans_stored,
+        stats.spans_rejected,
+        stats.spans_lost,
+        stats.requests_throttled,
+        stats.logs_stored,
+        stats.logs_lost
     ))
 }
 
@@ -279,7 +312,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             config,
             listen,
             data,
-        } => collect(config, listen, data)?,
+            grpc_listen,
+        } => collect(config, listen, data, grpc_listen)?,
     };
     let mut stdout = io::stdout().lock();
     match stdout

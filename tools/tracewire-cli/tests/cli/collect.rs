@@ -25,7 +25,14 @@ fn post(addr: &str, content_type: &str, body: &[u8]) -> u16 {
 fn collect_answers_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tracewire"))
-        .args(["collect", "--listen", "127.0.0.1:0", "--data"])
+        .args([
+            "collect",
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -41,6 +48,14 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_else(|| panic!("no address in {banner:?}"))
         .to_owned();
+    // The OTLP/gRPC listener is up too.
+    let grpc = banner
+        .split("OTLP/gRPC on http://")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no gRPC address in {banner:?}"))
+        .to_owned();
+    TcpStream::connect(&grpc).expect("the gRPC listener accepts");
 
     assert_eq!(
         post(&addr, "application/x-protobuf", b"\xff\xff garbage"),
@@ -60,7 +75,8 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
     assert!(
-        String::from_utf8_lossy(&output.stdout).starts_with("stored 0 spans"),
+        String::from_utf8_lossy(&output.stdout).starts_with("stored 0 spans")
+            && String::from_utf8_lossy(&output.stdout).contains("0 log records"),
         "{output:?}"
     );
     assert!(dir.path().join("traces.sqlite").exists());

@@ -139,6 +139,7 @@ fn start_collector() -> Running {
     let collector = runtime
         .block_on(Collector::start(Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_listen: None,
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         }))
