@@ -17,6 +17,7 @@ use crate::kafka::Broker;
 use crate::services::{Service, env, optional};
 use crate::telemetry::{export_file, logs_file, traces_file};
 use crate::traffic::{self, Outcome};
+use crate::ui::Ui;
 
 /// Users whose rows the user service caches at start.
 const HOT_USERS: u32 = 100;
@@ -37,6 +38,9 @@ pub(crate) struct Options {
     pub(crate) users: u32,
     pub(crate) out: PathBuf,
     pub(crate) quiet: bool,
+    /// `--ui`: where the web viewer listens (it keeps running after the
+    /// report).
+    pub(crate) ui: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -46,6 +50,7 @@ impl Default for Options {
             users: 200_000,
             out: PathBuf::from("target").join("shop-run"),
             quiet: false,
+            ui: None,
         }
     }
 }
@@ -124,8 +129,32 @@ async fn launch(options: &Options) -> Result<(), BoxError> {
     let broker = Broker::start(optional("KAFKA_BROKERS")).await?;
     progress.say("kafka", broker.describe());
 
+    let ui = match options.ui {
+        Some(listen) => {
+            let ui = Ui::start(&out, listen).await?;
+            progress.say(
+                "collector",
+                format!(
+                    "tracewire collect at {} (store {}), the viewer at {}",
+                    ui.otlp_endpoint(),
+                    out.join("collect").display(),
+                    ui.url()
+                ),
+            );
+            Some(ui)
+        }
+        None => None,
+    };
+    let otlp = ui.as_ref().map(Ui::otlp_endpoint);
+
     let started = Instant::now();
-    let mut fleet = Fleet::start(&out, &database_url, broker.servers(), &run_id)?;
+    let mut fleet = Fleet::start(
+        &out,
+        &database_url,
+        broker.servers(),
+        &run_id,
+        otlp.as_deref(),
+    )?;
     if let Err(error) = fleet.wait_ready().await {
         fleet.stop().await;
         return Err(error);
@@ -184,7 +213,7 @@ async fn launch(options: &Options) -> Result<(), BoxError> {
     drop(broker);
     written?;
 
-    crate::report::print(&out, &outcomes)?;
+    let picked = crate::report::print(&out, &outcomes)?;
     let unexpected = outcomes.iter().filter(|o| !o.as_expected()).count();
     if unexpected > 0 {
         return Err(format!(
@@ -194,7 +223,32 @@ async fn launch(options: &Options) -> Result<(), BoxError> {
         )
         .into());
     }
-    waited.map(|_| ())
+    waited?;
+    if let Some(ui) = ui {
+        let records = ui.send_logs(&out).await?;
+        println!(
+            "\nThe web viewer ({records} log lines sent to the collector as OTLP logs; Ctrl-C stops it):"
+        );
+        println!("  {}", ui.url());
+        if let Some(slow) = &picked.slow {
+            println!("  the slowest login: {}", ui.trace_url(slow));
+        }
+        if let (Some(normal), Some(slow)) = (&picked.normal, &picked.slow) {
+            println!(
+                "  compared with a normal one: {}#/compare?a={normal}&b={slow}",
+                ui.url()
+            );
+        }
+        if let Some(checkout) = &picked.checkout {
+            println!(
+                "  a checkout across six services: {}",
+                ui.trace_url(checkout)
+            );
+        }
+        println!("  the service map: {}#/map", ui.url());
+        ui.serve_until_stopped().await;
+    }
+    Ok(())
 }
 
 fn progress_line(done: usize, total: usize, width: usize, outcome: &Outcome) -> String {
@@ -268,12 +322,14 @@ struct Fleet {
 impl Fleet {
     /// Starts every service: `<this program> service <name>`, with its
     /// address, its peers' URLs and where to write, in its environment;
-    /// its log lines (standard output) go to `logs-<name>.jsonl`.
+    /// its log lines (standard output) go to `logs-<name>.jsonl`. With
+    /// `otlp`, the services also export their spans to that endpoint.
     fn start(
         out: &Path,
         database_url: &str,
         brokers: &str,
         run_id: &str,
+        otlp: Option<&str>,
     ) -> Result<Fleet, BoxError> {
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find this program to start the services: {e}"))?;
@@ -289,7 +345,13 @@ impl Fleet {
         };
         for (&service, &addr) in Service::ALL.iter().zip(&addrs) {
             let logs = std::fs::File::create(logs_file(out, service))?;
-            let spawned = Command::new(&exe)
+            let mut command = Command::new(&exe);
+            if let Some(endpoint) = otlp {
+                command
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                    .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+            }
+            let spawned = command
                 .args(["service", service.name()])
                 .env("OTEL_SERVICE_NAME", service.name())
                 .env(env::ADDR, addr.to_string())

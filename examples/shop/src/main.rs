@@ -23,6 +23,7 @@ mod report;
 mod services;
 mod telemetry;
 mod traffic;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,10 @@ OPTIONS:
     --users <N>      rows in the users table [default: 200000]
     --out <DIR>      where traces, logs and the database go [default: target/shop-run]
     --quiet          no progress lines while the traffic runs
+    --ui             also send the traces and log lines to an embedded
+                     `tracewire collect` and keep its web viewer running
+                     after the report (Ctrl-C stops it)
+    --ui-listen <ADDR>  where the viewer listens [default: 127.0.0.1:16686]
     -h, --help       this text
 
 SERVICES: gateway, auth, users, orders, payments, notifications
@@ -51,7 +56,8 @@ SERVICES: gateway, auth, users, orders, payments, notifications
 ENVIRONMENT:
     DATABASE_URL                  postgres://… to use PostgreSQL instead of SQLite
     KAFKA_BROKERS                 host:port,… to use a Kafka cluster instead of the mock one
-    OTEL_EXPORTER_OTLP_ENDPOINT   also send spans over OTLP (Jaeger, Tempo, a Collector)
+    OTEL_EXPORTER_OTLP_ENDPOINT   also send spans over OTLP (Jaeger, Tempo, a Collector);
+                                  with --ui the services send to the embedded collector
 ";
 
 /// What the command line asks for.
@@ -84,10 +90,22 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             }
             "--out" => options.out = PathBuf::from(value("--out")?),
             "--quiet" => options.quiet = true,
+            "--ui" => {
+                if options.ui.is_none() {
+                    options.ui = Some(parse_addr(ui::DEFAULT_LISTEN)?);
+                }
+            }
+            "--ui-listen" => options.ui = Some(parse_addr(&value("--ui-listen")?)?),
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
     Ok(Command::Launch(options))
+}
+
+fn parse_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| format!("--ui-listen takes HOST:PORT (an IP address), not {value:?}"))
 }
 
 fn parse_count(name: &str, value: &str) -> Result<u32, String> {
@@ -161,6 +179,20 @@ mod tests {
         assert_eq!(options.users, 5000);
         assert_eq!(options.out, PathBuf::from("/tmp/x"));
         assert!(options.quiet);
+        assert_eq!(options.ui, None);
+    }
+
+    #[test]
+    fn the_viewer_listens_where_asked() {
+        let Ok(Command::Launch(options)) = parse(&["--ui"]) else {
+            panic!("not a launch");
+        };
+        assert_eq!(options.ui, Some("127.0.0.1:16686".parse().unwrap()));
+        let Ok(Command::Launch(options)) = parse(&["--ui-listen", "127.0.0.1:0", "--ui"]) else {
+            panic!("not a launch");
+        };
+        assert_eq!(options.ui, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(parse(&["--ui-listen", "localhost"]).is_err());
     }
 
     #[test]
@@ -183,6 +215,7 @@ mod tests {
             &["--users", "1e6"],
             &["--users", "10"],
             &["--verbose"],
+            &["--ui-listen"],
         ] {
             assert!(parse(args).is_err(), "{args:?} accepted");
         }

@@ -18,8 +18,19 @@ use crate::services::Service;
 use crate::telemetry::{logs_file, read_export_counts, traces_file};
 use crate::traffic::{Outcome, Scenario};
 
+/// What the report picked, for the viewer's links.
+#[derive(Debug, Default)]
+pub(crate) struct Picked {
+    /// The slowest cache-miss login.
+    pub(crate) slow: Option<String>,
+    /// A normal login.
+    pub(crate) normal: Option<String>,
+    /// A checkout across all six services.
+    pub(crate) checkout: Option<String>,
+}
+
 /// Prints the report for a run whose files are in `out`.
-pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
+pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<Picked, BoxError> {
     let files: Vec<PathBuf> = Service::ALL
         .iter()
         .map(|&s| traces_file(out, s))
@@ -67,7 +78,14 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
         ));
         print_logs(out, &id)?;
     }
-    if let Some(order) = pick(&traces, outcomes, Scenario::Order, Pick::Median) {
+    let order = pick(&traces, outcomes, Scenario::Order, Pick::Median);
+    let id = |t: Option<&Trace>| t.map(|t| t.id().to_hex().to_string());
+    let picked = Picked {
+        slow: id(slow),
+        normal: id(normal),
+        checkout: id(order),
+    };
+    if let Some(order) = order {
         heading(&format!(
             "A checkout: one trace through HTTP, gRPC, SQL and the Kafka topic {}",
             crate::kafka::TOPIC
@@ -102,15 +120,15 @@ pub(crate) fn print(out: &Path, outcomes: &[Outcome]) -> Result<(), BoxError> {
             slow.id().to_hex(),
             all.display()
         );
-        if let Some(checkout) = pick(&traces, outcomes, Scenario::Order, Pick::Median) {
+        if let Some(checkout) = &picked.checkout {
             println!(
-                "  cargo run -p tracewire-cli -- view {} {}   # the checkout",
-                checkout.id().to_hex(),
+                "  cargo run -p tracewire-cli -- view {checkout} {}   # the checkout",
                 all.display()
             );
         }
+        println!("  cargo run --release -p shop -- --ui   # the same run in the web viewer");
     }
-    Ok(())
+    Ok(picked)
 }
 
 /// Prints, per service and exporter, the spans exported, failed and
