@@ -1,5 +1,7 @@
-//! The JSON API: `GET /api/services`, `GET /api/traces?…`,
-//! `GET /api/traces/{trace_id}`. Field names are listed in the README.
+//! The JSON API: `GET /api/services`,
+//! `GET /api/services/{service}/operations`, `GET /api/traces?…`,
+//! `GET /api/traces/{trace_id}`, `GET /api/dependencies?…`. Field names
+//! are listed in the README.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -9,7 +11,10 @@ use opentelemetry_proto::tonic::trace::v1::{span, status};
 use serde_json::{Value, json};
 
 use crate::server::{Reply, text};
-use crate::store::{DEFAULT_LIMIT, SpanRow, Store, TraceQuery};
+use crate::store::{
+    DEFAULT_LIMIT, MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTE_CONDITIONS, SpanRow, Store, TimeRange,
+    TraceQuery,
+};
 
 /// Answers one `GET` of the JSON API: `path` is the request's path
 /// (`/api/…`), `query` its query string without the `?`. The collector's
@@ -37,6 +42,36 @@ pub async fn api_response(store: &Store, path: &str, query: &str) -> Reply {
                 .find_traces(&query)
                 .await
                 .map(|traces| json!({ "traces": traces }))
+        }
+        "/api/dependencies" => {
+            let range = match parse_range(query) {
+                Ok(r) => r,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            store
+                .dependencies(range)
+                .await
+                .map(|edges| json!({ "edges": edges }))
+        }
+        other if other.starts_with("/api/services/") => {
+            let Some(service) = other
+                .strip_prefix("/api/services/")
+                .and_then(|rest| rest.strip_suffix("/operations"))
+                .filter(|s| !s.is_empty() && !s.contains('/'))
+                .map(path_segment)
+            else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not found: a service's operations are /api/services/{service}/operations",
+                );
+            };
+            store.operations(&service).await.map(|operations| {
+                let operations: Vec<Value> = operations
+                    .iter()
+                    .map(|o| json!({ "name": o.name, "kind": kind_name(o.kind) }))
+                    .collect();
+                json!({ "operations": operations })
+            })
         }
         other => match other.strip_prefix("/api/traces/") {
             Some(id) => {
@@ -66,7 +101,8 @@ pub async fn api_response(store: &Store, path: &str, query: &str) -> Reply {
             None => {
                 return text(
                     StatusCode::NOT_FOUND,
-                    "not found: the API has /api/services, /api/traces and /api/traces/{trace_id}",
+                    "not found: the API has /api/services, /api/services/{service}/operations, \
+                     /api/traces, /api/traces/{trace_id} and /api/dependencies",
                 );
             }
         },
@@ -107,6 +143,46 @@ fn millis(name: &str, value: &str) -> Result<i64, String> {
     })
 }
 
+/// A percent-encoded path segment, decoded (`+` stays a plus sign; bytes
+/// that are not UTF-8 become U+FFFD).
+fn path_segment(segment: &str) -> String {
+    let segment = segment.replace('+', "%2B");
+    form_urlencoded::parse(format!("s={segment}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// `since_ms`, `until_ms` (the dependencies' window).
+fn parse_range(query: &str) -> Result<TimeRange, String> {
+    let mut range = TimeRange::default();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if value.is_empty() {
+            continue;
+        }
+        match key.as_ref() {
+            "since_ms" => range.start_min_ns = Some(millis(&key, &value)?),
+            "until_ms" => range.start_max_ns = Some(millis(&key, &value)?),
+            other => return Err(format!("unknown parameter {other:?}")),
+        }
+    }
+    Ok(range)
+}
+
+/// `attribute=key=value`: split at the first `=`, bounded.
+fn attribute(value: &str) -> Result<(String, String), String> {
+    let (key, value) = value
+        .split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .ok_or("attribute must be key=value")?;
+    if key.len() > MAX_ATTRIBUTE_BYTES || value.len() > MAX_ATTRIBUTE_BYTES {
+        return Err(format!(
+            "an attribute's key and value are at most {MAX_ATTRIBUTE_BYTES} bytes each"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 fn parse_query(query: &str) -> Result<TraceQuery, String> {
     let mut q = TraceQuery {
         limit: DEFAULT_LIMIT,
@@ -123,6 +199,14 @@ fn parse_query(query: &str) -> Result<TraceQuery, String> {
             "max_duration_ms" => q.max_duration_ns = Some(millis(&key, &value)?),
             "since_ms" => q.start_min_ns = Some(millis(&key, &value)?),
             "until_ms" => q.start_max_ns = Some(millis(&key, &value)?),
+            "attribute" => {
+                if q.attributes.len() >= MAX_ATTRIBUTE_CONDITIONS {
+                    return Err(format!(
+                        "at most {MAX_ATTRIBUTE_CONDITIONS} attribute conditions"
+                    ));
+                }
+                q.attributes.push(attribute(&value)?);
+            }
             "error" => {
                 q.error = Some(match value.as_ref() {
                     "true" => true,

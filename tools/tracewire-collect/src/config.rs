@@ -11,6 +11,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::filter::SpanFilter;
 use crate::pipeline::{ProcessorConfig, TailSamplingConfig};
+use crate::store::Retention;
 
 /// Longest configuration file read, in bytes.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
@@ -65,6 +66,9 @@ pub struct CollectorFile {
     pub grpc_listen: Option<SocketAddr>,
     /// `service.pipelines.traces`.
     pub pipeline: Pipeline,
+    /// `exporters.tracewire_store`'s `max_traces` and `max_bytes`, over
+    /// the defaults (`None` without the exporter).
+    pub retention: Option<Retention>,
     /// Settings accepted and not used, and values clamped (from the
     /// tail-sampling policy parser).
     pub warnings: Vec<String>,
@@ -182,9 +186,10 @@ impl CollectorFile {
             };
             parsed.insert(id.clone(), processor);
         }
-        for id in exporters.keys() {
+        let mut retention = None;
+        for (id, settings) in exporters {
             match component_type(id) {
-                STORE_EXPORTER => {}
+                STORE_EXPORTER => retention = Some(store_retention(id, settings)?),
                 "otlp" | "otlphttp" | "file" | "debug" | "logging" => {
                     return Err(invalid(format!(
                         "exporter {id:?}: not supported yet (only {STORE_EXPORTER:?}, the \
@@ -297,9 +302,29 @@ impl CollectorFile {
             listen,
             grpc_listen,
             pipeline,
+            retention,
             warnings,
         })
     }
+}
+
+/// `exporters.tracewire_store: {max_traces: N, max_bytes: N}` (both
+/// optional, non-negative integers; no other setting).
+fn store_retention(id: &str, settings: &Json) -> Result<Retention, ConfigError> {
+    let mut retention = Retention::default();
+    for (key, value) in object(settings, id)? {
+        let n = value.as_u64().ok_or_else(|| {
+            invalid(format!(
+                "exporter {id:?}: {key} must be a non-negative integer"
+            ))
+        })?;
+        match key.as_str() {
+            "max_traces" => retention.max_traces = n,
+            "max_bytes" => retention.max_bytes = n,
+            _ => return Err(invalid(format!("exporter {id:?}: unknown setting {key:?}"))),
+        }
+    }
+    Ok(retention)
 }
 
 /// `type/name` → `type`.

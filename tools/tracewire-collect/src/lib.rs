@@ -52,7 +52,9 @@ pub use logs::{LogRow, MAX_TRACE_LOGS};
 pub use otlp::UNKNOWN_SERVICE;
 pub use server::Reply;
 pub use store::{
-    DATABASE_FILE, DEFAULT_LIMIT, MAX_LIMIT, SpanRow, Store, StoreError, TraceQuery, TraceSummary,
+    DATABASE_FILE, DEFAULT_LIMIT, Edge, MAX_ATTRIBUTE_BYTES, MAX_ATTRIBUTE_CONDITIONS, MAX_LIMIT,
+    Operation, Retention, SPAN_OVERHEAD_BYTES, SpanRow, Store, StoreError, TimeRange, TraceQuery,
+    TraceSummary, Usage,
 };
 
 /// The default listen address (OTLP/HTTP's port).
@@ -89,6 +91,9 @@ pub struct Config {
     /// The processors between the receiver and the store (default: none,
     /// every span is stored); see [`Config::apply`].
     pub pipeline: Pipeline,
+    /// The store's bounds (default: 100,000 traces, 1 GiB); past either,
+    /// the oldest traces are deleted whole.
+    pub retention: Retention,
 }
 
 impl Config {
@@ -116,6 +121,9 @@ impl Config {
         }
         self.grpc_listen = file.grpc_listen;
         self.pipeline = file.pipeline;
+        if let Some(retention) = file.retention {
+            self.retention = retention;
+        }
         self
     }
 }
@@ -133,6 +141,7 @@ impl Default for Config {
             queue_capacity: 64,
             max_connections: 128,
             pipeline: Pipeline::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -184,6 +193,8 @@ pub struct Stats {
     /// Spans dropped by a `tail_sampling` processor (their trace was not
     /// kept, or it had more spans than are buffered per trace).
     pub spans_not_sampled: u64,
+    /// Traces deleted whole from the store by its [`Retention`].
+    pub traces_evicted: u64,
     /// Log records accepted into the queue.
     pub logs_accepted: u64,
     /// Log records written to the store.
@@ -221,6 +232,8 @@ impl Counters {
             requests_throttled: get(&self.requests_throttled),
             spans_filtered: get(&self.spans_filtered),
             spans_not_sampled: get(&self.spans_not_sampled),
+            // Counted by the store (Collector::stats fills it in).
+            traces_evicted: 0,
             logs_accepted: get(&self.logs_accepted),
             logs_stored: get(&self.logs_stored),
             logs_lost: get(&self.logs_lost),
@@ -252,7 +265,7 @@ impl Collector {
     /// # Errors
     /// When the store cannot be opened or the address bound.
     pub async fn start(config: Config) -> Result<Self, Error> {
-        let store = Store::open(&config.data_dir).await?;
+        let store = Store::open_with(&config.data_dir, config.retention).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Listen {
@@ -339,7 +352,10 @@ impl Collector {
 
     /// What it did so far.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        Stats {
+            traces_evicted: self.store.traces_evicted(),
+            ..self.counters.snapshot()
+        }
     }
 
     /// The store it writes to (for queries in-process).
@@ -371,7 +387,10 @@ impl Collector {
         let _ = self.close_queue.send(());
         let _ = self.writer.await;
         self.store.close().await;
-        self.counters.snapshot()
+        Stats {
+            traces_evicted: self.store.traces_evicted(),
+            ..self.counters.snapshot()
+        }
     }
 }
 

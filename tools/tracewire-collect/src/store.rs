@@ -2,11 +2,21 @@
 //!
 //! One row per span; attributes, events, links, resource and scope are
 //! kept as JSON text. The indexes serve the searches of the API: by
-//! service (and operation) over time, by duration, by error, by time, and
-//! one trace by id (the primary key).
+//! service, by operation (and service) over time, by duration, by error,
+//! by time, and one trace by id (the primary key). Triggers keep a row
+//! per trace (`traces`: first start, spans, bytes), the totals retention
+//! checks (`totals`) and the distinct operations (`operations`).
+
+mod dependencies;
+mod retention;
+
+pub use dependencies::{Edge, TimeRange};
+pub use retention::{Retention, Usage};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -24,6 +34,17 @@ pub const MAX_LIMIT: u32 = 1000;
 
 /// The traces a search returns when it does not say.
 pub const DEFAULT_LIMIT: u32 = 20;
+
+/// The most attribute conditions one search takes.
+pub const MAX_ATTRIBUTE_CONDITIONS: usize = 16;
+
+/// The longest attribute key, and the longest value, a search takes (in
+/// bytes).
+pub const MAX_ATTRIBUTE_BYTES: usize = 256;
+
+/// Bytes counted per span for its ids, numbers and index entries, on top
+/// of its text (see [`Usage::bytes`]).
+pub const SPAN_OVERHEAD_BYTES: u64 = 128;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS spans (
@@ -49,10 +70,97 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (trace_id, span_id)
     )",
     "CREATE INDEX IF NOT EXISTS spans_service_start ON spans (service, start_ns)",
-    "CREATE INDEX IF NOT EXISTS spans_service_name_start ON spans (service, name, start_ns)",
+    // (name, service, start_ns) serves searches by operation with or
+    // without a service; it replaced (service, name, start_ns).
+    "DROP INDEX IF EXISTS spans_service_name_start",
+    "CREATE INDEX IF NOT EXISTS spans_name_service_start ON spans (name, service, start_ns)",
     "CREATE INDEX IF NOT EXISTS spans_duration ON spans (duration_ns)",
     "CREATE INDEX IF NOT EXISTS spans_error_start ON spans (start_ns) WHERE is_error = 1",
     "CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns)",
+    "CREATE TABLE IF NOT EXISTS traces (
+        trace_id TEXT PRIMARY KEY,
+        first_start_ns INTEGER NOT NULL,
+        spans INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS traces_first_start ON traces (first_start_ns)",
+    "CREATE TABLE IF NOT EXISTS totals (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        traces INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    )",
+    "INSERT OR IGNORE INTO totals (id, traces, bytes) VALUES (0, 0, 0)",
+    "CREATE TABLE IF NOT EXISTS operations (
+        service TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        PRIMARY KEY (service, name, kind)
+    ) WITHOUT ROWID",
+    // A span's bytes: its text plus SPAN_OVERHEAD_BYTES (128).
+    "CREATE TRIGGER IF NOT EXISTS spans_inserted AFTER INSERT ON spans BEGIN
+        INSERT INTO traces (trace_id, first_start_ns, spans, bytes)
+            VALUES (NEW.trace_id, NEW.start_ns, 1, 128 + octet_length(NEW.service)
+                + octet_length(NEW.name) + octet_length(NEW.status_message)
+                + octet_length(NEW.trace_state) + octet_length(NEW.attributes)
+                + octet_length(NEW.events) + octet_length(NEW.links)
+                + octet_length(NEW.resource) + octet_length(NEW.scope))
+            ON CONFLICT (trace_id) DO UPDATE SET
+                first_start_ns = MIN(first_start_ns, excluded.first_start_ns),
+                spans = spans + 1, bytes = bytes + excluded.bytes;
+        INSERT INTO operations (service, name, kind)
+            VALUES (NEW.service, NEW.name, NEW.kind) ON CONFLICT DO NOTHING;
+    END",
+    "CREATE TRIGGER IF NOT EXISTS spans_replaced AFTER UPDATE ON spans BEGIN
+        UPDATE traces SET first_start_ns = MIN(first_start_ns, NEW.start_ns),
+            bytes = bytes
+                - (octet_length(OLD.service) + octet_length(OLD.name)
+                + octet_length(OLD.status_message) + octet_length(OLD.trace_state)
+                + octet_length(OLD.attributes) + octet_length(OLD.events)
+                + octet_length(OLD.links) + octet_length(OLD.resource)
+                + octet_length(OLD.scope))
+                + (octet_length(NEW.service) + octet_length(NEW.name)
+                + octet_length(NEW.status_message) + octet_length(NEW.trace_state)
+                + octet_length(NEW.attributes) + octet_length(NEW.events)
+                + octet_length(NEW.links) + octet_length(NEW.resource)
+                + octet_length(NEW.scope))
+            WHERE trace_id = NEW.trace_id;
+        INSERT INTO operations (service, name, kind)
+            VALUES (NEW.service, NEW.name, NEW.kind) ON CONFLICT DO NOTHING;
+    END",
+    "CREATE TRIGGER IF NOT EXISTS spans_deleted AFTER DELETE ON spans BEGIN
+        UPDATE traces SET spans = spans - 1, bytes = bytes - (128 + octet_length(OLD.service)
+                + octet_length(OLD.name) + octet_length(OLD.status_message)
+                + octet_length(OLD.trace_state) + octet_length(OLD.attributes)
+                + octet_length(OLD.events) + octet_length(OLD.links)
+                + octet_length(OLD.resource) + octet_length(OLD.scope))
+            WHERE trace_id = OLD.trace_id;
+    END",
+    "CREATE TRIGGER IF NOT EXISTS traces_inserted AFTER INSERT ON traces BEGIN
+        UPDATE totals SET traces = traces + 1, bytes = bytes + NEW.bytes WHERE id = 0;
+    END",
+    "CREATE TRIGGER IF NOT EXISTS traces_updated AFTER UPDATE OF bytes ON traces BEGIN
+        UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 0;
+    END",
+    "CREATE TRIGGER IF NOT EXISTS traces_deleted AFTER DELETE ON traces BEGIN
+        UPDATE totals SET traces = traces - 1, bytes = bytes - OLD.bytes WHERE id = 0;
+    END",
+];
+
+/// Fills `traces` and `operations` for spans stored before those tables
+/// existed, and recounts `totals`; run at every open (each statement is
+/// cheap when there is nothing to do).
+const BACKFILL: &[&str] = &[
+    "INSERT OR IGNORE INTO traces (trace_id, first_start_ns, spans, bytes)
+        SELECT trace_id, MIN(start_ns), COUNT(*), SUM(128 + octet_length(service)
+            + octet_length(name) + octet_length(status_message) + octet_length(trace_state)
+            + octet_length(attributes) + octet_length(events) + octet_length(links)
+            + octet_length(resource) + octet_length(scope))
+        FROM spans WHERE NOT EXISTS (SELECT 1 FROM traces) GROUP BY trace_id",
+    "INSERT OR IGNORE INTO operations (service, name, kind)
+        SELECT DISTINCT service, name, kind FROM spans
+        WHERE NOT EXISTS (SELECT 1 FROM operations)",
+    "UPDATE totals SET traces = (SELECT COUNT(*) FROM traces),
+        bytes = (SELECT COALESCE(SUM(bytes), 0) FROM traces) WHERE id = 0",
 ];
 
 /// Why the store failed.
@@ -132,6 +240,15 @@ pub struct TraceSummary {
     pub services: Vec<String>,
 }
 
+/// One operation of a service: a span name with its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    /// The span name.
+    pub name: String,
+    /// The OTLP `SpanKind` number.
+    pub kind: i32,
+}
+
 /// What a trace search asks for: traces with at least one span matching
 /// every given condition.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -151,22 +268,42 @@ pub struct TraceQuery {
     pub start_min_ns: Option<i64>,
     /// The span started at or before this time (Unix nanoseconds).
     pub start_max_ns: Option<i64>,
+    /// `(key, value)`: the span, or its resource, has the attribute `key`
+    /// whose string rendering is `value` (strings as they are, other
+    /// values as their JSON text: `200`, `true`, `1.5`). The API allows at
+    /// most [`MAX_ATTRIBUTE_CONDITIONS`] of at most
+    /// [`MAX_ATTRIBUTE_BYTES`] each.
+    pub attributes: Vec<(String, String)>,
     /// At most this many traces (clamped to 1..=[`MAX_LIMIT`]).
     pub limit: u32,
 }
 
-/// The SQLite trace store. Cheap to clone (a pool handle).
+/// The SQLite trace store. Cheap to clone (a pool handle; clones share
+/// the retention and the eviction count).
 #[derive(Clone, Debug)]
 pub struct Store {
+    retention: Retention,
+    evicted: Arc<AtomicU64>,
     pub(crate) pool: SqlitePool,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`, with the default
+    /// [`Retention`].
     ///
     /// # Errors
     /// When the directory cannot be created or the database opened.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, Retention::default()).await
+    }
+
+    /// Opens (creating if needed) the store in `dir`, bounded by
+    /// `retention` (applied at once: a store over the bounds loses its
+    /// oldest traces).
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the database opened.
+    pub async fn open_with(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
             path: dir.to_path_buf(),
             source,
@@ -185,22 +322,45 @@ impl Store {
             sqlx::query(*statement).execute(&pool).await?;
         }
         crate::logs::create_schema(&pool).await?;
-        Ok(Store { pool })
+        for statement in BACKFILL {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        let store = Store {
+            retention,
+            evicted: Arc::new(AtomicU64::new(0)),
+            pool,
+        };
+        store.enforce_retention().await?;
+        Ok(store)
     }
 
     /// Stores `spans` in one transaction. A span already stored (same
-    /// trace and span id, e.g. a retried export) is replaced.
+    /// trace and span id, e.g. a retried export) is replaced. Then, past
+    /// the [`Retention`], the oldest traces are deleted whole (a failed
+    /// eviction is not an error of the write: it is tried again after the
+    /// next one).
     ///
     /// # Errors
     /// When SQLite fails; nothing of the batch is stored then.
     pub async fn insert(&self, spans: &[SpanRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for s in spans {
+            // An upsert rather than INSERT OR REPLACE: the update trigger
+            // then corrects the trace's byte count.
             sqlx::query(
-                "INSERT OR REPLACE INTO spans (trace_id, span_id, parent_span_id, service, name,
+                "INSERT INTO spans (trace_id, span_id, parent_span_id, service, name,
                     kind, start_ns, end_ns, duration_ns, status_code, status_message, is_error,
                     trace_state, flags, attributes, events, links, resource, scope)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (trace_id, span_id) DO UPDATE SET
+                    parent_span_id = excluded.parent_span_id, service = excluded.service,
+                    name = excluded.name, kind = excluded.kind, start_ns = excluded.start_ns,
+                    end_ns = excluded.end_ns, duration_ns = excluded.duration_ns,
+                    status_code = excluded.status_code,
+                    status_message = excluded.status_message, is_error = excluded.is_error,
+                    trace_state = excluded.trace_state, flags = excluded.flags,
+                    attributes = excluded.attributes, events = excluded.events,
+                    links = excluded.links, resource = excluded.resource, scope = excluded.scope",
             )
             .bind(&s.trace_id)
             .bind(&s.span_id)
@@ -225,7 +385,39 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        let _ = self.enforce_retention().await;
         Ok(())
+    }
+
+    /// Deletes the oldest traces (by first span start) whole — spans and
+    /// log records — in chunks of 256, until the store is within its
+    /// [`Retention`]; returns how many were deleted. [`Store::insert`]
+    /// calls it after every write.
+    ///
+    /// # Errors
+    /// When SQLite fails (what was deleted before stays deleted).
+    pub async fn enforce_retention(&self) -> Result<u64, StoreError> {
+        let evicted = retention::enforce(&self.pool, self.retention).await?;
+        self.evicted.fetch_add(evicted, Ordering::Relaxed);
+        Ok(evicted)
+    }
+
+    /// The bounds of this store.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// Traces deleted by retention since this store was opened.
+    pub fn traces_evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The traces and bytes stored, as retention counts them.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub async fn usage(&self) -> Result<Usage, StoreError> {
+        retention::usage(&self.pool).await
     }
 
     /// Every service with a stored span, sorted.
@@ -234,10 +426,41 @@ impl Store {
     /// When SQLite fails.
     pub async fn services(&self) -> Result<Vec<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT DISTINCT service FROM spans ORDER BY service")
+            sqlx::query_scalar("SELECT DISTINCT service FROM operations ORDER BY service")
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    /// The operations of `service`: each distinct span name with its kind,
+    /// sorted by name (then kind).
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, kind FROM operations WHERE service = ? ORDER BY name, kind")
+                .bind(service)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Operation {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The calls between services, and from services to databases, among
+    /// the spans starting in `range`, sorted by caller, callee and
+    /// protocol. See the README for the definition and the cost.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub async fn dependencies(&self, range: TimeRange) -> Result<Vec<Edge>, StoreError> {
+        dependencies::dependencies(&self.pool, range).await
     }
 
     /// The traces matching `query`, newest (latest start) first.
@@ -245,72 +468,7 @@ impl Store {
     /// # Errors
     /// When SQLite fails.
     pub async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
-        // Each condition with the value bound to its `?`, so that the
-        // placeholders and the binds stay in the same order.
-        let texts: Vec<(&str, &str)> = [
-            ("service = ?", query.service.as_deref()),
-            ("name = ?", query.operation.as_deref()),
-        ]
-        .into_iter()
-        .filter_map(|(c, v)| Some((c, v?)))
-        .collect();
-        let numbers: Vec<(&str, i64)> = [
-            ("duration_ns >= ?", query.min_duration_ns),
-            ("duration_ns <= ?", query.max_duration_ns),
-            ("start_ns >= ?", query.start_min_ns),
-            ("start_ns <= ?", query.start_max_ns),
-        ]
-        .into_iter()
-        .filter_map(|(c, v)| Some((c, v?)))
-        .collect();
-        let mut conditions: Vec<&str> = texts
-            .iter()
-            .map(|(c, _)| *c)
-            .chain(numbers.iter().map(|(c, _)| *c))
-            .collect();
-        if let Some(error) = query.error {
-            conditions.push(if error {
-                "is_error = 1"
-            } else {
-                "is_error = 0"
-            });
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        // Only fixed fragments are formatted in; every value is bound.
-        let sql = format!(
-            "WITH matched AS (
-                SELECT trace_id, MIN(start_ns) AS first FROM spans {filter}
-                GROUP BY trace_id ORDER BY first DESC LIMIT ?
-             )
-             SELECT s.trace_id AS trace_id,
-                    MIN(s.start_ns) AS start_ns,
-                    MAX(s.end_ns) - MIN(s.start_ns) AS duration_ns,
-                    COUNT(*) AS span_count,
-                    SUM(s.is_error) AS error_count,
-                    (SELECT r.service FROM spans r WHERE r.trace_id = s.trace_id
-                        AND r.parent_span_id IS NULL ORDER BY r.start_ns LIMIT 1) AS root_service,
-                    (SELECT r.name FROM spans r WHERE r.trace_id = s.trace_id
-                        AND r.parent_span_id IS NULL ORDER BY r.start_ns LIMIT 1) AS root_name,
-                    (SELECT GROUP_CONCAT(service, char(10)) FROM
-                        (SELECT DISTINCT v.service FROM spans v WHERE v.trace_id = s.trace_id
-                         ORDER BY v.service)) AS services
-             FROM spans s JOIN matched m ON s.trace_id = m.trace_id
-             GROUP BY s.trace_id
-             ORDER BY start_ns DESC, s.trace_id"
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (_, v) in texts {
-            q = q.bind(v);
-        }
-        for (_, v) in numbers {
-            q = q.bind(v);
-        }
-        q = q.bind(i64::from(query.limit.clamp(1, MAX_LIMIT)));
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = search_query(query, false).fetch_all(&self.pool).await?;
         rows.iter().map(summary).collect()
     }
 
@@ -337,6 +495,122 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The search of [`Store::find_traces`] with its values bound (with
+/// `explain`, its `EXPLAIN QUERY PLAN`).
+fn search_query<'q>(
+    query: &'q TraceQuery,
+    explain: bool,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    // Each condition with the value bound to its `?`, so that the
+    // placeholders and the binds stay in the same order.
+    let texts: Vec<(&str, &'q str)> = [
+        ("service = ?", query.service.as_deref()),
+        ("name = ?", query.operation.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(c, v)| Some((c, v?)))
+    .collect();
+    let numbers: Vec<(&str, i64)> = [
+        ("duration_ns >= ?", query.min_duration_ns),
+        ("duration_ns <= ?", query.max_duration_ns),
+        ("start_ns >= ?", query.start_min_ns),
+        ("start_ns <= ?", query.start_max_ns),
+    ]
+    .into_iter()
+    .filter_map(|(c, v)| Some((c, v?)))
+    .collect();
+    let mut conditions: Vec<&str> = texts
+        .iter()
+        .map(|(c, _)| *c)
+        .chain(numbers.iter().map(|(c, _)| *c))
+        .collect();
+    if let Some(error) = query.error {
+        conditions.push(if error {
+            "is_error = 1"
+        } else {
+            "is_error = 0"
+        });
+    }
+    // The key goes in as a bound JSON path (`$."key"`, quoted and
+    // escaped as a JSON string), never into the SQL text.
+    let attributes: Vec<(String, &'q str)> = query
+        .attributes
+        .iter()
+        .map(|(key, value)| (attribute_path(key), value.as_str()))
+        .collect();
+    conditions.extend(attributes.iter().map(|_| ATTRIBUTE_CONDITION));
+    let matched = if conditions.is_empty() {
+        // The newest traces, straight from their index.
+        "SELECT trace_id, first_start_ns AS first FROM traces
+         ORDER BY first_start_ns DESC LIMIT ?"
+            .to_owned()
+    } else {
+        // `+trace_id`: grouping does not use the primary key, so that the
+        // conditions' index finds the spans (the planner would rather scan
+        // the whole table in trace order for a one-sided range).
+        format!(
+            "SELECT trace_id, MIN(start_ns) AS first FROM spans WHERE {}
+             GROUP BY +trace_id ORDER BY first DESC LIMIT ?",
+            conditions.join(" AND ")
+        )
+    };
+    // Only fixed fragments are formatted in; every value is bound.
+    let explain = if explain { "EXPLAIN QUERY PLAN " } else { "" };
+    let sql = format!(
+        "{explain}WITH matched AS ({matched})
+         SELECT s.trace_id AS trace_id,
+                MIN(s.start_ns) AS start_ns,
+                MAX(s.end_ns) - MIN(s.start_ns) AS duration_ns,
+                COUNT(*) AS span_count,
+                SUM(s.is_error) AS error_count,
+                (SELECT r.service FROM spans r WHERE r.trace_id = s.trace_id
+                    AND r.parent_span_id IS NULL ORDER BY r.start_ns LIMIT 1) AS root_service,
+                (SELECT r.name FROM spans r WHERE r.trace_id = s.trace_id
+                    AND r.parent_span_id IS NULL ORDER BY r.start_ns LIMIT 1) AS root_name,
+                (SELECT GROUP_CONCAT(service, char(10)) FROM
+                    (SELECT DISTINCT v.service FROM spans v WHERE v.trace_id = s.trace_id
+                     ORDER BY v.service)) AS services
+         FROM spans s JOIN matched m ON s.trace_id = m.trace_id
+         GROUP BY s.trace_id
+         ORDER BY start_ns DESC, s.trace_id"
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for (_, v) in texts {
+        q = q.bind(v);
+    }
+    for (_, v) in numbers {
+        q = q.bind(v);
+    }
+    for (path, value) in &attributes {
+        for _ in 0..3 {
+            q = q.bind(path.clone());
+        }
+        q = q.bind(*value);
+        for _ in 0..3 {
+            q = q.bind(path.clone());
+        }
+        q = q.bind(*value);
+    }
+    q = q.bind(i64::from(query.limit.clamp(1, MAX_LIMIT)));
+    q
+}
+
+/// One attribute condition; binds: the path three times, the value, the
+/// path three times, the value. A string compares as its text, anything
+/// else as its JSON text.
+const ATTRIBUTE_CONDITION: &str = "((CASE json_type(attributes, ?) WHEN 'text' \
+    THEN attributes ->> ? ELSE attributes -> ? END) = ? \
+    OR (CASE json_type(resource, ?) WHEN 'text' \
+    THEN resource ->> ? ELSE resource -> ? END) = ?)";
+
+/// The JSON path of an object member named `key`: `$."key"` with the key
+/// escaped as a JSON string (SQLite reads those escapes in quoted path
+/// labels), so dots, quotes and backslashes are part of the key.
+fn attribute_path(key: &str) -> String {
+    let quoted = serde_json::to_string(key).unwrap_or_else(|_| "\"\"".to_owned());
+    format!("$.{quoted}")
 }
 
 fn summary(row: &SqliteRow) -> Result<TraceSummary, StoreError> {
@@ -376,4 +650,156 @@ fn span_row(row: &SqliteRow) -> Result<SpanRow, StoreError> {
         resource: row.try_get("resource")?,
         scope: row.try_get("scope")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
+
+    use super::{Retention, SpanRow, Store, TraceQuery, search_query};
+
+    fn row(trace: u32, start_ns: i64) -> SpanRow {
+        SpanRow {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{:016x}", 1),
+            parent_span_id: None,
+            service: "svc".to_owned(),
+            name: "op".to_owned(),
+            kind: 2,
+            start_ns,
+            end_ns: start_ns + 10,
+            status_code: 0,
+            status_message: String::new(),
+            trace_state: String::new(),
+            flags: 1,
+            attributes: "{}".to_owned(),
+            events: "[]".to_owned(),
+            links: "[]".to_owned(),
+            resource: "{}".to_owned(),
+            scope: "{}".to_owned(),
+        }
+    }
+
+    /// The plan of the search's first step (finding matching spans) names
+    /// the index each single condition should use.
+    #[tokio::test]
+    async fn each_search_condition_uses_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let some = |s: &str| Some(s.to_owned());
+        let cases = [
+            (TraceQuery::default(), "traces_first_start"),
+            (
+                TraceQuery {
+                    service: some("svc"),
+                    ..TraceQuery::default()
+                },
+                "spans_service_start",
+            ),
+            (
+                TraceQuery {
+                    operation: some("op"),
+                    ..TraceQuery::default()
+                },
+                "spans_name_service_start",
+            ),
+            (
+                TraceQuery {
+                    service: some("svc"),
+                    operation: some("op"),
+                    ..TraceQuery::default()
+                },
+                "spans_name_service_start",
+            ),
+            (
+                TraceQuery {
+                    min_duration_ns: Some(1_000),
+                    ..TraceQuery::default()
+                },
+                "spans_duration",
+            ),
+            (
+                TraceQuery {
+                    error: Some(true),
+                    ..TraceQuery::default()
+                },
+                "spans_error_start",
+            ),
+            (
+                TraceQuery {
+                    start_min_ns: Some(1),
+                    start_max_ns: Some(2),
+                    ..TraceQuery::default()
+                },
+                "spans_start",
+            ),
+        ];
+        for (query, index) in cases {
+            let plan: Vec<String> = search_query(&query, true)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains(" USING ") && d.contains(index)),
+                "{query:?} should use {index}: {plan:#?}"
+            );
+        }
+        // Eviction finds the oldest traces through their index.
+        let plan: Vec<String> = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT trace_id, bytes FROM traces
+             ORDER BY first_start_ns, trace_id LIMIT 1",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("detail"))
+        .collect();
+        assert!(
+            plan.iter().any(|d| d.contains("traces_first_start")),
+            "{plan:#?}"
+        );
+    }
+
+    /// An evicted trace's log records go with it; others stay.
+    #[tokio::test]
+    async fn eviction_deletes_the_traces_log_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(
+            dir.path(),
+            Retention {
+                max_traces: 1,
+                max_bytes: u64::MAX,
+            },
+        )
+        .await
+        .unwrap();
+        // A table of the logs' shape as far as eviction reads it.
+        for statement in [
+            "DROP TABLE IF EXISTS logs",
+            "CREATE TABLE logs (trace_id TEXT, time_ns INTEGER NOT NULL)",
+        ] {
+            sqlx::query(statement).execute(&store.pool).await.unwrap();
+        }
+        for (trace, time) in [(Some(1u32), 1), (Some(1), 2), (Some(2), 3), (None, 4)] {
+            sqlx::query("INSERT INTO logs (trace_id, time_ns) VALUES (?, ?)")
+                .bind(trace.map(|t| format!("{t:032x}")))
+                .bind(time)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        store.insert(&[row(1, 100)]).await.unwrap();
+        store.insert(&[row(2, 200)]).await.unwrap();
+        assert_eq!(store.traces_evicted(), 1);
+        let left: Vec<i64> = sqlx::query_scalar("SELECT time_ns FROM logs ORDER BY time_ns")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(left, [3, 4]);
+    }
 }
