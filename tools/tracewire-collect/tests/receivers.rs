@@ -949,3 +949,132 @@ fn the_yaml_configures_grpc_and_a_logs_pipeline() {
         assert!(err.contains(name), "{err}");
     }
 }
+
+// ------------------------------------------------- Python SDK interop
+
+/// The Python of the virtualenv `.ci/run` creates (`$TRACEWIRE_PYTHON`,
+/// default `~/.cache/tracewire-venv/bin/python`); a clear failure when it
+/// is missing.
+fn python() -> std::path::PathBuf {
+    let python = match std::env::var_os("TRACEWIRE_PYTHON") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => {
+            let home = std::env::var_os("HOME").expect("HOME is not set (nor TRACEWIRE_PYTHON)");
+            std::path::Path::new(&home).join(".cache/tracewire-venv/bin/python")
+        }
+    };
+    assert!(
+        python.is_file(),
+        "no Python at {}: run .ci/run (it creates the virtualenv with \
+         opentelemetry-sdk and the OTLP exporters) or set TRACEWIRE_PYTHON",
+        python.display()
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python venv with the OpenTelemetry SDK and its OTLP/HTTP and OTLP/gRPC exporters (.ci/run creates it)"]
+async fn the_python_sdk_exports_over_http_and_grpc_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(Config {
+        body_limit: tracewire_collect::DEFAULT_BODY_LIMIT,
+        ..config(&dir)
+    })
+    .await
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/otlp_sender.py");
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(python())
+            .arg(script)
+            .arg(format!("http://{}", collector.local_addr()))
+            .arg(grpc_url(&collector))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python sender finishes")
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let sent: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(sent.len(), 2, "{output:?}");
+    wait_for(&collector, "the Python spans and logs", |s| {
+        s.spans_stored >= 4 && s.logs_stored >= 4
+    })
+    .await;
+
+    for sent in &sent {
+        let protocol = sent["protocol"].as_str().unwrap();
+        let service = &sent["service"];
+        let trace_id = sent["trace_id"].as_str().unwrap();
+        let (status, answer) =
+            get_json(collector.local_addr(), &format!("/api/traces/{trace_id}")).await;
+        assert_eq!(status, 200, "{protocol}: {answer}");
+        let spans = answer["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 2, "{protocol}: {answer}");
+        let resource = json!({
+            "service.name": service,
+            "deployment.environment": "test",
+        });
+        let scope = json!({ "name": "interop.tracer", "version": "1.0.0" });
+        let fixed = [
+            json!({
+                "kind": "server",
+                "status": { "code": "ok", "message": "" },
+                "attributes": {
+                    "http.request.method": "GET",
+                    "http.response.status_code": 200,
+                    "ratio": 0.5,
+                    "cached": true,
+                    "tags": ["a", "b"],
+                },
+                "links": [],
+            }),
+            json!({
+                "kind": "client",
+                "status": { "code": "error", "message": "card declined" },
+                "attributes": { "payment.amount": 42 },
+                "links": [{
+                    "trace_id": "11112222333344445555666677778888",
+                    "span_id": "0102030405060708",
+                    // The Python exporter sends no link trace state.
+                    "trace_state": "",
+                    "attributes": { "link.reason": "retry of" },
+                }],
+            }),
+        ];
+        for ((actual, expected), fixed) in spans
+            .iter()
+            .zip(sent["spans"].as_array().unwrap())
+            .zip(&fixed)
+        {
+            assert_fields(actual, expected);
+            assert_fields(actual, fixed);
+            assert_eq!(actual["trace_id"], trace_id);
+            assert_eq!(&actual["service"], service);
+            assert_fields(&actual["resource"], &resource);
+            assert_eq!(actual["scope"], scope, "{protocol}");
+        }
+        let logs = answer["logs"].as_array().unwrap();
+        assert_eq!(logs.len(), 2, "{protocol}: {answer}");
+        for (actual, expected) in logs.iter().zip(sent["logs"].as_array().unwrap()) {
+            assert_fields(actual, expected);
+            assert_eq!(actual["trace_id"], trace_id);
+            assert_eq!(&actual["service"], service);
+            assert_fields(&actual["resource"], &resource);
+            assert_eq!(
+                actual["scope"],
+                json!({ "name": "interop.logger", "version": "2.0.0" }),
+                "{protocol}"
+            );
+        }
+    }
+    let stats = collector.shutdown().await;
+    assert_eq!(
+        (stats.spans_rejected, stats.spans_lost, stats.logs_lost),
+        (0, 0, 0)
+    );
+}
