@@ -2,9 +2,11 @@
 //! (opentelemetry-proto's generated tonic services) on their own listener.
 //!
 //! Bounds: a message larger than the body limit (as sent or once
-//! decompressed) is refused before it is read whole; requests in progress
-//! across every connection are at most `max_connections` (more wait), and
-//! streams per connection at most [`MAX_STREAMS_PER_CONNECTION`].
+//! decompressed) is refused before it is read whole; connections are at
+//! most `max_connections` (more wait to be accepted), requests in
+//! progress across every connection at most `max_connections` too (more
+//! wait), and streams per connection at most
+//! [`MAX_STREAMS_PER_CONNECTION`].
 //!
 //! Answers, as OTLP/gRPC asks: a full queue is `UNAVAILABLE` with a
 //! `google.rpc.RetryInfo` detail (retry after 1 s); a message that does
@@ -13,6 +15,10 @@
 //! (without `RetryInfo`, so clients do not retry it); bad span ids are a
 //! partial success, as over HTTP.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,10 +36,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message as _;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Code, Request, Status};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::util::MapResponseLayer;
@@ -174,14 +182,97 @@ fn otlp_status_codes<B>(mut response: Response<B>) -> Response<B> {
     response
 }
 
+/// An accepted connection holding one of the listener's connection
+/// permits until it is closed.
+#[derive(Debug)]
+struct PermittedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for PermittedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PermittedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+impl Connected for PermittedStream {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+/// The listener's connections, each accepted once a permit is free (at
+/// most `max_connections` open at once).
+fn incoming(
+    listener: TcpListener,
+    max_connections: usize,
+) -> impl futures_util::Stream<Item = io::Result<PermittedStream>> {
+    let permits = Arc::new(Semaphore::new(max_connections));
+    futures_util::stream::unfold((listener, permits), |(listener, permits)| async move {
+        let permit = permits.clone().acquire_owned().await.ok()?;
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let stream = PermittedStream {
+                        stream,
+                        _permit: permit,
+                    };
+                    return Some((Ok(stream), (listener, permits)));
+                }
+                // Out of file descriptors and the like: wait a little
+                // rather than spin (an error here would end the server).
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+}
+
 /// Serves OTLP/gRPC on `listener` until `stopped` turns true, then lets
 /// the open connections finish their requests.
 pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     ingest: Ingest,
     mut stopped: watch::Receiver<bool>,
     body_limit: usize,
-    max_requests: usize,
+    max_connections: usize,
 ) {
     let receiver = Receiver { ingest };
     let traces = TraceServiceServer::new(receiver.clone())
@@ -190,10 +281,10 @@ pub(crate) async fn serve(
     let logs = LogsServiceServer::new(receiver)
         .max_decoding_message_size(body_limit)
         .accept_compressed(CompressionEncoding::Gzip);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = incoming(listener, max_connections);
     let _ = Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .layer(GlobalConcurrencyLimitLayer::new(max_requests))
+        .layer(GlobalConcurrencyLimitLayer::new(max_connections))
         .layer(MapResponseLayer::new(otlp_status_codes))
         .add_service(traces)
         .add_service(logs)

@@ -1078,3 +1078,30 @@ async fn the_python_sdk_exports_over_http_and_grpc_as_sent() {
         (0, 0, 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_connections_over_the_limit_wait_for_a_free_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(Config {
+        max_connections: 1,
+        ..config(&dir)
+    })
+    .await
+    .unwrap();
+    // One connection at a time: each client is served once the one
+    // before it has closed its connection.
+    for i in 0..3 {
+        let mut client = LogsServiceClient::connect(grpc_url(&collector))
+            .await
+            .unwrap();
+        client
+            .export(logs_request(
+                "shop",
+                vec![record(None, None, 10 + i, 10 + i)],
+            ))
+            .await
+            .expect("served once the previous connection is closed");
+    }
+    wait_for(&collector, "logs", |s| s.logs_stored >= 3).await;
+    collector.shutdown().await;
+}
