@@ -285,19 +285,10 @@ fn convert(span: ProtoSpan, service: &str) -> Option<Span> {
         .filter(|p| p.is_valid()),
         _ => return None,
     };
-    let kind = match span::SpanKind::try_from(span.kind) {
-        Ok(span::SpanKind::Server) => SpanKind::Server,
-        Ok(span::SpanKind::Client) => SpanKind::Client,
-        Ok(span::SpanKind::Producer) => SpanKind::Producer,
-        Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
-        _ => SpanKind::Internal,
-    };
+    let kind = kind_from_otlp(span.kind);
     let status = match span.status {
-        Some(s) if s.code == status::StatusCode::Error as i32 => Status::Error {
-            message: s.message.into(),
-        },
-        Some(s) if s.code == status::StatusCode::Ok as i32 => Status::Ok,
-        _ => Status::Unset,
+        Some(s) => status_from_otlp(s.code, s.message),
+        None => Status::Unset,
     };
     Some(Span {
         trace_id,
@@ -320,6 +311,31 @@ fn convert(span: ProtoSpan, service: &str) -> Option<Span> {
             })
             .collect(),
     })
+}
+
+/// An OTLP `SpanKind` number as the viewer's kind (unspecified and
+/// unknown ones as internal).
+pub(crate) fn kind_from_otlp(kind: i32) -> SpanKind {
+    match span::SpanKind::try_from(kind) {
+        Ok(span::SpanKind::Server) => SpanKind::Server,
+        Ok(span::SpanKind::Client) => SpanKind::Client,
+        Ok(span::SpanKind::Producer) => SpanKind::Producer,
+        Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    }
+}
+
+/// An OTLP `StatusCode` number and message as the viewer's status.
+pub(crate) fn status_from_otlp(code: i32, message: String) -> Status {
+    if code == status::StatusCode::Error as i32 {
+        Status::Error {
+            message: message.into(),
+        }
+    } else if code == status::StatusCode::Ok as i32 {
+        Status::Ok
+    } else {
+        Status::Unset
+    }
 }
 
 fn attributes(list: Vec<ProtoKeyValue>) -> Vec<KeyValue> {

@@ -469,33 +469,57 @@ fn parse<T: for<'de> Deserialize<'de>>(url: &str, body: &[u8]) -> Result<T, Remo
     })
 }
 
-/// The spans of a `GET /api/traces/{id}` answer as the viewer's (spans
-/// with invalid ids left out); the web viewer reads the store through it.
-pub(crate) fn spans_from_api(body: &[u8]) -> Result<Vec<Span>, serde_json::Error> {
-    let trace: TraceBody = serde_json::from_slice(body)?;
-    Ok(trace.spans.into_iter().filter_map(convert).collect())
-}
-
 fn nanos(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// A span as the store holds it as the viewer's, for the web viewer,
+/// which reads the store in-process: the row's JSON fields are what the
+/// API sends for them, so the conversion is the API's ([`convert`])
+/// without writing the answer and reading it back. `None` when its ids
+/// are invalid.
+pub(crate) fn span_from_row(row: &tracewire_collect::SpanRow) -> Option<Span> {
+    let span = SpanJson {
+        trace_id: row.trace_id.clone(),
+        span_id: row.span_id.clone(),
+        parent_span_id: row.parent_span_id.clone(),
+        service: row.service.clone(),
+        name: row.name.clone(),
+        kind: String::new(),
+        start_unix_nano: row.start_ns,
+        end_unix_nano: row.end_ns,
+        status: StatusJson {
+            code: String::new(),
+            message: String::new(),
+        },
+        attributes: serde_json::from_str(&row.attributes).ok(),
+        events: serde_json::from_str(&row.events).ok(),
+    };
+    let kind = crate::load::kind_from_otlp(row.kind);
+    let status = crate::load::status_from_otlp(row.status_code, row.status_message.clone());
+    build(span, kind, status)
+}
+
 /// One span of the API as the viewer's; `None` when its ids are invalid.
-fn convert(span: SpanJson) -> Option<Span> {
+fn convert(mut span: SpanJson) -> Option<Span> {
+    // The API writes `SpanKind::as_str`, or `unspecified`.
+    let kind = SpanKind::parse(&span.kind).unwrap_or(SpanKind::Internal);
+    let status = match span.status.code.as_str() {
+        "error" => Status::Error {
+            message: std::mem::take(&mut span.status.message).into(),
+        },
+        "ok" => Status::Ok,
+        _ => Status::Unset,
+    };
+    build(span, kind, status)
+}
+
+fn build(span: SpanJson, kind: SpanKind, status: Status) -> Option<Span> {
     let trace_id = TraceId::from_hex(&span.trace_id).filter(|id| id.is_valid())?;
     let span_id = SpanId::from_hex(&span.span_id).filter(|id| id.is_valid())?;
     let parent_span_id = match span.parent_span_id.as_deref() {
         None | Some("") => None,
         Some(hex) => Some(SpanId::from_hex(hex)?).filter(|id| id.is_valid()),
-    };
-    // The API writes `SpanKind::as_str`, or `unspecified`.
-    let kind = SpanKind::parse(&span.kind).unwrap_or(SpanKind::Internal);
-    let status = match span.status.code.as_str() {
-        "error" => Status::Error {
-            message: span.status.message.into(),
-        },
-        "ok" => Status::Ok,
-        _ => Status::Unset,
     };
     Some(Span {
         trace_id,

@@ -2,7 +2,7 @@
 //! the collector's API.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -61,7 +61,14 @@ pub async fn respond(store: &Store, method: &Method, path: &str, query: &str) ->
         }
         if let Some(id) = rest.strip_suffix("/view") {
             return match load(store, id).await {
-                Ok(trace) => json_reply(&crate::json::view(&trace)),
+                Ok(trace) => {
+                    // The page draws the waterfall and the critical path
+                    // from this one answer.
+                    let mut view = crate::json::view(&trace);
+                    let path = crate::critical_path(&trace);
+                    view["critical_path"] = crate::json::critical_path(&trace, &path);
+                    json_reply(&view)
+                }
                 Err(reply) => reply,
             };
         }
@@ -107,47 +114,37 @@ async fn compare(store: &Store, query: &str) -> Reply {
     json_reply(&crate::json::diff(&crate::diff(&a, &b), 0))
 }
 
-/// Trace `id` from the store, through the collector's own answer for
-/// `GET /api/traces/{id}` (read by the same code as `--from`); that
-/// answer when it is not a 200.
+/// Trace `id` from the store, its spans read with the same conversion as
+/// `--from` ([`crate::remote`]); an error answer like the API's when the
+/// id is not one or no span of it is stored.
 async fn load(store: &Store, id: &str) -> Result<Trace, Reply> {
-    let id = id.trim_end_matches('/');
+    let id = id.trim_end_matches('/').to_ascii_lowercase();
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(error(
             StatusCode::BAD_REQUEST,
             "a trace id is 32 hexadecimal digits",
         ));
     }
-    let reply = api_response(store, &format!("/api/traces/{id}"), "").await;
-    if reply.status() != StatusCode::OK {
-        return Err(reply);
-    }
-    let body = match reply.into_body().collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
-    };
-    let spans = crate::remote::spans_from_api(&body).map_err(|e| {
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the stored trace could not be read: {e}"),
-        )
-    })?;
-    if spans.len() > super::MAX_TRACE_SPANS {
+    let rows = store
+        .trace(&id)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    if rows.len() > super::MAX_TRACE_SPANS {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "the trace has {} spans; the viewer analyses at most {}",
-                spans.len(),
+                rows.len(),
                 super::MAX_TRACE_SPANS
             ),
         ));
     }
-    Trace::from_spans(spans).map_err(|_| {
-        error(
-            StatusCode::NOT_FOUND,
-            "no valid span of this trace is stored",
-        )
-    })
+    let spans = rows
+        .iter()
+        .filter_map(crate::remote::span_from_row)
+        .collect();
+    Trace::from_spans(spans)
+        .map_err(|_| error(StatusCode::NOT_FOUND, "no span of this trace is stored"))
 }
 
 /// At most 100 characters of something from outside, for a message.

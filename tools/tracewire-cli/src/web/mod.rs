@@ -10,14 +10,14 @@
 //! - the viewer's own answers, computed with this crate's code:
 //!   `GET /api/traces/{id}/view` ([`json::view`](crate::json::view): spans
 //!   in tree order with depth, offset, critical-path self-time and the
-//!   bottleneck), `GET /api/traces/{id}/critical-path`
+//!   bottleneck; and `critical_path`, as the next), `GET /api/traces/{id}/critical-path`
 //!   ([`json::critical_path`](crate::json::critical_path)) and
 //!   `GET /api/compare?a=ID&b=ID` ([`json::diff`](crate::json::diff) of B
 //!   against A).
 //!
 //! ```no_run
 //! # async fn example(store: tracewire_collect::Store) -> Result<(), tracewire_cli::web::WebError> {
-//! let viewer = tracewire_cli::web::serve(store, "127.0.0.1:16686".parse().unwrap()).await?;
+//! let viewer = tracewire_cli::web::serve(store, tracewire_cli::web::DEFAULT_LISTEN).await?;
 //! println!("trace viewer on {}", viewer.url());
 //! // … later
 //! viewer.shutdown().await;
@@ -33,7 +33,7 @@
 mod handler;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,9 +44,10 @@ use tracewire_collect::Store;
 
 pub use handler::respond;
 
-/// The default address of the viewer: Jaeger's UI port, on the loopback
-/// interface.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:16686";
+/// The default address of the viewer: Jaeger's UI port (16686), on the
+/// loopback interface.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 16686));
 
 /// Connections served at once; more wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 64;

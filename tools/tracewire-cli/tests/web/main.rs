@@ -21,11 +21,14 @@
 //!                        the checkout's producer span
 //! ```
 //!
-//! Run with `cargo nextest run -p tracewire-cli --test web --run-ignored all`.
+//! The browser tests are ignored by default (they need the browser); run
+//! them with `cargo nextest run -p tracewire-cli --test web --run-ignored all`.
+//! `endpoints` checks the viewer's answers without a browser and always runs.
 //! With `TRACEWIRE_DOCS_SCREENSHOT=1`, the slow login's waterfall is also
 //! saved as `docs/waterfall.png` at the repository's root.
 
 mod browser;
+mod endpoints;
 mod otlp;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

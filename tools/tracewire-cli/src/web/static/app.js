@@ -358,21 +358,26 @@
   async function showTrace(id, params, g) {
     view.replaceChildren(el('p', { class: 'muted' }, `Loading trace ${id}…`));
     const enc = encodeURIComponent(id);
-    const [raw, tree, path] = await Promise.all([
-      getJSON(`/api/traces/${enc}`), getJSON(`/api/traces/${enc}/view`), getJSON(`/api/traces/${enc}/critical-path`)]);
+    // The waterfall needs only the view; the stored spans (details) and
+    // the log lines are asked for next and fill in when they arrive.
+    const tree = await getJSON(`/api/traces/${enc}/view`);
     if (!current(g)) return;
-    const spans = new Map((raw.spans || []).map((s) => [s.span_id, s]));
+    const rawP = getJSON(`/api/traces/${enc}`).catch((e) => ({ spans: [], logs: [], error: e.message }));
+    const path = tree.critical_path || {};
+    let spans = new Map();
+    let logs = [];
+    let traceStart = 0;
     const rows = tree.spans || [];
-    const traceStart = (raw.spans || []).reduce((m, s) => Math.min(m, Number(s.start_unix_nano)), Infinity);
-    const logs = (raw.logs || []).slice().sort((a, b) => Number(a.time_unix_nano || a.observed_time_unix_nano) - Number(b.time_unix_nano || b.observed_time_unix_nano));
     const details = el('aside', { class: 'details', id: 'details', 'aria-label': 'Span details', tabindex: -1 },
       el('p', { class: 'muted' }, 'Select a span (click, or arrow keys and Enter) to see its attributes, events, links and logs.'));
     const layout = el('div', { class: 'trace-layout' });
+    let opened = -1;
     const wf = waterfall(rows, {
       total: tree.duration_ns, idPrefix: 'span', label: 'Spans of the trace, in tree order',
       onOpen: (i) => openDetails(i),
     });
     function openDetails(i) {
+      opened = i;
       const row = rows[i];
       const s = spans.get(row.span_id) || {};
       details.replaceChildren(...spanDetails(row, s, path, logs.filter((l) => l.span_id === row.span_id), traceStart));
@@ -397,16 +402,27 @@
         el('button', { type: 'submit' }, 'Compare')),
       el('div', { class: 'legend', 'aria-label': 'Services' }, (tree.services || []).map(chip)));
     layout.append(wf.node, details);
-    view.replaceChildren(header, layout, logsPanel(logs, traceStart, (spanId) => {
-      const i = wf.indexOf(spanId);
-      if (i >= 0) { wf.select(i, true); openDetails(i); }
-    }));
+    const logsSlot = el('section', { class: 'logs', id: 'logs-loading' }, el('p', { class: 'muted' }, 'Loading log lines…'));
+    view.replaceChildren(header, layout, logsSlot);
     wf.render();
     window.tracewire.firstRender = performance.now();
     const want = params.get('span');
     const start = want ? wf.indexOf(want) : -1;
-    if (start >= 0) { wf.select(start, true); openDetails(start); }
+    if (start >= 0) wf.select(start, true);
     document.getElementById('span-rows').focus({ preventScroll: true });
+
+    const raw = await rawP;
+    if (!current(g)) return;
+    spans = new Map((raw.spans || []).map((s) => [s.span_id, s]));
+    traceStart = (raw.spans || []).reduce((m, s) => Math.min(m, Number(s.start_unix_nano)), Infinity);
+    logs = (raw.logs || []).slice().sort((x, y) => Number(x.time_unix_nano || x.observed_time_unix_nano) - Number(y.time_unix_nano || y.observed_time_unix_nano));
+    logsSlot.replaceWith(raw.error ? el('p', { class: 'error-text', role: 'alert' }, `The stored spans could not be read: ${raw.error}`)
+      : logsPanel(logs, traceStart, (spanId) => {
+        const i = wf.indexOf(spanId);
+        if (i >= 0) { wf.select(i, true); openDetails(i); }
+      }));
+    if (opened >= 0) openDetails(opened);
+    else if (start >= 0) openDetails(start);
   }
 
   function kvTable(obj, cls) {
