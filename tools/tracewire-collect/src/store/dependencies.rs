@@ -158,6 +158,15 @@ pub(super) async fn dependencies(
     pool: &SqlitePool,
     range: TimeRange,
 ) -> Result<Vec<Edge>, StoreError> {
+    dependencies_paged(pool, range, PAGE).await
+}
+
+/// [`dependencies`], reading `page` spans per query.
+async fn dependencies_paged(
+    pool: &SqlitePool,
+    range: TimeRange,
+    page: i64,
+) -> Result<Vec<Edge>, StoreError> {
     let since = range.start_min_ns.unwrap_or(i64::MIN);
     let until = range.start_max_ns.unwrap_or(i64::MAX);
     let mut edges: BTreeMap<(String, String, String), Calls> = BTreeMap::new();
@@ -170,7 +179,7 @@ pub(super) async fn dependencies(
             .bind(until)
             .bind(after.0)
             .bind(after.1)
-            .bind(PAGE)
+            .bind(page)
             .fetch_all(pool)
             .await?;
         for row in &rows {
@@ -213,7 +222,7 @@ pub(super) async fn dependencies(
             }
         }
         match rows.last() {
-            Some(last) if rows.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX) => {
+            Some(last) if rows.len() >= usize::try_from(page).unwrap_or(usize::MAX) => {
                 after = (last.try_get("start_ns")?, last.try_get("rid")?);
             }
             _ => break,
@@ -257,7 +266,59 @@ fn nearest_rank(sorted: &[i64], percent: usize) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::nearest_rank;
+    use super::{PAGE, TimeRange, dependencies_paged, nearest_rank};
+    use crate::store::{SpanRow, Store};
+
+    /// Trace `n`: `a` (CLIENT) calls `b` (SERVER) which queries SQLite,
+    /// all spans starting at the same time (ties in the page order).
+    fn call(n: u32) -> Vec<SpanRow> {
+        let span =
+            |id: u64, parent: Option<u64>, service: &str, kind: i32, attributes: &str| SpanRow {
+                trace_id: format!("{n:032x}"),
+                span_id: format!("{id:016x}"),
+                parent_span_id: parent.map(|p| format!("{p:016x}")),
+                service: service.to_owned(),
+                name: "op".to_owned(),
+                kind,
+                start_ns: 1_000,
+                end_ns: 1_000 + i64::from(n) + 1,
+                status_code: 0,
+                status_message: String::new(),
+                trace_state: String::new(),
+                flags: 1,
+                attributes: attributes.to_owned(),
+                events: "[]".to_owned(),
+                links: "[]".to_owned(),
+                resource: "{}".to_owned(),
+                scope: "{}".to_owned(),
+            };
+        vec![
+            span(1, None, "a", 3, r#"{"http.request.method":"GET"}"#),
+            span(2, Some(1), "b", 2, "{}"),
+            span(3, Some(2), "b", 3, r#"{"db.system.name":"sqlite"}"#),
+        ]
+    }
+
+    /// Small pages give the same edges as one page: every span is read
+    /// once, ties in start time included.
+    #[tokio::test]
+    async fn paging_reads_every_span_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let spans: Vec<SpanRow> = (0..50).flat_map(call).collect();
+        store.insert(&spans).await.unwrap();
+        let whole = dependencies_paged(&store.pool, TimeRange::default(), PAGE)
+            .await
+            .unwrap();
+        assert_eq!(whole.len(), 2);
+        assert!(whole.iter().all(|e| e.calls == 50), "{whole:?}");
+        for page in [1, 2, 7, 100] {
+            let paged = dependencies_paged(&store.pool, TimeRange::default(), page)
+                .await
+                .unwrap();
+            assert_eq!(paged, whole, "page {page}");
+        }
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
