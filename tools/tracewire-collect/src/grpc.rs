@@ -6,7 +6,11 @@
 //! most `max_connections` (more wait to be accepted), requests in
 //! progress across every connection at most `max_connections` too (more
 //! wait), and streams per connection at most
-//! [`MAX_STREAMS_PER_CONNECTION`].
+//! [`MAX_STREAMS_PER_CONNECTION`]. A request may take
+//! [`REQUEST_TIMEOUT`] (then `CANCELLED`); a connection lives at most
+//! [`MAX_CONNECTION_AGE`] (then it is asked to go away, and closed
+//! [`MAX_CONNECTION_AGE_GRACE`] later), so idle or stalled connections
+//! cannot hold the connection permits for ever.
 //!
 //! Answers, as OTLP/gRPC asks: a full queue is `UNAVAILABLE` with a
 //! `google.rpc.RetryInfo` detail (retry after 1 s); a message that does
@@ -50,6 +54,16 @@ use crate::ingest::{Ingest, Refused};
 
 /// Streams (requests) one HTTP/2 connection may have open at once.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
+/// The longest a gRPC request may take, reading its message included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest a gRPC connection is kept; clients reconnect.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+
+/// How long a connection past [`MAX_CONNECTION_AGE`] gets to finish its
+/// requests before it is closed.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
 
 /// The delay a throttled client is asked to wait (`RetryInfo`).
 const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -284,6 +298,9 @@ pub(crate) async fn serve(
     let incoming = incoming(listener, max_connections);
     let _ = Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT)
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
         .layer(GlobalConcurrencyLimitLayer::new(max_connections))
         .layer(MapResponseLayer::new(otlp_status_codes))
         .add_service(traces)

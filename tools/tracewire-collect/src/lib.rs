@@ -47,7 +47,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use api::api_response;
 pub use config::{CollectorFile, ConfigError, MAX_CONFIG_BYTES, Pipeline, STORE_EXPORTER};
-pub use grpc::MAX_STREAMS_PER_CONNECTION;
+pub use grpc::{
+    MAX_CONNECTION_AGE, MAX_CONNECTION_AGE_GRACE, MAX_STREAMS_PER_CONNECTION, REQUEST_TIMEOUT,
+};
 pub use logs::{LogRow, MAX_TRACE_LOGS};
 pub use otlp::UNKNOWN_SERVICE;
 pub use server::Reply;
