@@ -106,8 +106,9 @@ enum Command {
     /// (`POST /v1/traces` and `/v1/logs`, protobuf or JSON, gzip) and
     /// OTLP/gRPC (`--grpc-listen`), every span and log record into an
     /// embedded SQLite store, and a JSON API to search it
-    /// (`/api/services`, `/api/traces`, `/api/traces/{trace_id}`). On
-    /// stop, what is queued is stored before exiting.
+    /// (`/api/services`, `/api/traces`, `/api/traces/{trace_id}`); the
+    /// web viewer on http://127.0.0.1:16686 (`--ui-listen`). On stop, what
+    /// is queued is stored before exiting.
     Collect {
         /// A Collector-shaped YAML configuration: the OTLP/HTTP receiver's
         /// endpoint, the batch, filter and tail_sampling processors and the
@@ -128,6 +129,22 @@ enum Command {
         /// 127.0.0.1:4317].
         #[arg(long, value_name = "ADDR", value_parser = parse_grpc_listen)]
         grpc_listen: Option<GrpcListen>,
+        /// The most traces the store keeps; past it, the oldest (by first
+        /// span start) are deleted whole [default: the config's
+        /// exporters.tracewire_store.max_traces, else 100000].
+        #[arg(long, value_name = "N")]
+        max_traces: Option<u64>,
+        /// The most bytes of span data the store keeps (see
+        /// tracewire-collect's README); past it, the oldest traces are
+        /// deleted whole [default: the config's
+        /// exporters.tracewire_store.max_bytes, else 1073741824 (1 GiB)].
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
+        /// Where to serve the web viewer (search, waterfall, critical
+        /// path, compare, service map), or `off` [default: 127.0.0.1:16686;
+        /// when that port is busy, a warning and no viewer].
+        #[arg(long, value_name = "ADDR", value_parser = parse_ui_listen)]
+        ui_listen: Option<UiListen>,
     },
 }
 
@@ -161,6 +178,8 @@ enum CliError {
     UrlAsFile(String),
     #[error("collect: {0}")]
     Collect(#[from] tracewire_collect::Error),
+    #[error("collect: the trace viewer {0}")]
+    Ui(tracewire_cli::web::WebError),
 }
 
 fn main() -> ExitCode {
@@ -172,6 +191,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--ui-listen`: an address, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct UiListen(Option<SocketAddr>);
+
+fn parse_ui_listen(text: &str) -> Result<UiListen, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(UiListen(None));
+    }
+    text.trim()
+        .parse()
+        .map(|addr| UiListen(Some(addr)))
+        .map_err(|_| format!("{text:?} is not HOST:PORT (an IP address and port) or `off`"))
 }
 
 /// `--grpc-listen`: an address, or `off`.
@@ -194,6 +227,9 @@ fn collect(
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     grpc_listen: Option<GrpcListen>,
+    max_traces: Option<u64>,
+    max_bytes: Option<u64>,
+    ui_listen: Option<UiListen>,
 ) -> Result<String, CliError> {
     let data_dir = data.unwrap_or_else(tracewire_collect::default_data_dir);
     let database = data_dir.join(tracewire_collect::DATABASE_FILE);
@@ -216,6 +252,34 @@ fn collect(
     if let Some(GrpcListen(grpc)) = grpc_listen {
         config.grpc_listen = grpc;
     }
+    if let Some(n) = max_traces {
+        config.retention.max_traces = n;
+    }
+    if let Some(n) = max_bytes {
+        config.retention.max_bytes = n;
+    }
+    // Bound before the collector starts: an explicit --ui-listen that
+    // cannot be bound is an error; the default port being busy only costs
+    // the viewer.
+    let ui = match ui_listen {
+        Some(UiListen(None)) => None,
+        Some(UiListen(Some(addr))) => {
+            Some(std::net::TcpListener::bind(addr).map_err(|source| {
+                CliError::Ui(tracewire_cli::web::WebError::Listen { addr, source })
+            })?)
+        }
+        None => {
+            let addr = tracewire_cli::web::DEFAULT_LISTEN;
+            std::net::TcpListener::bind(addr)
+                .inspect_err(|e| {
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "tracewire collect: no trace viewer: cannot listen on {addr}: {e} (--ui-listen ADDR for another address, off for none)"
+                    );
+                })
+                .ok()
+        }
+    };
     let stats = tracewire_collect::run_until_signal(config, |collector| {
         let addr = collector.local_addr();
         let _ = writeln!(
@@ -227,6 +291,28 @@ fn collect(
             ),
             database.display()
         );
+        if let Some(listener) = ui {
+            match tracewire_cli::web::serve_listener(collector.store().clone(), listener) {
+                // Runs until the runtime ends with the collector.
+                Ok(viewer) => {
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "tracewire collect: trace viewer on {}",
+                        viewer.url()
+                    );
+                    tokio::spawn(async move {
+                        let _viewer = viewer;
+                        std::future::pending::<()>().await;
+                    });
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "tracewire collect: no trace viewer: {e}"
+                    );
+                }
+            }
+        }
     })?;
     Ok(format!(
         "stored {} spans ({} rejected, {} lost, {} requests refused with a full queue) and {} log records ({} lost)\n",
@@ -313,7 +399,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             data,
             grpc_listen,
-        } => collect(config, listen, data, grpc_listen)?,
+            max_traces,
+            max_bytes,
+            ui_listen,
+        } => collect(
+            config,
+            listen,
+            data,
+            grpc_listen,
+            max_traces,
+            max_bytes,
+            ui_listen,
+        )?,
     };
     let mut stdout = io::stdout().lock();
     match stdout
