@@ -110,10 +110,11 @@ enum Command {
     /// web viewer on http://127.0.0.1:16686 (`--ui-listen`). On stop, what
     /// is queued is stored before exiting.
     Collect {
-        /// A Collector-shaped YAML configuration: the OTLP/HTTP receiver's
-        /// endpoint, the batch, filter and tail_sampling processors and the
-        /// traces pipeline (see tracewire-collect's README for what is
-        /// supported; anything else is an error naming it).
+        /// A Collector-shaped YAML configuration: the OTLP receiver's HTTP
+        /// and gRPC endpoints, the batch, filter and tail_sampling
+        /// processors, the traces and logs pipelines (see
+        /// tracewire-collect's README for what is supported; anything else
+        /// is an error naming it).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The address for OTLP/HTTP and the API [default: the config's
