@@ -21,6 +21,7 @@
 
 mod api;
 mod config;
+mod export;
 mod filter;
 mod otlp;
 mod pipeline;
@@ -34,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use api::api_response;
 pub use config::{CollectorFile, ConfigError, MAX_CONFIG_BYTES, Pipeline, STORE_EXPORTER};
+pub use export::{EXPORT_FLUSH_TIMEOUT, ExporterStats, MAX_QUEUE_SIZE};
 pub use otlp::UNKNOWN_SERVICE;
 pub use server::Reply;
 pub use store::{
@@ -132,7 +134,8 @@ pub enum Error {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The configuration file could not be used.
+    /// The configuration file could not be used (or an exporter's file
+    /// opened).
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The async runtime could not be built.
@@ -141,7 +144,7 @@ pub enum Error {
 }
 
 /// Counts of what the collector did, since it started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Spans accepted into the queue.
     pub spans_accepted: u64,
@@ -158,6 +161,9 @@ pub struct Stats {
     /// Spans dropped by a `tail_sampling` processor (their trace was not
     /// kept, or it had more spans than are buffered per trace).
     pub spans_not_sampled: u64,
+    /// Each forwarding exporter's counts, in pipeline order (the store's
+    /// are the fields above).
+    pub exporters: Vec<ExporterStats>,
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +175,7 @@ pub(crate) struct Counters {
     pub(crate) requests_throttled: AtomicU64,
     pub(crate) spans_filtered: AtomicU64,
     pub(crate) spans_not_sampled: AtomicU64,
+    exporters: Vec<Arc<export::ExporterCounters>>,
 }
 
 impl Counters {
@@ -186,6 +193,7 @@ impl Counters {
             requests_throttled: get(&self.requests_throttled),
             spans_filtered: get(&self.spans_filtered),
             spans_not_sampled: get(&self.spans_not_sampled),
+            exporters: self.exporters.iter().map(|e| e.snapshot()).collect(),
         }
     }
 }
@@ -201,16 +209,23 @@ pub struct Collector {
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
+    exporters: export::Tasks,
 }
 
 impl Collector {
-    /// Opens the store, binds the listener and starts serving (on the
-    /// current tokio runtime).
+    /// Opens the store (in memory when the pipeline does not store),
+    /// starts the exporters, binds the listener and starts serving (on
+    /// the current tokio runtime).
     ///
     /// # Errors
-    /// When the store cannot be opened or the address bound.
+    /// When the store cannot be opened, a `file` exporter's file opened or
+    /// the address bound.
     pub async fn start(config: Config) -> Result<Self, Error> {
-        let store = Store::open(&config.data_dir).await?;
+        let store = if config.pipeline.store {
+            Store::open(&config.data_dir).await?
+        } else {
+            Store::in_memory().await?
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Listen {
@@ -221,12 +236,19 @@ impl Collector {
             addr: config.listen,
             source,
         })?;
-        let counters = Arc::new(Counters::default());
+        let (exporters, export_tasks) = export::start(&config.pipeline.exporters)?;
+        let counters = Arc::new(Counters {
+            exporters: export_tasks.counters.clone(),
+            ..Counters::default()
+        });
         let (queue, batches) = tokio::sync::mpsc::channel(config.queue_capacity.max(1));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let writer = tokio::spawn(server::write(
             batches,
-            store.clone(),
+            server::Outputs {
+                store: config.pipeline.store.then(|| store.clone()),
+                exporters,
+            },
             counters.clone(),
             pipeline::Processors::new(&config.pipeline),
         ));
@@ -249,6 +271,7 @@ impl Collector {
             stop,
             server,
             writer,
+            exporters: export_tasks,
         })
     }
 
@@ -269,14 +292,17 @@ impl Collector {
 
     /// Stops accepting connections, lets requests in progress finish
     /// (connections still busy after [`DRAIN_TIMEOUT`] are cut),
-    /// writes every queued batch to the store and closes it. Returns the
-    /// final counts.
+    /// writes every queued batch to the store and closes it, and gives
+    /// the exporters [`EXPORT_FLUSH_TIMEOUT`] to send what they hold.
+    /// Returns the final counts.
     pub async fn shutdown(self) -> Stats {
         let _ = self.stop.send(true);
         // The server task owns the queue's senders; when it ends, the
-        // writer drains what is queued and ends.
+        // writer drains what is queued and ends, closing the exporters'
+        // queues.
         let _ = self.server.await;
         let _ = self.writer.await;
+        self.exporters.finish().await;
         self.store.close().await;
         self.counters.snapshot()
     }

@@ -19,9 +19,10 @@ use prost::Message as _;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::otlp::{self, Encoding};
+use crate::export::Exporters;
+use crate::otlp::{self, Encoding, Received};
 use crate::pipeline::Processors;
-use crate::store::{SpanRow, Store};
+use crate::store::Store;
 use crate::{Counters, DRAIN_TIMEOUT, api};
 
 /// How long a client may take to send a request's headers.
@@ -34,7 +35,7 @@ const RETRY_AFTER_SECONDS: &str = "1";
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) store: Store,
-    pub(crate) queue: mpsc::Sender<Vec<SpanRow>>,
+    pub(crate) queue: mpsc::Sender<Vec<Received>>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) body_limit: usize,
 }
@@ -42,12 +43,21 @@ pub(crate) struct State {
 /// An answer of the collector's listener or API.
 pub type Reply = Response<Full<Bytes>>;
 
+/// Where the processors' output goes: the store (unless the pipeline
+/// only forwards) and the forwarding exporters' queues.
+#[derive(Debug)]
+pub(crate) struct Outputs {
+    pub(crate) store: Option<Store>,
+    pub(crate) exporters: Exporters,
+}
+
 /// Runs batches through the processors and writes what they pass, until
 /// every sender is gone and the queue is empty; then decides every trace
-/// still buffered and writes those kept.
+/// still buffered and writes those kept. Returning drops the exporters'
+/// queues, so that they finish.
 pub(crate) async fn write(
-    mut batches: mpsc::Receiver<Vec<SpanRow>>,
-    store: Store,
+    mut batches: mpsc::Receiver<Vec<Received>>,
+    outputs: Outputs,
     counters: Arc<Counters>,
     mut processors: Processors,
 ) {
@@ -66,10 +76,10 @@ pub(crate) async fn write(
             None => Vec::new(),
         };
         out.extend(processors.tick(now, false));
-        store_batch(&store, &counters, &mut processors, out).await;
+        store_batch(&outputs, &counters, &mut processors, out).await;
     }
     let out = processors.tick(Instant::now(), true);
-    store_batch(&store, &counters, &mut processors, out).await;
+    store_batch(&outputs, &counters, &mut processors, out).await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -80,10 +90,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 async fn store_batch(
-    store: &Store,
+    outputs: &Outputs,
     counters: &Counters,
     processors: &mut Processors,
-    batch: Vec<SpanRow>,
+    batch: Vec<Received>,
 ) {
     let dropped = std::mem::take(&mut processors.dropped);
     Counters::add(&counters.spans_filtered, dropped.filtered);
@@ -92,7 +102,23 @@ async fn store_batch(
         return;
     }
     let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-    match store.insert(&batch).await {
+    let forward = !outputs.exporters.is_empty();
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut spans = Vec::with_capacity(if forward { batch.len() } else { 0 });
+    for received in batch {
+        rows.push(received.row);
+        if forward {
+            spans.push((received.span, received.scope));
+        }
+    }
+    // The exporters first: queueing never waits.
+    if forward {
+        outputs.exporters.offer(otlp::request(spans), n);
+    }
+    let Some(store) = &outputs.store else {
+        return;
+    };
+    match store.insert(&rows).await {
         Ok(()) => Counters::add(&counters.spans_stored, n),
         Err(_) => Counters::add(&counters.spans_lost, n),
     }

@@ -187,6 +187,27 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// An empty store in memory, for a pipeline that only forwards: the
+    /// API answers as for a store with nothing in it.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub(crate) async fn in_memory() -> Result<Self, StoreError> {
+        // One connection that is never closed: the database lives as long
+        // as it does.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(SqliteConnectOptions::from_str("sqlite::memory:")?)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        Ok(Store { pool })
+    }
+
     /// Stores `spans` in one transaction. A span already stored (same
     /// trace and span id, e.g. a retried export) is replaced.
     ///
