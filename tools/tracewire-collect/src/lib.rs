@@ -1,5 +1,7 @@
 //! `tracewire collect`: an OTLP/HTTP trace receiver writing into an
-//! embedded SQLite store, with a small JSON API to search it.
+//! embedded SQLite store, with a small JSON API to search it, and
+//! forwarding to OTLP backends or files (the `otlp`, `otlphttp` and
+//! `file` exporters of the Collector's configuration).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tracewire_collect::Error> {
@@ -16,8 +18,10 @@
 //! Everything from outside is bounded: request bodies (compressed and
 //! decompressed) by [`Config::body_limit`], accepted batches waiting for
 //! the store by [`Config::queue_capacity`] (a full queue answers 503 with
-//! `Retry-After`), connections by [`Config::max_connections`]. The README
-//! lists every answer.
+//! `Retry-After`), connections by [`Config::max_connections`], batches
+//! waiting for each exporter by its `sending_queue.queue_size` (a full
+//! queue drops that exporter's copy, counted in [`ExporterStats`]). The
+//! README lists every answer.
 
 mod api;
 mod config;
@@ -67,8 +71,9 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
-    /// The processors between the receiver and the store (default: none,
-    /// every span is stored); see [`Config::apply`].
+    /// The processors between the receiver and the exporters, and the
+    /// exporters (default: no processor, every span is stored); see
+    /// [`Config::apply`].
     pub pipeline: Pipeline,
 }
 

@@ -72,7 +72,16 @@ pub(crate) async fn write(
         };
         let now = Instant::now();
         let mut out = match received {
-            Some(batch) => processors.push(batch, now),
+            Some(mut batch) => {
+                if outputs.exporters.is_empty() {
+                    // Only the store's rows are needed: the OTLP spans
+                    // would only take memory in the processors' buffers.
+                    for received in &mut batch {
+                        drop(std::mem::take(&mut received.span));
+                    }
+                }
+                processors.push(batch, now)
+            }
             None => Vec::new(),
         };
         out.extend(processors.tick(now, false));

@@ -111,8 +111,9 @@ fn unknown_and_unsupported_components_are_errors_naming_them() {
         let err = load(&text).expect_err(name);
         assert!(err.contains(name), "{err}");
     }
-    // The seed's own tier-2 file: OTLP/gRPC and the otlp exporter are not
-    // supported yet, and the error names the receiver's protocol.
+    // The seed's own tier-2 file: its OTLP/gRPC receiver is not supported
+    // yet, and the error names the receiver's protocol (its otlp exporter
+    // is: tests/exporters.rs).
     let seed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../deploy/collector/sampler.yaml"
