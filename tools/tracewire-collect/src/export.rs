@@ -673,7 +673,8 @@ pub(crate) struct Tasks {
     pub(crate) counters: Vec<Arc<ExporterCounters>>,
 }
 
-/// Why an exporter could not start.
+/// Starts one task per exporter (on the current runtime); fails when a
+/// `file` exporter's file cannot be opened.
 pub(crate) fn start(configs: &[ExporterConfig]) -> Result<(Exporters, Tasks), ConfigError> {
     let (stop, stopped) = watch::channel(None);
     let mut exporters = Exporters::default();
@@ -1220,4 +1221,110 @@ fn rotate(target: &FileTarget) -> std::io::Result<()> {
         ignore_missing(std::fs::rename(backup(n), backup(n + 1)))?;
     }
     std::fs::rename(&target.path, backup(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_info_delays_are_read_from_status_details() {
+        let info = RetryInfo {
+            retry_delay: Some(RpcDuration {
+                seconds: 2,
+                nanos: 500_000_000,
+            }),
+        };
+        let status = RpcStatus {
+            details: vec![
+                RpcAny {
+                    type_url: "type.googleapis.com/google.rpc.DebugInfo".into(),
+                    value: vec![1, 2, 3],
+                },
+                RpcAny {
+                    type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                    value: info.encode_to_vec(),
+                },
+            ],
+        };
+        assert_eq!(
+            retry_delay(&status.encode_to_vec()),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(retry_delay(&[]), None);
+        assert_eq!(retry_delay(&[0xff, 0xff, 0xff]), None);
+        let negative = RpcStatus {
+            details: vec![RpcAny {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                value: RetryInfo {
+                    retry_delay: Some(RpcDuration {
+                        seconds: -1,
+                        nanos: 0,
+                    }),
+                }
+                .encode_to_vec(),
+            }],
+        };
+        assert_eq!(retry_delay(&negative.encode_to_vec()), None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_is_capped() {
+        let header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert_eq!(retry_after(&header("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&header("999999")), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&header("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let wait = retry_after(&header(&later)).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        assert_eq!(retry_after(&header("soon")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn back_off_grows_to_its_maximum_with_bounded_jitter() {
+        let retry = Retry::default();
+        let mut interval = retry.initial;
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            seen.push(interval);
+            interval = retry.next(interval);
+        }
+        assert_eq!(seen[1], Duration::from_millis(7500));
+        assert_eq!(*seen.last().unwrap(), retry.max_interval);
+        for _ in 0..100 {
+            let j = retry.jittered(Duration::from_secs(10));
+            assert!(
+                j >= Duration::from_secs(5) && j <= Duration::from_secs(15),
+                "{j:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn grpc_endpoints_are_plaintext_only_when_asked() {
+        assert_eq!(grpc_url("otlp", "b:4317", true).unwrap(), "http://b:4317");
+        assert_eq!(
+            grpc_url("otlp", "dns:///b:4317", true).unwrap(),
+            "http://b:4317"
+        );
+        assert_eq!(
+            grpc_url("otlp", "http://b:4317", false).unwrap(),
+            "http://b:4317"
+        );
+        for (endpoint, insecure) in [
+            ("b:4317", false),
+            ("https://b:4317", true),
+            ("unix:///tmp/s", true),
+        ] {
+            assert!(grpc_url("otlp", endpoint, insecure).is_err(), "{endpoint}");
+        }
+    }
 }

@@ -241,6 +241,8 @@ impl Collector {
             addr: config.listen,
             source,
         })?;
+        // After binding, so that a busy port leaves a `file` exporter's
+        // file as it was.
         let (exporters, export_tasks) = export::start(&config.pipeline.exporters)?;
         let counters = Arc::new(Counters {
             exporters: export_tasks.counters.clone(),
