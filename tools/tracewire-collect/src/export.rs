@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -31,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::ConfigError;
 
@@ -121,7 +122,7 @@ pub(crate) struct ExporterConfig {
 
 #[derive(Clone, Debug)]
 enum Target {
-    Http(HttpTarget),
+    Http(Box<HttpTarget>),
     Grpc(Box<GrpcTarget>),
     File(FileTarget),
 }
@@ -133,14 +134,66 @@ struct HttpTarget {
     gzip: bool,
     json: bool,
     timeout: Duration,
+    /// Used for `https://` URLs.
+    tls: TlsSettings,
 }
 
 #[derive(Clone, Debug)]
 struct GrpcTarget {
-    endpoint: Endpoint,
+    /// `http://…` or `https://…`.
+    url: String,
+    /// `Some` for TLS.
+    tls: Option<TlsSettings>,
     headers: MetadataMap,
     gzip: bool,
     timeout: Duration,
+}
+
+/// Where a PEM comes from: `…_file` or `…_pem` in the configuration.
+#[derive(Clone, Debug)]
+enum Pem {
+    File(PathBuf),
+    Inline(String),
+}
+
+impl Pem {
+    fn read(&self, id: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
+        match self {
+            Pem::File(path) => std::fs::read(path).map_err(|e| {
+                invalid(
+                    id,
+                    format_args!("tls.{what}_file {}: cannot read: {e}", path.display()),
+                )
+            }),
+            Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// `tls`: the CA to verify the server with (default: the Mozilla roots
+/// of `webpki-roots`), and a client certificate.
+#[derive(Clone, Debug, Default)]
+struct TlsSettings {
+    ca: Option<Pem>,
+    cert: Option<Pem>,
+    key: Option<Pem>,
+}
+
+/// The PEM files, read.
+struct TlsMaterial {
+    ca: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsSettings {
+    fn read(&self, id: &str) -> Result<TlsMaterial, ConfigError> {
+        let ca = self.ca.as_ref().map(|p| p.read(id, "ca")).transpose()?;
+        let identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some((cert.read(id, "cert")?, key.read(id, "key")?)),
+            _ => None,
+        };
+        Ok(TlsMaterial { ca, identity })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -291,6 +344,7 @@ fn otlp_config(
     let mut json = false;
     let mut timeout = Duration::from_secs(if grpc { 5 } else { 30 });
     let mut insecure = false;
+    let mut tls = TlsSettings::default();
     let mut queue_size = 1000;
     let mut retry = Retry::default();
     for (key, value) in settings {
@@ -337,10 +391,38 @@ fn otlp_config(
             "timeout" => timeout = duration(id, key, value)?,
             "tls" => {
                 for (k, v) in mapping(id, key, value)? {
-                    if k == "insecure" {
-                        insecure = boolean(id, "tls.insecure", v)?;
-                    } else {
-                        unused(id, &format!("tls.{k}"), "TLS is not supported", warnings);
+                    let name = format!("tls.{k}");
+                    match k.as_str() {
+                        "insecure" => insecure = boolean(id, &name, v)?,
+                        "ca_file" => tls.ca = Some(Pem::File(text(id, &name, v)?.into())),
+                        "cert_file" => tls.cert = Some(Pem::File(text(id, &name, v)?.into())),
+                        "key_file" => tls.key = Some(Pem::File(text(id, &name, v)?.into())),
+                        "ca_pem" => tls.ca = Some(Pem::Inline(text(id, &name, v)?.to_owned())),
+                        "cert_pem" => tls.cert = Some(Pem::Inline(text(id, &name, v)?.to_owned())),
+                        "key_pem" => tls.key = Some(Pem::Inline(text(id, &name, v)?.to_owned())),
+                        "insecure_skip_verify" => {
+                            if boolean(id, &name, v)? {
+                                return Err(invalid(
+                                    id,
+                                    "tls.insecure_skip_verify: not supported (give the server's \
+                                     CA as tls.ca_file instead)",
+                                ));
+                            }
+                        }
+                        "server_name_override"
+                        | "min_version"
+                        | "max_version"
+                        | "cipher_suites"
+                        | "include_system_ca_certs_pool"
+                        | "reload_interval"
+                        | "curve_preferences" => unused(
+                            id,
+                            &name,
+                            "rustls's defaults: TLS 1.2 and 1.3, the endpoint's host name, \
+                             the Mozilla roots unless ca_file is given",
+                            warnings,
+                        ),
+                        _ => unknown(id, &name, warnings),
                     }
                 }
             }
@@ -425,12 +507,19 @@ fn otlp_config(
             _ => unknown(id, key, warnings),
         }
     }
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(invalid(
+            id,
+            "tls: a client certificate needs both cert_file (or cert_pem) and key_file (or \
+             key_pem)",
+        ));
+    }
     let target = if grpc {
         let endpoint = endpoint.ok_or_else(|| invalid(id, "endpoint: missing"))?;
         let url = grpc_url(id, &endpoint, insecure)?;
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| invalid(id, format_args!("endpoint {url:?}: {e}")))?
-            .connect_timeout(timeout);
+        Endpoint::from_shared(url.clone())
+            .map_err(|e| invalid(id, format_args!("endpoint {url:?}: {e}")))?;
+        let tls = url.starts_with("https://").then_some(tls);
         let mut map = MetadataMap::new();
         for (name, value) in headers {
             let key = AsciiMetadataKey::from_bytes(name.as_bytes())
@@ -444,7 +533,8 @@ fn otlp_config(
             map.insert(key, value);
         }
         Target::Grpc(Box::new(GrpcTarget {
-            endpoint,
+            url,
+            tls,
             headers: map,
             gzip,
             timeout,
@@ -455,24 +545,15 @@ fn otlp_config(
             (None, Some(base)) => format!("{}/v1/traces", base.trim_end_matches('/')),
             (None, None) => return Err(invalid(id, "endpoint (or traces_endpoint): missing")),
         };
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| invalid(id, format_args!("endpoint {url:?}: not a URL")))?;
-        match uri.scheme_str() {
-            Some("http") if uri.authority().is_some() => {}
-            Some("https") => {
-                return Err(invalid(
-                    id,
-                    format_args!("endpoint {url:?}: TLS (https) is not supported yet; use http://"),
-                ));
-            }
-            _ => {
-                return Err(invalid(
-                    id,
-                    format_args!("endpoint {url:?}: not an http:// URL"),
-                ));
-            }
-        }
+        let uri = url.parse::<Uri>().ok().filter(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+        });
+        let Some(uri) = uri else {
+            return Err(invalid(
+                id,
+                format_args!("endpoint {url:?}: not an http:// or https:// URL"),
+            ));
+        };
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             let key = HeaderName::from_bytes(name.as_bytes())
@@ -481,13 +562,14 @@ fn otlp_config(
                 .map_err(|_| invalid(id, format_args!("headers.{name}: not a header value")))?;
             map.insert(key, value);
         }
-        Target::Http(HttpTarget {
+        Target::Http(Box::new(HttpTarget {
             url: uri,
             headers: map,
             gzip,
             json,
             timeout,
-        })
+            tls,
+        }))
     };
     Ok(ExporterConfig {
         id: id.to_owned(),
@@ -497,37 +579,21 @@ fn otlp_config(
     })
 }
 
-/// The `http://host:port` URL of a gRPC endpoint (the Collector writes
-/// `host:port`, TLS unless `tls.insecure`).
+/// The URL of a gRPC endpoint: the Collector writes `host:port` (TLS
+/// unless `tls.insecure`), or a URL whose scheme decides.
 fn grpc_url(id: &str, endpoint: &str, insecure: bool) -> Result<String, ConfigError> {
     let endpoint = endpoint.strip_prefix("dns:///").unwrap_or(endpoint);
-    if endpoint.starts_with("https://") {
-        return Err(invalid(
-            id,
-            format_args!(
-                "endpoint {endpoint:?}: TLS is not supported yet; use http:// or host:port with tls.insecure: true"
-            ),
-        ));
-    }
-    if endpoint.starts_with("http://") {
+    if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
         return Ok(endpoint.to_owned());
     }
     if endpoint.contains("://") {
         return Err(invalid(
             id,
-            format_args!("endpoint {endpoint:?}: not host:port or http://host:port"),
+            format_args!("endpoint {endpoint:?}: not host:port, http:// or https://"),
         ));
     }
-    if !insecure {
-        return Err(invalid(
-            id,
-            format_args!(
-                "endpoint {endpoint:?}: TLS (the default) is not supported yet; set \
-                 tls.insecure: true to send in plaintext"
-            ),
-        ));
-    }
-    Ok(format!("http://{endpoint}"))
+    let scheme = if insecure { "http" } else { "https" };
+    Ok(format!("{scheme}://{endpoint}"))
 }
 
 fn file_config(
@@ -878,11 +944,28 @@ impl Sink {
     fn new(config: &ExporterConfig) -> Result<Self, ConfigError> {
         Ok(match &config.target {
             Target::Http(t) => Sink::Http(Box::new(HttpSink {
-                client: Client::builder(TokioExecutor::new()).build_http(),
-                target: t.clone(),
+                client: http_client(&config.id, &t.tls)?,
+                target: (**t).clone(),
             })),
             Target::Grpc(t) => {
-                let channel = t.endpoint.connect_lazy();
+                let mut endpoint = Endpoint::from_shared(t.url.clone())
+                    .map_err(|e| invalid(&config.id, format_args!("endpoint {:?}: {e}", t.url)))?
+                    .connect_timeout(t.timeout);
+                if let Some(tls) = &t.tls {
+                    let material = tls.read(&config.id)?;
+                    let mut settings = ClientTlsConfig::new();
+                    settings = match material.ca {
+                        Some(ca) => settings.ca_certificate(Certificate::from_pem(ca)),
+                        None => settings.with_webpki_roots(),
+                    };
+                    if let Some((cert, key)) = material.identity {
+                        settings = settings.identity(Identity::from_pem(cert, key));
+                    }
+                    endpoint = endpoint
+                        .tls_config(settings)
+                        .map_err(|e| invalid(&config.id, format_args!("tls: {e}")))?;
+                }
+                let channel = endpoint.connect_lazy();
                 let mut client =
                     TraceServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
                 if t.gzip {
@@ -944,8 +1027,64 @@ impl Sink {
 }
 
 struct HttpSink {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     target: HttpTarget,
+}
+
+/// A client for `http://` and `https://` URLs: rustls with the ring
+/// provider, verifying servers with `tls`'s CA (the Mozilla roots
+/// without one), sending its client certificate if any.
+fn http_client(
+    id: &str,
+    tls: &TlsSettings,
+) -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, ConfigError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let material = tls.read(id)?;
+    let tls_error =
+        |what: &str, e: &dyn std::fmt::Display| invalid(id, format_args!("tls: {what}: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    match &material.ca {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| tls_error("the CA", &e))?;
+                roots.add(cert).map_err(|e| tls_error("the CA", &e))?;
+            }
+            if roots.is_empty() {
+                return Err(invalid(id, "tls: the CA holds no PEM certificate"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls_error("protocol versions", &e))?
+    .with_root_certificates(roots);
+    let config = match material.identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(&cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| tls_error("the client certificate", &e))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(&key).map_err(|e| tls_error("the client key", &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| tls_error("the client certificate", &e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
 impl HttpSink {
@@ -1309,7 +1448,7 @@ mod tests {
     }
 
     #[test]
-    fn grpc_endpoints_are_plaintext_only_when_asked() {
+    fn grpc_endpoints_use_tls_unless_insecure_or_http() {
         assert_eq!(grpc_url("otlp", "b:4317", true).unwrap(), "http://b:4317");
         assert_eq!(
             grpc_url("otlp", "dns:///b:4317", true).unwrap(),
@@ -1319,12 +1458,11 @@ mod tests {
             grpc_url("otlp", "http://b:4317", false).unwrap(),
             "http://b:4317"
         );
-        for (endpoint, insecure) in [
-            ("b:4317", false),
-            ("https://b:4317", true),
-            ("unix:///tmp/s", true),
-        ] {
-            assert!(grpc_url("otlp", endpoint, insecure).is_err(), "{endpoint}");
-        }
+        assert_eq!(grpc_url("otlp", "b:4317", false).unwrap(), "https://b:4317");
+        assert_eq!(
+            grpc_url("otlp", "https://b:4317", true).unwrap(),
+            "https://b:4317"
+        );
+        assert!(grpc_url("otlp", "unix:///tmp/s", true).is_err());
     }
 }

@@ -735,7 +735,7 @@ fn exporter_settings_are_read_or_refused_clearly() {
     };
     let file = load(
         "  otlphttp/x:\n    endpoint: http://127.0.0.1:1\n    compression: gzip\n    \
-         encoding: json\n    frobnicate: 1\n    tls: {insecure: true, ca_file: /x}\n    \
+         encoding: json\n    frobnicate: 1\n    tls: {insecure: true, min_version: '1.3'}\n    \
          sending_queue: {enabled: true, queue_size: 10, num_consumers: 4}\n    \
          retry_on_failure: {enabled: true, initial_interval: 1s, max_interval: 5s, \
          max_elapsed_time: 1m, multiplier: 2}",
@@ -746,24 +746,24 @@ fn exporter_settings_are_read_or_refused_clearly() {
     assert!(!file.pipeline.stores());
     let warnings = file.warnings.join("\n");
     assert!(warnings.contains("frobnicate"), "{warnings}");
-    assert!(warnings.contains("tls.ca_file"), "{warnings}");
+    assert!(warnings.contains("tls.min_version"), "{warnings}");
     assert!(warnings.contains("num_consumers"), "{warnings}");
 
     let cases = [
         (
-            "  otlp/tls:\n    endpoint: backend:4317",
+            "  otlp/tls:\n    endpoint: backend:4317\n    tls: {insecure_skip_verify: true}",
             "otlp/tls",
-            "tls.insecure",
+            "insecure_skip_verify",
         ),
         (
-            "  otlp/tls:\n    endpoint: https://backend:4317",
-            "otlp/tls",
-            "TLS",
-        ),
-        (
-            "  otlphttp:\n    endpoint: https://backend:4318",
+            "  otlphttp:\n    endpoint: https://backend:4318\n    tls: {cert_file: c.pem}",
             "otlphttp",
-            "TLS",
+            "key_file",
+        ),
+        (
+            "  otlphttp:\n    endpoint: backend:4318",
+            "otlphttp",
+            "not an http:// or https:// URL",
         ),
         (
             "  otlphttp:\n    endpoint: http://backend:4318\n    compression: zstd",
@@ -818,4 +818,212 @@ fn the_seed_sampler_runs_with_its_otlp_exporter_once_received_over_http() {
     let file = CollectorFile::from_yaml(&seed).unwrap();
     assert_eq!(file.pipeline.exporter_ids(), ["otlp/backend"]);
     assert_eq!(file.pipeline.processor_ids(), ["tail_sampling", "batch"]);
+}
+
+// ---------------------------------------------------------------------
+// TLS (tests/fixtures/tls: a test CA, server and client certificates)
+// ---------------------------------------------------------------------
+
+fn tls_fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_grpc_over_tls_with_a_client_certificate() {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+    let recorder = Recorder::default();
+    let requests = recorder.requests.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let read = |name: &str| std::fs::read(tls_fixture(name)).unwrap();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(read("server.pem"), read("server.key")))
+        // Only clients with a certificate of the test CA get in.
+        .client_ca_root(Certificate::from_pem(read("ca.pem")));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .add_service(
+                TraceServiceServer::new(recorder)
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+            )
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // `host:port` without `tls.insecure`: TLS, as in the Collector.
+    let a = collector(
+        dir.path(),
+        &format!(
+            "exporters:\n  otlp:\n    endpoint: {addr}\n    tls:\n      ca_file: {}\n      \
+             cert_file: {}\n      key_file: {}\n\
+             service: {{pipelines: {{traces: {{receivers: [otlp], exporters: [otlp]}}}}}}\n",
+            tls_fixture("ca.pem"),
+            tls_fixture("client.pem"),
+            tls_fixture("client.key"),
+        ),
+    )
+    .await;
+    let sent = rich_request(51);
+    send(a.local_addr(), &sent).await;
+    wait_for(&a, "3 spans sent", |s| exporter(s, "otlp").spans_sent == 3).await;
+    assert_eq!(requests.lock().unwrap()[0].0, sent);
+    shutdown(a).await;
+}
+
+/// A one-request-per-connection HTTPS server (rustls, blocking, on its
+/// own threads) answering 200 and recording the gunzipped bodies.
+fn https_server() -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::Write as _;
+
+    let certs = CertificateDer::pem_file_iter(tls_fixture("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(tls_fixture("server.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let recorded = bodies.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { return };
+            let config = config.clone();
+            let bodies = bodies.clone();
+            std::thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                let connection = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, tcp);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16 * 1024];
+                let mut read_more = |buf: &mut Vec<u8>| match tls.read(&mut chunk) {
+                    Ok(0) | Err(_) => false,
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        true
+                    }
+                };
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                    if !read_more(&mut buf) {
+                        // A refused handshake ends here.
+                        return;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    if !read_more(&mut buf) {
+                        return;
+                    }
+                }
+                let body = &buf[head_end..head_end + length];
+                let body = if head.contains("content-encoding: gzip") {
+                    let mut out = Vec::new();
+                    flate2::read::GzDecoder::new(body)
+                        .read_to_end(&mut out)
+                        .unwrap();
+                    out
+                } else {
+                    body.to_vec()
+                };
+                bodies.lock().unwrap().push(body);
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\n\
+                      content-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (addr, recorded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlphttp_over_https_verifies_the_server() {
+    let (addr, bodies) = https_server();
+    let dir = tempfile::tempdir().unwrap();
+    let a = collector(
+        dir.path(),
+        &format!(
+            "exporters:\n  otlphttp/trusted:\n    endpoint: https://localhost:{port}\n    \
+             tls: {{ca_file: {ca}}}\n  \
+             otlphttp/untrusted:\n    endpoint: https://localhost:{port}\n    \
+             retry_on_failure: {{enabled: false}}\n\
+             service: {{pipelines: {{traces: {{receivers: [otlp], exporters: [otlphttp/trusted, \
+             otlphttp/untrusted]}}}}}}\n",
+            port = addr.port(),
+            ca = tls_fixture("ca.pem"),
+        ),
+    )
+    .await;
+    let sent = rich_request(61);
+    send(a.local_addr(), &sent).await;
+    wait_for(&a, "sent to the trusted, failed to the untrusted", |s| {
+        exporter(s, "otlphttp/trusted").spans_sent == 3
+            && exporter(s, "otlphttp/untrusted").spans_failed == 3
+    })
+    .await;
+    {
+        let bodies = bodies.lock().unwrap();
+        assert_eq!(
+            bodies.len(),
+            1,
+            "only the exporter trusting the test CA got through"
+        );
+        assert_eq!(
+            ExportTraceServiceRequest::decode(&bodies[0][..]).unwrap(),
+            sent
+        );
+    }
+    let stats = shutdown(a).await;
+    // Without ca_file the Mozilla roots are used: the test CA is not one.
+    let untrusted = exporter(&stats, "otlphttp/untrusted");
+    assert_eq!(untrusted.spans_sent, 0);
+    assert!(untrusted.last_error.is_some(), "{untrusted:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ca_file_is_a_startup_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = CollectorFile::from_yaml(
+        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n\
+         exporters: {otlp: {endpoint: 'b:4317', tls: {ca_file: /nonexistent/ca.pem}}}\n\
+         service: {pipelines: {traces: {receivers: [otlp], exporters: [otlp]}}}\n",
+    )
+    .unwrap();
+    let err = Collector::start(
+        Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        }
+        .apply(file),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("/nonexistent/ca.pem") && err.contains("\"otlp\""),
+        "{err}"
+    );
 }

@@ -94,10 +94,10 @@ fn unknown_and_unsupported_components_are_errors_naming_them() {
         ),
         (
             with(
-                "exporters: {otlp/backend: {endpoint: 'x:4317'}}",
-                "exporters: [otlp/backend]",
+                "exporters: {debug/out: {verbosity: detailed}}",
+                "exporters: [debug/out]",
             ),
-            "otlp/backend",
+            "debug/out",
         ),
         (
             with(
