@@ -33,21 +33,24 @@ use tracewire_collect::{Collector, CollectorFile, Config, ExporterStats, Stats};
 // Helpers
 // ---------------------------------------------------------------------
 
-/// A collector from a YAML pipeline (`receivers` is added: OTLP/HTTP on
-/// a free port) storing under `dir`.
-async fn collector(dir: &Path, yaml: &str) -> Collector {
+/// The configuration of a collector from a YAML pipeline (`receivers`
+/// is added: OTLP/HTTP on a free port) storing under `dir`. Every test's
+/// collector is configured here: every address it listens on must be on
+/// a free port (tests run in parallel).
+fn config(dir: &Path, yaml: &str) -> Config {
     let text =
         format!("receivers: {{otlp: {{protocols: {{http: {{endpoint: 127.0.0.1:0}}}}}}}}\n{yaml}");
     let file = CollectorFile::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    Collector::start(
-        Config {
-            data_dir: dir.to_path_buf(),
-            ..Config::default()
-        }
-        .apply(file),
-    )
-    .await
-    .unwrap()
+    Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    }
+    .apply(file)
+}
+
+/// A collector started from [`config`].
+async fn collector(dir: &Path, yaml: &str) -> Collector {
+    Collector::start(config(dir, yaml)).await.unwrap()
 }
 
 /// A collector storing everything it receives (the next hop).
@@ -1006,22 +1009,12 @@ async fn otlphttp_over_https_verifies_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_ca_file_is_a_startup_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let file = CollectorFile::from_yaml(
-        "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n\
-         exporters: {otlp: {endpoint: 'b:4317', tls: {ca_file: /nonexistent/ca.pem}}}\n\
+    let config = config(
+        dir.path(),
+        "exporters: {otlp: {endpoint: 'b:4317', tls: {ca_file: /nonexistent/ca.pem}}}\n\
          service: {pipelines: {traces: {receivers: [otlp], exporters: [otlp]}}}\n",
-    )
-    .unwrap();
-    let err = Collector::start(
-        Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        }
-        .apply(file),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    );
+    let err = Collector::start(config).await.unwrap_err().to_string();
     assert!(
         err.contains("/nonexistent/ca.pem") && err.contains("\"otlp\""),
         "{err}"
