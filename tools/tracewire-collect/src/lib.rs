@@ -219,7 +219,7 @@ pub struct Collector {
 
 impl Collector {
     /// Opens the store (in memory when the pipeline does not store),
-    /// starts the exporters, binds the listener and starts serving (on
+    /// binds the listener, starts the exporters and starts serving (on
     /// the current tokio runtime).
     ///
     /// # Errors

@@ -677,7 +677,8 @@ async fn every_exporter_gets_only_the_traces_tail_sampling_keeps() {
         &format!(
             "processors:\n  tail_sampling:\n    decision_wait: 100ms\n    policies:\n      \
              - {{name: errors, type: status_code, status_code: {{status_codes: [ERROR]}}}}\n\
-             exporters:\n  tracewire_store: {{}}\n  otlphttp/b:\n    endpoint: http://{}\n  \
+             exporters:\n  tracewire_store: {{}}\n  otlphttp/b:\n    endpoint: http://{}\n    \
+             encoding: json\n  \
              file:\n    path: {}\n\
              service: {{pipelines: {{traces: {{receivers: [otlp], processors: [tail_sampling], \
              exporters: [otlphttp/b, tracewire_store, file]}}}}}}\n",
