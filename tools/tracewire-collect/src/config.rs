@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
+use crate::export::{ExporterConfig, exporter_config};
 use crate::filter::SpanFilter;
 use crate::pipeline::{ProcessorConfig, TailSamplingConfig};
 use crate::store::Retention;
@@ -40,17 +41,46 @@ fn invalid(message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(message.into())
 }
 
-/// The processors of the traces pipeline, in order (none: every span
-/// received is stored).
-#[derive(Clone, Debug, Default)]
+/// The traces pipeline: its processors, in order, and its exporters
+/// (the default: no processor, every span received is stored).
+#[derive(Clone, Debug)]
 pub struct Pipeline {
     pub(crate) processors: Vec<(String, ProcessorConfig)>,
+    /// The exporters' ids in pipeline order, the store's included.
+    exporter_ids: Vec<String>,
+    /// Whether spans go to the embedded store.
+    pub(crate) store: bool,
+    /// The forwarding exporters, in pipeline order.
+    pub(crate) exporters: Vec<ExporterConfig>,
+}
+
+impl Default for Pipeline {
+    /// No processor; the embedded store as the only exporter.
+    fn default() -> Self {
+        Pipeline {
+            processors: Vec::new(),
+            exporter_ids: vec![STORE_EXPORTER.to_owned()],
+            store: true,
+            exporters: Vec::new(),
+        }
+    }
 }
 
 impl Pipeline {
     /// The processors' ids (`type[/name]`), in pipeline order.
     pub fn processor_ids(&self) -> Vec<&str> {
         self.processors.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    /// The exporters' ids (`type[/name]`), in pipeline order.
+    pub fn exporter_ids(&self) -> Vec<&str> {
+        self.exporter_ids.iter().map(String::as_str).collect()
+    }
+
+    /// Whether spans are written to the embedded store (the pipeline
+    /// names [`STORE_EXPORTER`]); without it the API answers empty.
+    pub fn stores(&self) -> bool {
+        self.store
     }
 }
 
@@ -187,13 +217,26 @@ impl CollectorFile {
             parsed.insert(id.clone(), processor);
         }
         let mut retention = None;
+        let mut forwarding = std::collections::HashMap::new();
         for (id, settings) in exporters {
             match component_type(id) {
                 STORE_EXPORTER => retention = Some(store_retention(id, settings)?),
-                "otlp" | "otlphttp" | "file" | "debug" | "logging" => {
+                kind @ ("otlp" | "otlphttp" | "file") => {
+                    forwarding.insert(
+                        id.clone(),
+                        exporter_config(kind, id, settings, &mut warnings)?,
+                    );
+                }
+                "debug" | "logging" => {
                     return Err(invalid(format!(
-                        "exporter {id:?}: not supported yet (only {STORE_EXPORTER:?}, the \
-                         embedded store)"
+                        "exporter {id:?}: not supported yet (supported: {STORE_EXPORTER:?}, \
+                         otlp, otlphttp, file)"
+                    )));
+                }
+                "loadbalancing" | "kafka" | "zipkin" | "prometheus" => {
+                    return Err(invalid(format!(
+                        "exporter {id:?}: not supported (supported: {STORE_EXPORTER:?}, \
+                         otlp, otlphttp, file)"
                     )));
                 }
                 _ => return Err(invalid(format!("unknown exporter {id:?}"))),
@@ -287,11 +330,38 @@ impl CollectorFile {
             if used_exporters.is_empty() {
                 return Err(invalid(format!("pipeline {id:?}: no exporters")));
             }
+            if signal == "logs" {
+                // Log records go to the store only.
+                for e in &used_exporters {
+                    if !exporters.contains_key(e) {
+                        return Err(invalid(format!(
+                            "pipeline {id:?}: exporter {e:?} is not defined under exporters"
+                        )));
+                    }
+                    if component_type(e) != STORE_EXPORTER {
+                        return Err(invalid(format!(
+                            "pipeline {id:?}: exporter {e:?}: log records are only stored \
+                             ({STORE_EXPORTER:?}); forwarding exporters take traces"
+                        )));
+                    }
+                }
+                continue;
+            }
+            pipeline.store = false;
+            pipeline.exporter_ids.clear();
             for e in &used_exporters {
                 if !exporters.contains_key(e) {
                     return Err(invalid(format!(
                         "pipeline {id:?}: exporter {e:?} is not defined under exporters"
                     )));
+                }
+                if pipeline.exporter_ids.contains(e) {
+                    continue;
+                }
+                pipeline.exporter_ids.push(e.clone());
+                match forwarding.get(e) {
+                    Some(config) => pipeline.exporters.push(config.clone()),
+                    None => pipeline.store = true,
                 }
             }
         }

@@ -13,14 +13,15 @@ use tokio::sync::mpsc;
 
 use crate::Counters;
 use crate::logs::{self, LogRow};
-use crate::otlp;
-use crate::store::SpanRow;
+use crate::otlp::{self, Received};
 
 /// One accepted export's rows, waiting in the queue for the writer.
 #[derive(Debug)]
 pub(crate) enum Batch {
-    /// Spans: run through the pipeline's processors, then stored.
-    Spans(Vec<SpanRow>),
+    /// Spans (each a store row and, for the forwarding exporters, the
+    /// span as received): run through the pipeline's processors, then
+    /// stored and forwarded.
+    Spans(Vec<Received>),
     /// Log records: stored as they are (the processors are trace
     /// processors).
     Logs(Vec<LogRow>),

@@ -1,6 +1,7 @@
 //! `tracewire collect`: an OTLP trace and log receiver (OTLP/HTTP and
 //! OTLP/gRPC) writing into an embedded SQLite store, with a small JSON API
-//! to search it.
+//! to search it, and forwarding to OTLP backends or files (the `otlp`,
+//! `otlphttp` and `file` exporters of the Collector's configuration).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tracewire_collect::Error> {
@@ -21,7 +22,9 @@
 //! decompressed) by [`Config::body_limit`], accepted batches waiting for
 //! the store by [`Config::queue_capacity`] (a full queue answers 503 with
 //! `Retry-After`, over gRPC `UNAVAILABLE` with `RetryInfo`), connections
-//! by [`Config::max_connections`]. The README lists every answer.
+//! by [`Config::max_connections`], batches waiting for each exporter by
+//! its `sending_queue.queue_size` (a full queue drops that exporter's
+//! copy, counted in [`ExporterStats`]). The README lists every answer.
 //!
 //! Log records (`/v1/logs`, `LogsService/Export`) go through the same
 //! queue but skip the pipeline's processors (`filter` and `tail_sampling`
@@ -31,6 +34,7 @@
 
 mod api;
 mod config;
+mod export;
 mod filter;
 mod grpc;
 mod ingest;
@@ -47,6 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use api::api_response;
 pub use config::{CollectorFile, ConfigError, MAX_CONFIG_BYTES, Pipeline, STORE_EXPORTER};
+pub use export::{EXPORT_FLUSH_TIMEOUT, ExporterStats, MAX_QUEUE_SIZE};
 pub use grpc::{
     MAX_CONNECTION_AGE, MAX_CONNECTION_AGE_GRACE, MAX_STREAMS_PER_CONNECTION, REQUEST_TIMEOUT,
 };
@@ -90,8 +95,9 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
-    /// The processors between the receiver and the store (default: none,
-    /// every span is stored); see [`Config::apply`].
+    /// The processors between the receiver and the exporters, and the
+    /// exporters (default: no processor, every span is stored); see
+    /// [`Config::apply`].
     pub pipeline: Pipeline,
     /// The store's bounds (default: 100,000 traces, 1 GiB); past either,
     /// the oldest traces are deleted whole.
@@ -168,7 +174,8 @@ pub enum Error {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The configuration file could not be used.
+    /// The configuration file could not be used (or an exporter's file
+    /// opened).
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The async runtime could not be built.
@@ -177,7 +184,7 @@ pub enum Error {
 }
 
 /// Counts of what the collector did, since it started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Spans accepted into the queue.
     pub spans_accepted: u64,
@@ -201,8 +208,12 @@ pub struct Stats {
     pub logs_accepted: u64,
     /// Log records written to the store.
     pub logs_stored: u64,
-    /// Log records lost because writing their batch failed.
+    /// Log records lost because writing their batch failed (or because
+    /// the pipeline does not store).
     pub logs_lost: u64,
+    /// Each forwarding exporter's counts, in pipeline order (the store's
+    /// are the fields above).
+    pub exporters: Vec<ExporterStats>,
 }
 
 #[derive(Debug, Default)]
@@ -217,6 +228,7 @@ pub(crate) struct Counters {
     pub(crate) logs_accepted: AtomicU64,
     pub(crate) logs_stored: AtomicU64,
     pub(crate) logs_lost: AtomicU64,
+    exporters: Vec<Arc<export::ExporterCounters>>,
 }
 
 impl Counters {
@@ -239,6 +251,7 @@ impl Counters {
             logs_accepted: get(&self.logs_accepted),
             logs_stored: get(&self.logs_stored),
             logs_lost: get(&self.logs_lost),
+            exporters: self.exporters.iter().map(|e| e.snapshot()).collect(),
         }
     }
 }
@@ -257,17 +270,24 @@ pub struct Collector {
     grpc: Option<tokio::task::JoinHandle<()>>,
     close_queue: tokio::sync::oneshot::Sender<()>,
     writer: tokio::task::JoinHandle<()>,
+    exporters: export::Tasks,
 }
 
 impl Collector {
-    /// Opens the store, binds the listeners (HTTP, and gRPC unless
-    /// [`Config::grpc_listen`] is `None`) and starts serving (on the
-    /// current tokio runtime).
+    /// Opens the store (in memory when the pipeline does not store),
+    /// binds the listeners (HTTP, and gRPC unless [`Config::grpc_listen`]
+    /// is `None`), starts the exporters and starts serving (on the current
+    /// tokio runtime).
     ///
     /// # Errors
-    /// When the store cannot be opened or the address bound.
+    /// When the store cannot be opened, a `file` exporter's file opened or
+    /// the address bound.
     pub async fn start(config: Config) -> Result<Self, Error> {
-        let store = Store::open_with(&config.data_dir, config.retention).await?;
+        let store = if config.pipeline.store {
+            Store::open_with(&config.data_dir, config.retention).await?
+        } else {
+            Store::in_memory().await?
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Listen {
@@ -292,14 +312,23 @@ impl Collector {
             }
             None => None,
         };
-        let counters = Arc::new(Counters::default());
+        // After binding, so that a busy port leaves a `file` exporter's
+        // file as it was.
+        let (exporters, export_tasks) = export::start(&config.pipeline.exporters)?;
+        let counters = Arc::new(Counters {
+            exporters: export_tasks.counters.clone(),
+            ..Counters::default()
+        });
         let (queue, batches) = tokio::sync::mpsc::channel(config.queue_capacity.max(1));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (close_queue, queue_closed) = tokio::sync::oneshot::channel();
         let writer = tokio::spawn(server::write(
             batches,
             queue_closed,
-            store.clone(),
+            server::Outputs {
+                store: config.pipeline.store.then(|| store.clone()),
+                exporters,
+            },
             counters.clone(),
             pipeline::Processors::new(&config.pipeline),
         ));
@@ -338,6 +367,7 @@ impl Collector {
             grpc,
             close_queue,
             writer,
+            exporters: export_tasks,
         })
     }
 
@@ -367,8 +397,9 @@ impl Collector {
 
     /// Stops accepting connections on both listeners, lets requests in
     /// progress finish (connections still busy after [`DRAIN_TIMEOUT`] are
-    /// cut), writes every queued batch to the store and closes it. Returns
-    /// the final counts.
+    /// cut), writes every queued batch to the store and closes it, and
+    /// gives the exporters [`EXPORT_FLUSH_TIMEOUT`] to send what they
+    /// hold. Returns the final counts.
     pub async fn shutdown(self) -> Stats {
         let _ = self.stop.send(true);
         // Both listeners drain at once; the HTTP one cuts connections
@@ -385,9 +416,10 @@ impl Collector {
         let _ = tokio::join!(self.server, grpc);
         // Then the queue takes no more batches (a request still running on
         // a cut connection is told the collector is stopping); the writer
-        // stores what is queued and ends.
+        // stores what is queued and ends, closing the exporters' queues.
         let _ = self.close_queue.send(());
         let _ = self.writer.await;
+        self.exporters.finish().await;
         self.store.close().await;
         Stats {
             traces_evicted: self.store.traces_evicted(),

@@ -1,8 +1,12 @@
 //! Decoding OTLP trace requests and turning their spans into store rows.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::status;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, status};
 use serde_json::{Map, Value, json};
 
 use crate::store::SpanRow;
@@ -50,23 +54,95 @@ where
     }
 }
 
-/// The rows of a request's spans, and how many spans were rejected
-/// (a trace id that is not 16 bytes, a span id that is not 8, a parent id
-/// that is neither empty nor 8 bytes) with the first reason.
-pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<SpanRow>, u64, Option<String>) {
+/// A span as received: its store row (what the processors read), and
+/// the OTLP span itself with its resource and scope, so that exporters
+/// forward exactly what was received (the row's JSON text loses bytes
+/// values, repeated keys, dropped counts, schema URLs, scope attributes).
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// What the store writes and the processors read.
+    pub(crate) row: SpanRow,
+    /// The span as received.
+    pub(crate) span: Span,
+    /// Its resource and scope, shared by the spans of one `ScopeSpans`.
+    pub(crate) scope: Arc<ScopeOrigin>,
+}
+
+/// A received `ResourceSpans` without its spans.
+#[derive(Debug)]
+pub(crate) struct ResourceOrigin {
+    resource: Option<Resource>,
+    schema_url: String,
+}
+
+/// A received `ScopeSpans` without its spans, and its resource.
+#[derive(Debug)]
+pub(crate) struct ScopeOrigin {
+    resource: Arc<ResourceOrigin>,
+    scope: Option<InstrumentationScope>,
+    schema_url: String,
+}
+
+/// Groups spans back into `ResourceSpans`/`ScopeSpans` as they were
+/// received: spans of the same received `ScopeSpans` (of one request)
+/// share one, in the order given.
+pub(crate) fn request(spans: Vec<(Span, Arc<ScopeOrigin>)>) -> ExportTraceServiceRequest {
+    let mut resource_spans: Vec<ResourceSpans> = Vec::new();
+    // Keyed by the shared origins' addresses: they are alive (held by
+    // `spans`) while grouping, so two keys never alias.
+    let mut resources: HashMap<*const ResourceOrigin, usize> = HashMap::new();
+    let mut scopes: HashMap<*const ScopeOrigin, (usize, usize)> = HashMap::new();
+    for (span, origin) in spans {
+        let (r, s) = *scopes.entry(Arc::as_ptr(&origin)).or_insert_with(|| {
+            let r = *resources
+                .entry(Arc::as_ptr(&origin.resource))
+                .or_insert_with(|| {
+                    resource_spans.push(ResourceSpans {
+                        resource: origin.resource.resource.clone(),
+                        scope_spans: Vec::new(),
+                        schema_url: origin.resource.schema_url.clone(),
+                    });
+                    resource_spans.len() - 1
+                });
+            let scope_spans = &mut resource_spans[r].scope_spans;
+            scope_spans.push(ScopeSpans {
+                scope: origin.scope.clone(),
+                spans: Vec::new(),
+                schema_url: origin.schema_url.clone(),
+            });
+            (r, scope_spans.len() - 1)
+        });
+        resource_spans[r].scope_spans[s].spans.push(span);
+    }
+    ExportTraceServiceRequest { resource_spans }
+}
+
+/// The spans of a request (with their rows), and how many spans were
+/// rejected (a trace id that is not 16 bytes, a span id that is not 8, a
+/// parent id that is neither empty nor 8 bytes) with the first reason.
+pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<Received>, u64, Option<String>) {
     let mut out = Vec::new();
     let mut rejected = 0u64;
     let mut reason = None;
-    for rs in request.resource_spans {
-        let resource_attrs = rs
+    for mut rs in request.resource_spans {
+        let origin = Arc::new(ResourceOrigin {
+            resource: rs.resource.take(),
+            schema_url: std::mem::take(&mut rs.schema_url),
+        });
+        let resource_attrs = origin
             .resource
             .as_ref()
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default();
         let service = service_name(resource_attrs);
         let resource = attributes_json(resource_attrs).to_string();
-        for ss in rs.scope_spans {
-            let scope = scope_json(ss.scope.as_ref()).to_string();
+        for mut ss in rs.scope_spans {
+            let scope_origin = Arc::new(ScopeOrigin {
+                resource: origin.clone(),
+                scope: ss.scope.take(),
+                schema_url: std::mem::take(&mut ss.schema_url),
+            });
+            let scope = scope_json(scope_origin.scope.as_ref()).to_string();
             for span in ss.spans {
                 let parent_ok = span.parent_span_id.is_empty() || span.parent_span_id.len() == 8;
                 if span.trace_id.len() != 16 || span.span_id.len() != 8 || !parent_ok {
@@ -105,25 +181,30 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<SpanRow>, u64, Op
                         })
                     })
                     .collect();
-                out.push(SpanRow {
+                let row = SpanRow {
                     trace_id: hex::encode(&span.trace_id),
                     span_id: hex::encode(&span.span_id),
                     parent_span_id: (!span.parent_span_id.is_empty())
                         .then(|| hex::encode(&span.parent_span_id)),
                     service: service.clone(),
-                    name: span.name,
+                    name: span.name.clone(),
                     kind: span.kind,
                     start_ns: clamp_ns(span.start_time_unix_nano),
                     end_ns: clamp_ns(span.end_time_unix_nano),
                     status_code,
                     status_message,
-                    trace_state: span.trace_state,
+                    trace_state: span.trace_state.clone(),
                     flags: span.flags,
                     attributes: attributes_json(&span.attributes).to_string(),
                     events: Value::Array(events).to_string(),
                     links: Value::Array(links).to_string(),
                     resource: resource.clone(),
                     scope: scope.clone(),
+                };
+                out.push(Received {
+                    row,
+                    span,
+                    scope: scope_origin.clone(),
                 });
             }
         }

@@ -14,6 +14,7 @@ use tracewire::{
 
 use crate::config::Pipeline;
 use crate::filter::SpanFilter;
+use crate::otlp::Received;
 use crate::store::SpanRow;
 
 /// One processor's settings, as read from the configuration.
@@ -74,12 +75,12 @@ impl Processors {
     }
 
     /// Runs a received batch through every stage; returns what reaches
-    /// the store now.
-    pub(crate) fn push(&mut self, batch: Vec<SpanRow>, now: Instant) -> Vec<SpanRow> {
+    /// the exporters now.
+    pub(crate) fn push(&mut self, batch: Vec<Received>, now: Instant) -> Vec<Received> {
         self.run_from(0, batch, now)
     }
 
-    fn run_from(&mut self, start: usize, mut batch: Vec<SpanRow>, now: Instant) -> Vec<SpanRow> {
+    fn run_from(&mut self, start: usize, mut batch: Vec<Received>, now: Instant) -> Vec<Received> {
         for i in start..self.stages.len() {
             if batch.is_empty() {
                 break;
@@ -88,7 +89,7 @@ impl Processors {
                 Stage::Pass => {}
                 Stage::Filter(f) => {
                     let before = batch.len();
-                    batch.retain(|s| !f.drops(s));
+                    batch.retain(|s| !f.drops(&s.row));
                     self.dropped.filtered += (before - batch.len()) as u64;
                 }
                 Stage::Tail(t) => {
@@ -102,7 +103,7 @@ impl Processors {
 
     /// Decides the traces whose `decision_wait` is over (all, with
     /// `flush`); returns what reaches the store.
-    pub(crate) fn tick(&mut self, now: Instant, flush: bool) -> Vec<SpanRow> {
+    pub(crate) fn tick(&mut self, now: Instant, flush: bool) -> Vec<Received> {
         let mut out = Vec::new();
         for i in 0..self.stages.len() {
             let released = match &mut self.stages[i] {
@@ -131,7 +132,7 @@ impl Processors {
 }
 
 struct Pending {
-    spans: Vec<SpanRow>,
+    spans: Vec<Received>,
 }
 
 /// Spans buffered per trace until the trace is decided.
@@ -159,10 +160,10 @@ impl TailBuffer {
         }
     }
 
-    fn accept(&mut self, batch: Vec<SpanRow>, now: Instant) -> Vec<SpanRow> {
+    fn accept(&mut self, batch: Vec<Received>, now: Instant) -> Vec<Received> {
         let mut out = Vec::new();
         for span in batch {
-            if let Some(&kept) = self.decided.get(&span.trace_id) {
+            if let Some(&kept) = self.decided.get(&span.row.trace_id) {
                 // A late span follows its trace's decision.
                 if kept {
                     out.push(span);
@@ -171,7 +172,7 @@ impl TailBuffer {
                 }
                 continue;
             }
-            if let Some(p) = self.pending.get_mut(&span.trace_id) {
+            if let Some(p) = self.pending.get_mut(&span.row.trace_id) {
                 if p.spans.len() < self.config.max_spans_per_trace {
                     p.spans.push(span);
                 } else {
@@ -179,9 +180,9 @@ impl TailBuffer {
                 }
                 continue;
             }
-            self.order.push_back((now, span.trace_id.clone()));
+            self.order.push_back((now, span.row.trace_id.clone()));
             self.pending
-                .insert(span.trace_id.clone(), Pending { spans: vec![span] });
+                .insert(span.row.trace_id.clone(), Pending { spans: vec![span] });
             // Over num_traces: the oldest trace is decided now.
             while self.pending.len() > self.config.num_traces {
                 let Some((_, oldest)) = self.order.pop_front() else {
@@ -193,7 +194,7 @@ impl TailBuffer {
         out
     }
 
-    fn due(&mut self, now: Instant, all: bool) -> Vec<SpanRow> {
+    fn due(&mut self, now: Instant, all: bool) -> Vec<Received> {
         let mut out = Vec::new();
         while let Some((first, _)) = self.order.front() {
             if !all && *first + self.config.decision_wait > now {
@@ -213,12 +214,12 @@ impl TailBuffer {
             .map(|(first, _)| *first + self.config.decision_wait)
     }
 
-    fn decide(&mut self, trace: &str, now: Instant) -> Vec<SpanRow> {
+    fn decide(&mut self, trace: &str, now: Instant) -> Vec<Received> {
         let Some(pending) = self.pending.remove(trace) else {
             return Vec::new();
         };
         let trace_id = TraceId::from_hex(trace).unwrap_or(TraceId::INVALID);
-        let spans: Vec<SpanData> = pending.spans.iter().map(span_data).collect();
+        let spans: Vec<SpanData> = pending.spans.iter().map(|s| span_data(&s.row)).collect();
         // The Collector's rule: a drop wins, then any sample keeps.
         let mut kept = false;
         for policy in self.config.policies.iter() {

@@ -17,10 +17,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::export::Exporters;
 use crate::ingest::{Batch, Ingest, Refused};
-use crate::otlp::{self, Encoding};
+use crate::otlp::{self, Encoding, Received};
 use crate::pipeline::Processors;
-use crate::store::{SpanRow, Store};
+use crate::store::Store;
 use crate::{Counters, DRAIN_TIMEOUT, api};
 
 /// How long a client may take to send a request's headers.
@@ -40,15 +41,24 @@ pub(crate) struct State {
 /// An answer of the collector's listener or API.
 pub type Reply = Response<Full<Bytes>>;
 
-/// Runs span batches through the processors and writes what they pass,
-/// and writes log batches as they are, until every sender is gone and the
-/// queue is empty, or `close` fires (or its sender is gone) and what was
-/// queued is written; then decides every trace still buffered and writes
-/// those kept.
+/// Where the processors' output goes: the store (unless the pipeline
+/// only forwards) and the forwarding exporters' queues.
+#[derive(Debug)]
+pub(crate) struct Outputs {
+    pub(crate) store: Option<Store>,
+    pub(crate) exporters: Exporters,
+}
+
+/// Runs span batches through the processors and hands what they pass to
+/// the outputs, and writes log batches to the store as they are, until
+/// every sender is gone and the queue is empty, or `close` fires (or its
+/// sender is gone) and what was queued is written; then decides every
+/// trace still buffered and hands on those kept. Returning drops the
+/// exporters' queues, so that they finish.
 pub(crate) async fn write(
     mut batches: mpsc::Receiver<Batch>,
     mut close: oneshot::Receiver<()>,
-    store: Store,
+    outputs: Outputs,
     counters: Arc<Counters>,
     mut processors: Processors,
 ) {
@@ -70,22 +80,38 @@ pub(crate) async fn write(
         };
         let now = Instant::now();
         let mut out = match received {
-            Some(Batch::Spans(batch)) => processors.push(batch, now),
+            Some(Batch::Spans(mut batch)) => {
+                if outputs.exporters.is_empty() {
+                    // Only the store's rows are needed: the OTLP spans
+                    // would only take memory in the processors' buffers.
+                    for received in &mut batch {
+                        drop(std::mem::take(&mut received.span));
+                    }
+                }
+                processors.push(batch, now)
+            }
             Some(Batch::Logs(logs)) => {
+                // Log records are only stored: without the store (a
+                // forwarding-only pipeline) they are counted as lost.
                 let n = u64::try_from(logs.len()).unwrap_or(u64::MAX);
-                match store.insert_logs(&logs).await {
-                    Ok(()) => Counters::add(&counters.logs_stored, n),
-                    Err(_) => Counters::add(&counters.logs_lost, n),
+                let stored = match &outputs.store {
+                    Some(store) => store.insert_logs(&logs).await.is_ok(),
+                    None => false,
+                };
+                if stored {
+                    Counters::add(&counters.logs_stored, n);
+                } else {
+                    Counters::add(&counters.logs_lost, n);
                 }
                 Vec::new()
             }
             None => Vec::new(),
         };
         out.extend(processors.tick(now, false));
-        store_batch(&store, &counters, &mut processors, out).await;
+        store_batch(&outputs, &counters, &mut processors, out).await;
     }
     let out = processors.tick(Instant::now(), true);
-    store_batch(&store, &counters, &mut processors, out).await;
+    store_batch(&outputs, &counters, &mut processors, out).await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -96,10 +122,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 async fn store_batch(
-    store: &Store,
+    outputs: &Outputs,
     counters: &Counters,
     processors: &mut Processors,
-    batch: Vec<SpanRow>,
+    batch: Vec<Received>,
 ) {
     let dropped = std::mem::take(&mut processors.dropped);
     Counters::add(&counters.spans_filtered, dropped.filtered);
@@ -108,7 +134,23 @@ async fn store_batch(
         return;
     }
     let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-    match store.insert(&batch).await {
+    let forward = !outputs.exporters.is_empty();
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut spans = Vec::with_capacity(if forward { batch.len() } else { 0 });
+    for received in batch {
+        rows.push(received.row);
+        if forward {
+            spans.push((received.span, received.scope));
+        }
+    }
+    // The exporters first: queueing never waits.
+    if forward {
+        outputs.exporters.offer(otlp::request(spans), n);
+    }
+    let Some(store) = &outputs.store else {
+        return;
+    };
+    match store.insert(&rows).await {
         Ok(()) => Counters::add(&counters.spans_stored, n),
         Err(_) => Counters::add(&counters.spans_lost, n),
     }

@@ -318,6 +318,12 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
+        Store::set_up(pool, retention).await
+    }
+
+    /// Creates the tables and indexes (if missing) of the store in `pool`
+    /// and applies `retention`.
+    async fn set_up(pool: SqlitePool, retention: Retention) -> Result<Self, StoreError> {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
@@ -332,6 +338,24 @@ impl Store {
         };
         store.enforce_retention().await?;
         Ok(store)
+    }
+
+    /// An empty store in memory, for a pipeline that only forwards: the
+    /// API answers as for a store with nothing in it.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub(crate) async fn in_memory() -> Result<Self, StoreError> {
+        // One connection that is never closed: the database lives as long
+        // as it does.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(SqliteConnectOptions::from_str("sqlite::memory:")?)
+            .await?;
+        Store::set_up(pool, Retention::default()).await
     }
 
     /// Stores `spans` in one transaction. A span already stored (same

@@ -858,6 +858,7 @@ async fn the_collector_evicts_and_counts_past_its_retention() {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::start(Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grpc_listen: None,
         data_dir: dir.path().to_path_buf(),
         retention: Retention {
             max_traces: 2,
