@@ -588,6 +588,11 @@ async fn the_slowest_login_is_found_and_its_bottleneck_and_logs_shown() {
             .await
             .expect("clicked");
         shop.wait("#details h2").await;
+        shop.browser
+            .client
+            .set_window_size(1400, 1100)
+            .await
+            .expect("resized");
         let png = shop
             .browser
             .client

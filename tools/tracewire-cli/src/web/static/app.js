@@ -401,9 +401,10 @@
         el('label', {}, 'Compare with trace (baseline)', el('input', { class: 'id mono', name: 'other', id: 'compare-with', placeholder: '32 hex digits' })),
         el('button', { type: 'submit' }, 'Compare')),
       el('div', { class: 'legend', 'aria-label': 'Services' }, (tree.services || []).map(chip)));
-    layout.append(wf.node, details);
+    // The log lines under the waterfall, the details beside both.
     const logsSlot = el('section', { class: 'logs', id: 'logs-loading' }, el('p', { class: 'muted' }, 'Loading log lines…'));
-    view.replaceChildren(header, layout, logsSlot);
+    layout.append(el('div', { class: 'trace-main' }, wf.node, logsSlot), details);
+    view.replaceChildren(header, layout);
     wf.render();
     window.tracewire.firstRender = performance.now();
     const want = params.get('span');
