@@ -342,6 +342,10 @@ fn request(spans: Vec<(usize, Span)>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest { resource_spans }
 }
 
+/// One span of a generated trace: service index, name, kind, parent
+/// index, start offset and duration (nanoseconds).
+type Shape = (usize, &'static str, span::SpanKind, Option<usize>, u64, u64);
+
 const SERVICES: [&str; 5] = ["gateway", "auth", "users", "orders", "payments"];
 
 /// A shop-like stream of traces: each a gateway server span calling auth,
@@ -395,12 +399,11 @@ impl Traces {
         let trace_id = [self.random().to_be_bytes(), t.to_be_bytes()].concat();
         // Spread over the last hour, in trace order.
         let start = self.now_ns - 3_600_000_000_000 + (t % 3_600_000) * 1_000_000;
-        let slow = self.random() % 50 == 0;
-        let error = self.random() % 50 == 0;
+        let slow = self.random().is_multiple_of(50);
+        let error = self.random().is_multiple_of(50);
         let query_ns = if slow { 250_000_000 } else { 2_000_000 + self.random() % 3_000_000 };
         let user = (self.random() % 10_000).to_string();
-        // (service, name, kind, parent index, start offset, duration)
-        let shape: [(usize, &str, span::SpanKind, Option<usize>, u64, u64); 8] = [
+        let shape: [Shape; 8] = [
             (0, "POST /checkout", span::SpanKind::Server, None, 0, query_ns + 40_000_000),
             (0, "POST", span::SpanKind::Client, Some(0), 1_000_000, query_ns + 8_000_000),
             (1, "POST /verify", span::SpanKind::Server, Some(1), 2_000_000, query_ns + 6_000_000),

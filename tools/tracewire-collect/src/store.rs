@@ -24,7 +24,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+
+/// Rows per `INSERT` statement (19 values each, well under SQLite's
+/// 32,766 bound variables).
+const ROWS_PER_INSERT: usize = 100;
 
 /// The name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "traces.sqlite";
@@ -368,15 +372,39 @@ impl Store {
     /// When SQLite fails; nothing of the batch is stored then.
     pub async fn insert(&self, spans: &[SpanRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for s in spans {
-            // An upsert rather than INSERT OR REPLACE: the update trigger
-            // then corrects the trace's byte count.
-            sqlx::query(
+        // Many rows per statement: each statement is a round trip to the
+        // connection's worker thread.
+        for chunk in spans.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO spans (trace_id, span_id, parent_span_id, service, name,
                     kind, start_ns, end_ns, duration_ns, status_code, status_message, is_error,
-                    trace_state, flags, attributes, events, links, resource, scope)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (trace_id, span_id) DO UPDATE SET
+                    trace_state, flags, attributes, events, links, resource, scope) ",
+            );
+            insert.push_values(chunk, |mut row, s| {
+                row.push_bind(&s.trace_id)
+                    .push_bind(&s.span_id)
+                    .push_bind(&s.parent_span_id)
+                    .push_bind(&s.service)
+                    .push_bind(&s.name)
+                    .push_bind(s.kind)
+                    .push_bind(s.start_ns)
+                    .push_bind(s.end_ns)
+                    .push_bind(s.end_ns.saturating_sub(s.start_ns).max(0))
+                    .push_bind(s.status_code)
+                    .push_bind(&s.status_message)
+                    .push_bind(s.status_code == 2)
+                    .push_bind(&s.trace_state)
+                    .push_bind(i64::from(s.flags))
+                    .push_bind(&s.attributes)
+                    .push_bind(&s.events)
+                    .push_bind(&s.links)
+                    .push_bind(&s.resource)
+                    .push_bind(&s.scope);
+            });
+            // An upsert rather than INSERT OR REPLACE: the update trigger
+            // then corrects the trace's byte count.
+            insert.push(
+                " ON CONFLICT (trace_id, span_id) DO UPDATE SET
                     parent_span_id = excluded.parent_span_id, service = excluded.service,
                     name = excluded.name, kind = excluded.kind, start_ns = excluded.start_ns,
                     end_ns = excluded.end_ns, duration_ns = excluded.duration_ns,
@@ -385,28 +413,8 @@ impl Store {
                     trace_state = excluded.trace_state, flags = excluded.flags,
                     attributes = excluded.attributes, events = excluded.events,
                     links = excluded.links, resource = excluded.resource, scope = excluded.scope",
-            )
-            .bind(&s.trace_id)
-            .bind(&s.span_id)
-            .bind(&s.parent_span_id)
-            .bind(&s.service)
-            .bind(&s.name)
-            .bind(s.kind)
-            .bind(s.start_ns)
-            .bind(s.end_ns)
-            .bind(s.end_ns.saturating_sub(s.start_ns).max(0))
-            .bind(s.status_code)
-            .bind(&s.status_message)
-            .bind(s.status_code == 2)
-            .bind(&s.trace_state)
-            .bind(i64::from(s.flags))
-            .bind(&s.attributes)
-            .bind(&s.events)
-            .bind(&s.links)
-            .bind(&s.resource)
-            .bind(&s.scope)
-            .execute(&mut *tx)
-            .await?;
+            );
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         let _ = self.enforce_retention().await;
@@ -526,7 +534,7 @@ impl Store {
 fn search_query<'q>(
     query: &'q TraceQuery,
     explain: bool,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
     // Each condition with the value bound to its `?`, so that the
     // placeholders and the binds stay in the same order.
     let texts: Vec<(&str, &'q str)> = [
