@@ -316,6 +316,8 @@
       const nodes = [];
       for (let i = first; i < last; i++) nodes.push(rowNode(i));
       spacer.replaceChildren(...nodes);
+      // The axis spans what the bars span (not the scroll bar).
+      axis.style.marginRight = `${box.offsetWidth - box.clientWidth}px`;
       if (selected >= first && selected < last) box.setAttribute('aria-activedescendant', `${prefix}-row-${selected}`);
       else box.removeAttribute('aria-activedescendant');
     }
