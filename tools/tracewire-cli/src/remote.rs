@@ -658,6 +658,41 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_row_converts_as_its_api_answer_does() {
+        let row = tracewire_collect::SpanRow {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            span_id: "0000000000000002".into(),
+            parent_span_id: Some("0000000000000001".into()),
+            service: "orders".into(),
+            name: "SELECT".into(),
+            kind: 3,
+            start_ns: 1000,
+            end_ns: 3000,
+            status_code: 2,
+            status_message: "boom".into(),
+            trace_state: String::new(),
+            flags: 1,
+            attributes: r#"{"rows":7,"db":"pg","tags":["a","b"]}"#.into(),
+            events: r#"[{"name":"retry","time_unix_nano":2000,"attributes":{"n":1}}]"#.into(),
+            links: "[]".into(),
+            resource: r#"{"service.name":"orders"}"#.into(),
+            scope: r#"{"name":"x","version":""}"#.into(),
+        };
+        let api = r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"0000000000000002",
+            "parent_span_id":"0000000000000001","service":"orders","name":"SELECT","kind":"client",
+            "start_unix_nano":1000,"end_unix_nano":3000,"status":{"code":"error","message":"boom"},
+            "attributes":{"rows":7,"db":"pg","tags":["a","b"]},
+            "events":[{"name":"retry","time_unix_nano":2000,"attributes":{"n":1}}]}"#;
+        let from_api = convert(serde_json::from_str(api).unwrap()).unwrap();
+        assert_eq!(span_from_row(&row), Some(from_api));
+        let bad = tracewire_collect::SpanRow {
+            span_id: "zz".into(),
+            ..row
+        };
+        assert_eq!(span_from_row(&bad), None);
+    }
+
+    #[test]
     fn error_bodies_give_their_message() {
         assert_eq!(
             error_message(br#"{"error":"bad id"}"#),
