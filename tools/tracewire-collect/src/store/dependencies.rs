@@ -174,8 +174,11 @@ async fn dependencies_paged(
     let mut db_calls = Vec::new();
     let mut after = (i64::MIN, i64::MIN);
     loop {
+        // The index range starts at the last page's last start (the
+        // row-value condition then skips what that page read of it), so
+        // each page costs its own rows, not the window's beginning again.
         let rows = sqlx::query(CALLS)
-            .bind(since)
+            .bind(since.max(after.0))
             .bind(until)
             .bind(after.0)
             .bind(after.1)
