@@ -820,7 +820,18 @@ async fn the_comparison_ranks_select_users_first() {
         );
         assert_eq!(shop.rows(side).await, expected_login_rows());
     }
-    shop.stop("compare-logins").await;
+    shop.browser.screenshot("compare-logins").await;
+    // A bad id: the reason, and the form to fix it.
+    shop.goto(&format!("#/compare?a=nothex&b={SLOW_LOGIN}"))
+        .await;
+    let alert = shop
+        .js("const e = document.querySelector('[role=alert]'); return [e && e.textContent, !!document.getElementById('cmp-a')];")
+        .await;
+    assert_eq!(
+        alert,
+        json!(["Cannot compare: a trace id is 32 hexadecimal digits", true])
+    );
+    shop.stop("compare-bad-id").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

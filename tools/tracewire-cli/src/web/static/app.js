@@ -502,9 +502,15 @@
     el('button', { type: 'submit' }, 'Compare'));
     view.replaceChildren(el('h1', {}, 'Compare two traces'), form);
     if (!a || !b) return;
-    const [diff, va, vb] = await Promise.all([
-      getJSON(`/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`),
-      getJSON(`/api/traces/${encodeURIComponent(a)}/view`), getJSON(`/api/traces/${encodeURIComponent(b)}/view`)]);
+    let diff, va, vb;
+    try {
+      [diff, va, vb] = await Promise.all([
+        getJSON(`/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`),
+        getJSON(`/api/traces/${encodeURIComponent(a)}/view`), getJSON(`/api/traces/${encodeURIComponent(b)}/view`)]);
+    } catch (e) {
+      if (current(g)) view.append(el('p', { class: 'error-text', role: 'alert' }, `Cannot compare: ${e.message}`));
+      return;
+    }
     if (!current(g)) return;
     const ranked = (list, cls, title) => el('section', {}, el('h2', {}, `${title} (${list.length})`),
       list.length ? el('table', { class: cls }, el('thead', {}, el('tr', {}, el('th', {}, 'Service'), el('th', {}, 'Operation'),
