@@ -316,13 +316,14 @@ fn collect(
         }
     })?;
     Ok(format!(
-        "stored {} spans ({} rejected, {} lost, {} requests refused with a full queue) and {} log records ({} lost)\n",
+        "stored {} spans ({} rejected, {} lost, {} requests refused with a full queue) and {} log records ({} lost); {} traces evicted by retention\n",
         stats.spans_stored,
         stats.spans_rejected,
         stats.spans_lost,
         stats.requests_throttled,
         stats.logs_stored,
-        stats.logs_lost
+        stats.logs_lost,
+        stats.traces_evicted
     ))
 }
 
