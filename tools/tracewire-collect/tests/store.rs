@@ -229,6 +229,8 @@ async fn attribute_store(dir: &tempfile::TempDir) -> Store {
             "back\\slash": "b",
             "url.query": "a=b",
             "tags": ["x", "y"],
+            "ключ.名前": "значение",
+            "tab\there": "t",
         }),
     );
     one.resource =
@@ -282,6 +284,9 @@ async fn attribute_conditions_match_the_string_rendering_of_span_or_resource_att
         // Keys with dots, quotes and backslashes are keys, not paths.
         (&[("we\"ird.key", "q\"v")], &[1]),
         (&[("back\\slash", "b")], &[1]),
+        (&[("ключ.名前", "значение")], &[1]),
+        (&[("tab\there", "t")], &[1]),
+        (&[("tab", "t")], &[]),
         (&[("we", "q\"v")], &[]),
         // The key ends at the first `=`; the value may hold more.
         (&[("url.query", "a=b")], &[1]),
