@@ -18,6 +18,7 @@
 //!
 //! `bash benches/run.sh collect`; `BENCH_COLLECT_SPANS` (1,000,000) sets
 //! the size of the searched store, `BENCH_ROUNDS` the ingest rounds (5),
+//! `BENCH_COLLECT_BATCHES` the 512-span batches per ingest round (200),
 //! `BENCH_COLLECT_PARTS` which parts run (default `ingest,fetch,search`).
 
 use std::net::SocketAddr;
@@ -73,9 +74,11 @@ async fn run() {
     println!();
 }
 
-/// About 100,000 spans per round, a fresh store each time.
+/// About 100,000 spans per round (`BENCH_COLLECT_BATCHES`, 200 batches),
+/// a fresh store each time.
 async fn ingest(rounds: usize) {
-    let bodies = encode(&mut Traces::new(1), 200);
+    let batches = usize::try_from(env("BENCH_COLLECT_BATCHES", 200).clamp(1, 10_000)).unwrap_or(200);
+    let bodies = encode(&mut Traces::new(1), batches);
     let per_round = bodies.len() * BATCH;
     let mut rates = Vec::new();
     let mut cpu_per_span = Vec::new();
@@ -152,11 +155,11 @@ async fn search(store_spans: usize) {
             "/api/traces?service=users&min_duration_ms=200".to_owned(),
         ),
         (
-            "by attribute (`user.id=4242`)",
-            "/api/traces?attribute=user.id%3D4242".to_owned(),
+            "by attribute (`http.response.status_code=500`, 2 % of traces)",
+            "/api/traces?attribute=http.response.status_code%3D500".to_owned(),
         ),
         (
-            "by service and attribute",
+            "by service and attribute (`user.id=4242`)",
             "/api/traces?service=users&attribute=user.id%3D4242".to_owned(),
         ),
         (
