@@ -5,6 +5,7 @@
 
 mod collect;
 mod support;
+mod ui;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;

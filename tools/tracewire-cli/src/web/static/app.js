@@ -565,21 +565,40 @@
     view.append(serviceMap(edges), edgeTable(edges));
   }
 
-  /** Layers by call depth (longest path from a service nobody calls). */
+  /** Layers by call depth: the longest path from a service nobody calls,
+   *  over the calls that do not close a cycle (a Kafka consumer calling
+   *  back its producer's service stays to the right of it). */
   function serviceMap(edges) {
     const names = [...new Set(edges.flatMap((e) => [e.caller, e.callee]))].sort();
-    const depth = new Map(names.map((n) => [n, 0]));
+    const out = new Map(names.map((n) => [n, []]));
+    for (const e of edges) if (e.caller !== e.callee) out.get(e.caller).push(e.callee);
     const called = new Set(edges.filter((e) => e.caller !== e.callee).map((e) => e.callee));
+    // Depth-first from the roots (then from any service left, for cycles
+    // nobody enters): a call to a service on the current path is a back edge.
+    const state = new Map();
+    const back = new Set();
+    const visit = (n) => {
+      state.set(n, 'open');
+      for (const m of out.get(n)) {
+        if (state.get(m) === 'open') back.add(`${n}\u0000${m}`);
+        else if (!state.has(m)) visit(m);
+      }
+      state.set(n, 'done');
+    };
+    for (const n of names) if (!called.has(n) && !state.has(n)) visit(n);
+    for (const n of names) if (!state.has(n)) visit(n);
+    const depth = new Map(names.map((n) => [n, 0]));
     for (let round = 0; round < names.length; round++) {
       let changed = false;
-      for (const e of edges) {
-        if (e.caller === e.callee) continue;
-        const d = depth.get(e.caller) + 1;
-        if (d > depth.get(e.callee) && d < names.length) { depth.set(e.callee, d); changed = true; }
+      for (const [n, targets] of out) {
+        for (const m of targets) {
+          if (back.has(`${n}\u0000${m}`)) continue;
+          const d = depth.get(n) + 1;
+          if (d > depth.get(m)) { depth.set(m, d); changed = true; }
+        }
       }
       if (!changed) break;
     }
-    for (const n of names) if (!called.has(n)) depth.set(n, 0);
     const layers = [];
     for (const n of names) (layers[depth.get(n)] ||= []).push(n);
     // Order each layer by the mean position of its callers (fewer crossings).
@@ -669,6 +688,13 @@
 
   // For tests and curious people: the palette and the contrast function.
   window.tracewire = { palette: PALETTE, text: TEXT, contrast, firstRender: null };
-  window.addEventListener('hashchange', route);
-  route();
+  // Every stored service gets its colour in name order before the first
+  // page draws, so a service has the same colour on every page.
+  getJSON('/api/services')
+    .then((b) => (b.services || []).forEach(colourOf))
+    .catch(() => {})
+    .finally(() => {
+      window.addEventListener('hashchange', route);
+      route();
+    });
 })();
