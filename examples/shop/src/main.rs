@@ -92,7 +92,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             "--quiet" => options.quiet = true,
             "--ui" => {
                 if options.ui.is_none() {
-                    options.ui = Some(parse_addr(ui::DEFAULT_LISTEN)?);
+                    options.ui = Some(tracewire_cli::web::DEFAULT_LISTEN);
                 }
             }
             "--ui-listen" => options.ui = Some(parse_addr(&value("--ui-listen")?)?),

@@ -21,8 +21,6 @@ use crate::BoxError;
 use crate::services::Service;
 use crate::telemetry::logs_file;
 
-/// The viewer's default address: the port Jaeger's UI uses.
-pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:16686";
 /// Log records per export request.
 const RECORDS_PER_REQUEST: usize = 1_000;
 /// How long the collector may take to store what it accepted.

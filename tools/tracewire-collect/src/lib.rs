@@ -441,33 +441,43 @@ pub fn run_until_signal(config: Config, ready: impl FnOnce(&Collector)) -> Resul
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
         let collector = Collector::start(config).await?;
+        // Listening before `ready` says so: a signal sent as soon as the
+        // banner is out stops the collector cleanly instead of killing it.
+        let stop = stop_signal();
         ready(&collector);
-        stop_signal().await;
+        stop.await;
         Ok(collector.shutdown().await)
     })
 }
 
-/// Resolves on Ctrl-C or SIGTERM (Unix). If a signal cannot be listened
-/// for, only the other one stops the collector.
-async fn stop_signal() {
-    let ctrl_c = async {
+/// Listens for Ctrl-C (SIGINT) and, on Unix, SIGTERM from the moment it
+/// is called (within the runtime); the future resolves on either. If a
+/// signal cannot be listened for, only the other one stops the collector.
+fn stop_signal() -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        let wait = |signal: Option<Signal>| async move {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        async move {
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

@@ -31,6 +31,8 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
             "127.0.0.1:0",
             "--grpc-listen",
             "127.0.0.1:0",
+            "--ui-listen",
+            "off",
             "--data",
         ])
         .arg(dir.path())
