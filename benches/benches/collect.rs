@@ -31,7 +31,9 @@ use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status,
+};
 use prost::Message as _;
 use tracewire_benches::alternate::median;
 use tracewire_benches::load::env;
@@ -60,7 +62,8 @@ async fn run() {
     println!("| what | measured | bar |");
     println!("|---|---|---|");
 
-    let parts = std::env::var("BENCH_COLLECT_PARTS").unwrap_or_else(|_| "ingest,fetch,search".into());
+    let parts =
+        std::env::var("BENCH_COLLECT_PARTS").unwrap_or_else(|_| "ingest,fetch,search".into());
     let wants = |part: &str| parts.split(',').any(|p| p.trim() == part);
     if wants("ingest") {
         ingest(rounds).await;
@@ -77,7 +80,8 @@ async fn run() {
 /// About 100,000 spans per round (`BENCH_COLLECT_BATCHES`, 200 batches),
 /// a fresh store each time.
 async fn ingest(rounds: usize) {
-    let batches = usize::try_from(env("BENCH_COLLECT_BATCHES", 200).clamp(1, 10_000)).unwrap_or(200);
+    let batches =
+        usize::try_from(env("BENCH_COLLECT_BATCHES", 200).clamp(1, 10_000)).unwrap_or(200);
     let bodies = encode(&mut Traces::new(1), batches);
     let per_round = bodies.len() * BATCH;
     let mut rates = Vec::new();
@@ -99,11 +103,14 @@ async fn ingest(rounds: usize) {
         "| ingest, {BATCH}-span batches, {CONNECTIONS} connections ({} spans per round, median of {rounds}) | {:.0} spans/s (rounds: {}), {} CPU per span (whole process) | >= {INGEST_BAR:.0} spans/s: {} |",
         per_round,
         rate,
-        rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
+        rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         format_ns(median(cpu_per_span)),
         if rate >= INGEST_BAR { "met" } else { "NOT met" },
     );
-
 }
 
 /// One trace of 10,000 spans, fetched whole.
@@ -121,7 +128,6 @@ async fn fetch() {
         format_ns(times),
     );
     collector.stop().await;
-
 }
 
 /// Searches over a store of `store_spans` spans.
@@ -169,12 +175,17 @@ async fn search(store_spans: usize) {
                 traces.now_ns / 1_000_000 - 60_000
             ),
         ),
-        ("`/api/dependencies` (service map)", "/api/dependencies".to_owned()),
+        (
+            "`/api/dependencies` (service map)",
+            "/api/dependencies".to_owned(),
+        ),
     ];
     for (label, path) in searches {
         let status = collector.status(&path).await;
         if status != 200 {
-            println!("| search {stored} spans: {label} | not measured: `{path}` answers {status} | - |");
+            println!(
+                "| search {stored} spans: {label} | not measured: `{path}` answers {status} | - |"
+            );
             continue;
         }
         let (time, bytes) = collector.time_get(&path, 5).await;
@@ -203,7 +214,9 @@ impl Started {
             queue_capacity: 64,
             ..Config::default()
         };
-        let collector = Collector::start(config).await.expect("the collector starts");
+        let collector = Collector::start(config)
+            .await
+            .expect("the collector starts");
         Started {
             collector,
             _dir: dir,
@@ -222,7 +235,12 @@ impl Started {
         let addr = self.addr();
         let mut tasks = Vec::new();
         for c in 0..CONNECTIONS {
-            let mine: Vec<Bytes> = bodies.iter().skip(c).step_by(CONNECTIONS).cloned().collect();
+            let mine: Vec<Bytes> = bodies
+                .iter()
+                .skip(c)
+                .step_by(CONNECTIONS)
+                .cloned()
+                .collect();
             tasks.push(tokio::spawn(async move {
                 let mut sender = connect(addr).await;
                 for body in mine {
@@ -262,7 +280,10 @@ impl Started {
     async fn status(&self, path: &str) -> u16 {
         let mut sender = connect(self.addr()).await;
         sender.ready().await.expect("the connection is open");
-        let response = sender.send_request(get(self.addr(), path)).await.expect("an answer");
+        let response = sender
+            .send_request(get(self.addr(), path))
+            .await
+            .expect("an answer");
         let status = response.status().as_u16();
         let _ = response.into_body().collect().await;
         status
@@ -277,8 +298,16 @@ impl Started {
         for _ in 0..n {
             sender.ready().await.expect("the connection stays open");
             let start = Instant::now();
-            let response = sender.send_request(get(self.addr(), path)).await.expect("an answer");
-            let body = response.into_body().collect().await.expect("a body").to_bytes();
+            let response = sender
+                .send_request(get(self.addr(), path))
+                .await
+                .expect("an answer");
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("a body")
+                .to_bytes();
             times.push(start.elapsed().as_nanos() as f64);
             size = body.len();
         }
@@ -404,19 +433,81 @@ impl Traces {
         let start = self.now_ns - 3_600_000_000_000 + (t % 3_600_000) * 1_000_000;
         let slow = self.random().is_multiple_of(50);
         let error = self.random().is_multiple_of(50);
-        let query_ns = if slow { 250_000_000 } else { 2_000_000 + self.random() % 3_000_000 };
+        let query_ns = if slow {
+            250_000_000
+        } else {
+            2_000_000 + self.random() % 3_000_000
+        };
         let user = (self.random() % 10_000).to_string();
         let shape: [Shape; 8] = [
-            (0, "POST /checkout", span::SpanKind::Server, None, 0, query_ns + 40_000_000),
-            (0, "POST", span::SpanKind::Client, Some(0), 1_000_000, query_ns + 8_000_000),
-            (1, "POST /verify", span::SpanKind::Server, Some(1), 2_000_000, query_ns + 6_000_000),
-            (1, "GET", span::SpanKind::Client, Some(2), 3_000_000, query_ns + 4_000_000),
-            (2, "GET /users/{id}", span::SpanKind::Server, Some(3), 3_500_000, query_ns + 3_000_000),
-            (2, "SELECT users", span::SpanKind::Client, Some(4), 4_000_000, query_ns),
-            (3, "POST /orders", span::SpanKind::Server, Some(0), query_ns + 12_000_000, 20_000_000),
-            (4, "shop.Payments/Charge", span::SpanKind::Server, Some(6), query_ns + 15_000_000, 10_000_000),
+            (
+                0,
+                "POST /checkout",
+                span::SpanKind::Server,
+                None,
+                0,
+                query_ns + 40_000_000,
+            ),
+            (
+                0,
+                "POST",
+                span::SpanKind::Client,
+                Some(0),
+                1_000_000,
+                query_ns + 8_000_000,
+            ),
+            (
+                1,
+                "POST /verify",
+                span::SpanKind::Server,
+                Some(1),
+                2_000_000,
+                query_ns + 6_000_000,
+            ),
+            (
+                1,
+                "GET",
+                span::SpanKind::Client,
+                Some(2),
+                3_000_000,
+                query_ns + 4_000_000,
+            ),
+            (
+                2,
+                "GET /users/{id}",
+                span::SpanKind::Server,
+                Some(3),
+                3_500_000,
+                query_ns + 3_000_000,
+            ),
+            (
+                2,
+                "SELECT users",
+                span::SpanKind::Client,
+                Some(4),
+                4_000_000,
+                query_ns,
+            ),
+            (
+                3,
+                "POST /orders",
+                span::SpanKind::Server,
+                Some(0),
+                query_ns + 12_000_000,
+                20_000_000,
+            ),
+            (
+                4,
+                "shop.Payments/Charge",
+                span::SpanKind::Server,
+                Some(6),
+                query_ns + 15_000_000,
+                10_000_000,
+            ),
         ];
-        let ids: Vec<[u8; 8]> = (0..shape.len()).map(|_| self.random().to_be_bytes()).collect();
+        let ids: Vec<[u8; 8]> = (0..shape.len())
+            .map(|_| self.random().to_be_bytes())
+            .collect();
         shape
             .iter()
             .enumerate()
@@ -448,8 +539,16 @@ impl Traces {
                     end_time_unix_nano: start + offset + duration,
                     attributes,
                     status: Some(Status {
-                        code: if failed { status::StatusCode::Error } else { status::StatusCode::Unset } as i32,
-                        message: if failed { "card declined".to_owned() } else { String::new() },
+                        code: if failed {
+                            status::StatusCode::Error
+                        } else {
+                            status::StatusCode::Unset
+                        } as i32,
+                        message: if failed {
+                            "card declined".to_owned()
+                        } else {
+                            String::new()
+                        },
                     }),
                     flags: 0x101,
                     ..Span::default()

@@ -66,7 +66,9 @@ async fn ten_percent_of_ordinary_traces_are_kept_within_statistical_bounds() {
         ..Config::default()
     }
     .apply(file);
-    let collector = Collector::start(config).await.expect("the collector starts");
+    let collector = Collector::start(config)
+        .await
+        .expect("the collector starts");
     let addr: SocketAddr = collector.local_addr();
 
     let traces = 4_000_u64;

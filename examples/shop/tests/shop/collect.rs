@@ -107,7 +107,9 @@ fn the_shops_traces_reach_tracewire_collect_whole() {
     let client = Client::new(&endpoint).expect("a client for the collector");
     let ids: Vec<String> = run.traces.iter().map(|t| t.id().to_string()).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let from_collector = client.traces(&refs).expect("every trace is at the collector");
+    let from_collector = client
+        .traces(&refs)
+        .expect("every trace is at the collector");
     assert_eq!(from_collector.len(), run.traces.len());
     for trace in run.traces.iter() {
         let stored = from_collector
