@@ -128,8 +128,8 @@ enum Command {
         /// The address for OTLP/gRPC (traces and logs), or `off` [default:
         /// with --config, the file's grpc endpoint (off without one), else
         /// 127.0.0.1:4317].
-        #[arg(long, value_name = "ADDR", value_parser = parse_grpc_listen)]
-        grpc_listen: Option<GrpcListen>,
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+        grpc_listen: Option<Listen>,
         /// The most traces the store keeps; past it, the oldest (by first
         /// span start) are deleted whole [default: the config's
         /// exporters.tracewire_store.max_traces, else 100000].
@@ -144,8 +144,8 @@ enum Command {
         /// Where to serve the web viewer (search, waterfall, critical
         /// path, compare, service map), or `off` [default: 127.0.0.1:16686;
         /// when that port is busy, a warning and no viewer].
-        #[arg(long, value_name = "ADDR", value_parser = parse_ui_listen)]
-        ui_listen: Option<UiListen>,
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+        ui_listen: Option<Listen>,
     },
 }
 
@@ -194,31 +194,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--ui-listen`: an address, or `off`.
+/// `--ui-listen` and `--grpc-listen`: an address, or `off`.
 #[derive(Clone, Copy, Debug)]
-struct UiListen(Option<SocketAddr>);
+struct Listen(Option<SocketAddr>);
 
-fn parse_ui_listen(text: &str) -> Result<UiListen, String> {
+fn parse_listen(text: &str) -> Result<Listen, String> {
     if text.trim().eq_ignore_ascii_case("off") {
-        return Ok(UiListen(None));
+        return Ok(Listen(None));
     }
     text.trim()
         .parse()
-        .map(|addr| UiListen(Some(addr)))
-        .map_err(|_| format!("{text:?} is not HOST:PORT (an IP address and port) or `off`"))
-}
-
-/// `--grpc-listen`: an address, or `off`.
-#[derive(Clone, Copy, Debug)]
-struct GrpcListen(Option<SocketAddr>);
-
-fn parse_grpc_listen(text: &str) -> Result<GrpcListen, String> {
-    if text.trim().eq_ignore_ascii_case("off") {
-        return Ok(GrpcListen(None));
-    }
-    text.trim()
-        .parse()
-        .map(|addr| GrpcListen(Some(addr)))
+        .map(|addr| Listen(Some(addr)))
         .map_err(|_| format!("{text:?} is not HOST:PORT (an IP address and port) or `off`"))
 }
 
@@ -227,10 +213,10 @@ fn collect(
     config_file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
-    grpc_listen: Option<GrpcListen>,
+    grpc_listen: Option<Listen>,
     max_traces: Option<u64>,
     max_bytes: Option<u64>,
-    ui_listen: Option<UiListen>,
+    ui_listen: Option<Listen>,
 ) -> Result<String, CliError> {
     let data_dir = data.unwrap_or_else(tracewire_collect::default_data_dir);
     let database = data_dir.join(tracewire_collect::DATABASE_FILE);
@@ -250,7 +236,7 @@ fn collect(
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    if let Some(GrpcListen(grpc)) = grpc_listen {
+    if let Some(Listen(grpc)) = grpc_listen {
         config.grpc_listen = grpc;
     }
     if let Some(n) = max_traces {
@@ -263,12 +249,10 @@ fn collect(
     // cannot be bound is an error; the default port being busy only costs
     // the viewer.
     let ui = match ui_listen {
-        Some(UiListen(None)) => None,
-        Some(UiListen(Some(addr))) => {
-            Some(std::net::TcpListener::bind(addr).map_err(|source| {
-                CliError::Ui(tracewire_cli::web::WebError::Listen { addr, source })
-            })?)
-        }
+        Some(Listen(None)) => None,
+        Some(Listen(Some(addr))) => Some(std::net::TcpListener::bind(addr).map_err(|source| {
+            CliError::Ui(tracewire_cli::web::WebError::Listen { addr, source })
+        })?),
         None => {
             let addr = tracewire_cli::web::DEFAULT_LISTEN;
             std::net::TcpListener::bind(addr)

@@ -1227,48 +1227,10 @@ impl GrpcSink {
     }
 }
 
-// `google.rpc.Status` with `google.rpc.RetryInfo` in its details, as
-// OTLP servers send to throttle (the three messages, by their field
-// numbers in googleapis' google/rpc/status.proto and error_details.proto).
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<RpcAny>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcAny {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<RpcDuration>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
-
-/// The `RetryInfo.retry_delay` of a status's details, if any.
+/// The `RetryInfo.retry_delay` of a status's details, if any, at most
+/// [`MAX_RETRY_AFTER`].
 fn retry_delay(details: &[u8]) -> Option<Duration> {
-    let status = RpcStatus::decode(details).ok()?;
-    let info = status
-        .details
-        .iter()
-        .find(|d| d.type_url.ends_with("/google.rpc.RetryInfo"))?;
-    let delay = RetryInfo::decode(info.value.as_slice()).ok()?.retry_delay?;
-    let wait = Duration::from_secs(u64::try_from(delay.seconds).ok()?)
-        + Duration::from_nanos(u64::try_from(delay.nanos).unwrap_or(0));
-    Some(wait.min(MAX_RETRY_AFTER))
+    crate::retry_info::retry_delay(details).map(|wait| wait.min(MAX_RETRY_AFTER))
 }
 
 struct FileSink {
@@ -1365,47 +1327,6 @@ fn rotate(target: &FileTarget) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_info_delays_are_read_from_status_details() {
-        let info = RetryInfo {
-            retry_delay: Some(RpcDuration {
-                seconds: 2,
-                nanos: 500_000_000,
-            }),
-        };
-        let status = RpcStatus {
-            details: vec![
-                RpcAny {
-                    type_url: "type.googleapis.com/google.rpc.DebugInfo".into(),
-                    value: vec![1, 2, 3],
-                },
-                RpcAny {
-                    type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-                    value: info.encode_to_vec(),
-                },
-            ],
-        };
-        assert_eq!(
-            retry_delay(&status.encode_to_vec()),
-            Some(Duration::from_millis(2500))
-        );
-        assert_eq!(retry_delay(&[]), None);
-        assert_eq!(retry_delay(&[0xff, 0xff, 0xff]), None);
-        let negative = RpcStatus {
-            details: vec![RpcAny {
-                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-                value: RetryInfo {
-                    retry_delay: Some(RpcDuration {
-                        seconds: -1,
-                        nanos: 0,
-                    }),
-                }
-                .encode_to_vec(),
-            }],
-        };
-        assert_eq!(retry_delay(&negative.encode_to_vec()), None);
-    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates_and_is_capped() {

@@ -39,7 +39,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -113,61 +112,14 @@ fn refused(why: Refused) -> Status {
     }
 }
 
-/// `google.rpc.Status` (the `grpc-status-details-bin` payload), with the
-/// one field of it and of its detail that this receiver sends.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<ProtoAny>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ProtoAny {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
-
-/// `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<ProtoDuration>,
-}
-
-/// `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
-
 /// The status details of a throttled export: a `google.rpc.Status`
 /// (`UNAVAILABLE`) holding a `google.rpc.RetryInfo`.
 fn retry_info_details(delay: Duration) -> Bytes {
-    let retry = RetryInfo {
-        retry_delay: Some(ProtoDuration {
-            seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-            nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
-        }),
-    };
-    let status = RpcStatus {
-        code: Code::Unavailable as i32,
-        message: "the ingest queue is full; retry later".to_owned(),
-        details: vec![ProtoAny {
-            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
-            value: retry.encode_to_vec(),
-        }],
-    };
-    Bytes::from(status.encode_to_vec())
+    Bytes::from(crate::retry_info::status_with_retry(
+        Code::Unavailable as i32,
+        "the ingest queue is full; retry later",
+        delay,
+    ))
 }
 
 /// tonic answers a request it cannot decode with `INTERNAL` and one over

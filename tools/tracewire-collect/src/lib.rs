@@ -37,10 +37,12 @@ mod config;
 mod export;
 mod filter;
 mod grpc;
+mod http1;
 mod ingest;
 mod logs;
 mod otlp;
 mod pipeline;
+mod retry_info;
 mod server;
 mod store;
 
@@ -55,6 +57,7 @@ pub use export::{EXPORT_FLUSH_TIMEOUT, ExporterStats, MAX_QUEUE_SIZE};
 pub use grpc::{
     MAX_CONNECTION_AGE, MAX_CONNECTION_AGE_GRACE, MAX_STREAMS_PER_CONNECTION, REQUEST_TIMEOUT,
 };
+pub use http1::{HEADER_TIMEOUT, serve_http1};
 pub use logs::{LogRow, MAX_TRACE_LOGS};
 pub use otlp::UNKNOWN_SERVICE;
 pub use server::Reply;

@@ -1,31 +1,25 @@
 //! The HTTP listener: OTLP/HTTP on `/v1/traces` and `/v1/logs`, the JSON
 //! API on `/api/…`, and the task writing accepted batches to the store.
 
-use std::convert::Infallible;
 use std::io::Read as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::export::Exporters;
 use crate::ingest::{Batch, Ingest, Refused};
 use crate::otlp::{self, Encoding, Received};
 use crate::pipeline::Processors;
 use crate::store::Store;
-use crate::{Counters, DRAIN_TIMEOUT, api};
-
-/// How long a client may take to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::{Counters, api};
 
 /// What `Retry-After` says when the queue is full, in seconds.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -157,75 +151,19 @@ async fn store_batch(
 }
 
 /// Accepts connections until `stopped` turns true, then lets the open
-/// ones finish (up to [`DRAIN_TIMEOUT`]) and returns, dropping the last
-/// queue sender.
+/// ones finish (up to [`DRAIN_TIMEOUT`](crate::DRAIN_TIMEOUT)) and
+/// returns, dropping the last queue sender.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
     max_connections: usize,
 ) {
-    let permits = Arc::new(Semaphore::new(max_connections));
-    let mut connections = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = stopping(&mut stopped) => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of file descriptors and the like: wait a little
-                // rather than spin.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stopping(&mut stopped) => break,
-        };
-        while connections.try_join_next().is_some() {}
+    crate::serve_http1(listener, max_connections, stopped, move |request| {
         let state = state.clone();
-        let mut stopped = stopped.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stopping(&mut stopped) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    drop(state);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while connections.join_next().await.is_some() {}
+        async move { handle(&state, request).await }
     })
     .await;
-    if drained.is_err() {
-        connections.shutdown().await;
-    }
-}
-
-/// Resolves when the collector stops: the flag turned true, or the
-/// [`Collector`](crate::Collector) holding its sender is gone.
-async fn stopping(stopped: &mut watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|s| *s).await;
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Reply {

@@ -26,21 +26,19 @@
 //! ```
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections at once (more wait),
-//! request headers within [`HEADER_TIMEOUT`]; requests have no body to
+//! request headers within [`HEADER_TIMEOUT`] (the collector's HTTP/1.1
+//! loop, [`tracewire_collect::serve_http1`]); requests have no body to
 //! read. Every answer of the viewer's own endpoints comes from one trace
 //! read from the store, at most [`MAX_TRACE_SPANS`] spans.
 
 mod handler;
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tracewire_collect::Store;
+pub use tracewire_collect::{DRAIN_TIMEOUT, HEADER_TIMEOUT};
 
 pub use handler::respond;
 
@@ -51,12 +49,6 @@ pub const DEFAULT_LISTEN: SocketAddr =
 
 /// Connections served at once; more wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 64;
-
-/// How long a client may take to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long connections still busy at shutdown get to finish.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most spans of a trace the viewer's own endpoints analyse (a larger
 /// trace answers `413`); the collector's `GET /api/traces/{id}` is not
@@ -149,66 +141,16 @@ pub fn serve_listener(
     Ok(WebServer { addr, stop, task })
 }
 
+/// Serves the viewer's requests on `listener` until `stopped` turns true
+/// (the collector's own bounded HTTP/1.1 loop).
 async fn accept(
     listener: tokio::net::TcpListener,
     store: Arc<Store>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = stopping(&mut stopped) => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stopping(&mut stopped) => break,
-        };
-        while connections.try_join_next().is_some() {}
+    tracewire_collect::serve_http1(listener, MAX_CONNECTIONS, stopped, move |request| {
         let store = store.clone();
-        let mut stopped = stopped.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let store = store.clone();
-                async move { Ok::<_, Infallible>(handler::handle(&store, &req).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stopping(&mut stopped) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while connections.join_next().await.is_some() {}
+        async move { handler::handle(&store, &request).await }
     })
     .await;
-    if drained.is_err() {
-        connections.shutdown().await;
-    }
-}
-
-/// Resolves when the flag turns true or the [`WebServer`] is dropped.
-async fn stopping(stopped: &mut watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|s| *s).await;
 }

@@ -635,6 +635,39 @@ async fn searches_by_attribute_duration_and_errors() {
         Vec::<String>::new()
     );
 
+    // A custom time range, in the browser's local time: from an hour
+    // ahead finds nothing, the last ten minutes find every trace.
+    let every = found("#/search?limit=50&run=1").await;
+    assert!(every.len() > 5, "{every:?}");
+    let search_between = |from_min: i64, to_min: i64| {
+        let shop = &shop;
+        async move {
+            shop.goto("#/search").await;
+            shop.js(&format!(
+                "const local = (m) => {{ const d = new Date(Date.now() + m * 60000);
+                   return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19); }};
+                 document.getElementById('f-from').value = local({from_min});
+                 document.getElementById('f-to').value = local({to_min});
+                 document.getElementById('f-limit').value = '50';
+                 document.getElementById('f-submit').click(); return true;"
+            ))
+            .await;
+            let v = shop
+                .until(
+                    "return location.hash.includes('from=') && document.getElementById('view').dataset.ready === location.hash
+                        ? [...document.querySelectorAll('#results tr.result')].map(x => x.dataset.traceId) : null;",
+                )
+                .await;
+            serde_json::from_value::<Vec<String>>(v).expect("ids")
+        }
+    };
+    assert_eq!(search_between(60, 120).await, Vec::<String>::new());
+    let mut all = search_between(-10, 1).await;
+    let mut every = every;
+    all.sort();
+    every.sort();
+    assert_eq!(all, every);
+
     // The operations of a service are offered.
     shop.goto("#/search").await;
     shop.wait("#f-service option[value='users']")

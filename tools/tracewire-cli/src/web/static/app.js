@@ -157,6 +157,8 @@
       el('label', {}, 'Min duration (ms)', el('input', { class: 'num', name: 'min_duration_ms', id: 'f-min', inputmode: 'decimal', value: p('min_duration_ms') })),
       el('label', {}, 'Max duration (ms)', el('input', { class: 'num', name: 'max_duration_ms', id: 'f-max', inputmode: 'decimal', value: p('max_duration_ms') })),
       el('label', {}, 'Time', el('select', { name: 'range', id: 'f-range' }, RANGES.map(([v, t]) => el('option', { value: v, selected: v === p('range') }, t)))),
+      el('label', {}, 'From', el('input', { type: 'datetime-local', step: 1, name: 'from', id: 'f-from', value: p('from') })),
+      el('label', {}, 'To', el('input', { type: 'datetime-local', step: 1, name: 'to', id: 'f-to', value: p('to') })),
       el('label', {}, 'Limit', el('input', { class: 'num', name: 'limit', id: 'f-limit', value: p('limit') || '50' })),
       el('label', {}, 'Sort', el('select', { name: 'sort', id: 'f-sort' },
         [['', 'newest first'], ['slowest', 'slowest first'], ['fastest', 'fastest first'], ['spans', 'most spans']]
@@ -167,7 +169,7 @@
       ev.preventDefault();
       const out = new URLSearchParams();
       const fd = new FormData(form);
-      for (const k of ['service', 'operation', 'min_duration_ms', 'max_duration_ms', 'range', 'limit', 'sort']) {
+      for (const k of ['service', 'operation', 'min_duration_ms', 'max_duration_ms', 'range', 'from', 'to', 'limit', 'sort']) {
         const v = String(fd.get(k) || '').trim();
         if (v) out.set(k, v);
       }
@@ -191,8 +193,15 @@
     for (const k of ['service', 'operation', 'min_duration_ms', 'max_duration_ms', 'limit']) if (params.get(k)) q.set(k, params.get(k));
     for (const a of params.getAll('attribute')) q.append('attribute', a);
     if (params.get('error') === 'true') q.set('error', 'true');
+    // A preset range and a custom one: the later start and the earlier
+    // end (From and To are the browser's local time).
     const range = params.get('range');
-    if (range && RANGE_MS[range]) q.set('since_ms', String(Math.floor(Date.now() - RANGE_MS[range])));
+    const since = [];
+    if (range && RANGE_MS[range]) since.push(Math.floor(Date.now() - RANGE_MS[range]));
+    const local = (name) => { const t = Date.parse(params.get(name) || ''); return Number.isFinite(t) ? t : null; };
+    if (local('from') !== null) since.push(local('from'));
+    if (since.length) q.set('since_ms', String(Math.max(...since)));
+    if (local('to') !== null) q.set('until_ms', String(local('to')));
     results.replaceChildren(el('p', { class: 'muted' }, 'Searching…'));
     let traces;
     try {
