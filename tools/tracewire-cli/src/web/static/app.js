@@ -556,7 +556,8 @@
   // ---------- service map ----------
 
   async function showMap(params, g) {
-    const range = params.get('range') || '';
+    // The last hour unless asked (the map reads every span of its window).
+    const range = params.has('range') ? params.get('range') : '1h';
     const sel = el('select', { id: 'map-range', onchange: (ev) => go(`#/map?range=${ev.target.value}`) },
       RANGES.map(([v, t]) => el('option', { value: v, selected: v === range }, t)));
     view.replaceChildren(el('h1', {}, 'Service map'), el('label', {}, 'Time ', sel));
