@@ -2,7 +2,8 @@
 //! collector and web viewer, and headless Chromium (Debian's `chromium`
 //! and `chromium-driver`, driven over WebDriver) opens the links the
 //! report prints. What the pages show is checked against the services'
-//! own files, read with the CLI's code: the slow login's waterfall rows,
+//! own files, read with the CLI's code: the logins found by a search,
+//! slowest first; the slow login's waterfall rows,
 //! its critical path and bottleneck, its log lines from every service, the
 //! comparison with a normal login, and the service map's edges. Structure
 //! and counts only, never timings. Screenshots go to
@@ -200,8 +201,43 @@ async fn the_shops_run_is_shown_in_the_web_viewer() {
     let traces = shop.traces();
     let browser = Browser::start().await;
 
-    // The slowest login: its rows, its critical path and bottleneck as the
-    // CLI computes them from the files, and its log lines.
+    // Search for the logins, slowest first: the same traces as in the
+    // files, the slowest of them first.
+    let base = shop
+        .link("the service map")
+        .split_once('#')
+        .map(|(base, _)| base.to_owned())
+        .expect("a page link");
+    open(
+        &browser,
+        &format!("{base}#/search?service=gateway&operation=POST+%2Fapi%2Flogin&sort=slowest&limit=50&run=1"),
+    )
+    .await;
+    let found = until(
+        &browser,
+        "const r = [...document.querySelectorAll('#results tr.result')]; return r.length ? r.map(x => x.dataset.traceId) : null;",
+    )
+    .await;
+    let found: Vec<String> = serde_json::from_value(found).expect("trace ids");
+    let logins: Vec<&Trace> = traces
+        .iter()
+        .filter(|t| {
+            t.spans()
+                .iter()
+                .any(|s| s.service == "gateway" && s.name == "POST /api/login")
+        })
+        .collect();
+    assert_eq!(found.len(), logins.len(), "{found:?}");
+    let slowest = logins
+        .iter()
+        .max_by_key(|t| t.duration_nanos())
+        .expect("logins");
+    assert_eq!(found[0], slowest.id().to_hex().to_string());
+    browser.screenshot("shop-search-logins").await;
+
+    // The slowest cache miss (the report's link): its rows, its critical
+    // path and bottleneck as the CLI computes them from the files, and its
+    // log lines.
     let slow_link = shop.link("the slowest login").to_owned();
     let slow = find(&traces, trace_id(&slow_link));
     open(&browser, &slow_link).await;
