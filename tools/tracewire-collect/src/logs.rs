@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::otlp::{attributes_json, scope_json, service_name, value_json};
+use crate::otlp::{attributes_json, clamp_ns, resource_fields, scope_json, value_json};
 use crate::store::{Store, StoreError};
 
 /// The `logs` table and its indexes.
@@ -91,13 +91,7 @@ pub(crate) fn rows(request: ExportLogsServiceRequest) -> Vec<LogRow> {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     let mut out = Vec::new();
     for rl in request.resource_logs {
-        let resource_attrs = rl
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or_default();
-        let service = service_name(resource_attrs);
-        let resource = attributes_json(resource_attrs).to_string();
+        let (service, resource) = resource_fields(rl.resource.as_ref());
         for sl in rl.scope_logs {
             let scope = scope_json(sl.scope.as_ref()).to_string();
             for record in sl.log_records {
@@ -134,10 +128,6 @@ pub(crate) fn rows(request: ExportLogsServiceRequest) -> Vec<LogRow> {
 /// The id in hex when it has `len` bytes and is not all zeros.
 fn valid_id(id: &[u8], len: usize) -> Option<String> {
     (id.len() == len && id.iter().any(|b| *b != 0)).then(|| hex::encode(id))
-}
-
-fn clamp_ns(ns: u64) -> i64 {
-    i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
 impl Store {

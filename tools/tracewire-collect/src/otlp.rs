@@ -129,13 +129,7 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<Received>, u64, O
             resource: rs.resource.take(),
             schema_url: std::mem::take(&mut rs.schema_url),
         });
-        let resource_attrs = origin
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or_default();
-        let service = service_name(resource_attrs);
-        let resource = attributes_json(resource_attrs).to_string();
+        let (service, resource) = resource_fields(origin.resource.as_ref());
         for mut ss in rs.scope_spans {
             let scope_origin = Arc::new(ScopeOrigin {
                 resource: origin.clone(),
@@ -212,16 +206,21 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<Received>, u64, O
     (out, rejected, reason)
 }
 
-/// The resource's `service.name`, or [`UNKNOWN_SERVICE`] without one.
-pub(crate) fn service_name(resource_attributes: &[KeyValue]) -> String {
-    resource_attributes
+/// What every row of a resource stores: its `service.name` (or
+/// [`UNKNOWN_SERVICE`] without one) and its attributes as JSON text.
+pub(crate) fn resource_fields(resource: Option<&Resource>) -> (String, String) {
+    let attributes = resource
+        .map(|r| r.attributes.as_slice())
+        .unwrap_or_default();
+    let service = attributes
         .iter()
         .find(|kv| kv.key == "service.name")
         .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
             any_value::Value::StringValue(s) if !s.is_empty() => Some(s.clone()),
             _ => None,
         })
-        .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned())
+        .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+    (service, attributes_json(attributes).to_string())
 }
 
 /// An instrumentation scope as JSON: `{"name", "version"}`, or `{}`
@@ -233,7 +232,8 @@ pub(crate) fn scope_json(scope: Option<&InstrumentationScope>) -> Value {
     }
 }
 
-fn clamp_ns(ns: u64) -> i64 {
+/// Unix nanoseconds as SQLite's integer (past `i64::MAX`: the maximum).
+pub(crate) fn clamp_ns(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
