@@ -18,6 +18,7 @@ use tracewire_cli::web::{self, WebServer};
 use tracewire_collect::{Collector, Config};
 
 use crate::BoxError;
+use crate::net::Shutdown;
 use crate::services::Service;
 use crate::telemetry::logs_file;
 
@@ -30,6 +31,9 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Ui {
     collector: Collector,
     viewer: WebServer,
+    /// Watching Ctrl-C and SIGTERM from the start, so that one sent as
+    /// soon as the links are printed stops the viewer cleanly.
+    shutdown: Shutdown,
 }
 
 impl Ui {
@@ -55,7 +59,11 @@ impl Ui {
         .map_err(|e| format!("cannot start the collector: {e}"))?;
         let viewer = web::serve_listener(collector.store().clone(), listener)
             .map_err(|e| format!("cannot start the viewer: {e}"))?;
-        Ok(Ui { collector, viewer })
+        Ok(Ui {
+            collector,
+            viewer,
+            shutdown: Shutdown::from_signals(),
+        })
     }
 
     /// The OTLP endpoint the services export to.
@@ -118,7 +126,7 @@ impl Ui {
     /// Keeps serving until Ctrl-C or SIGTERM, then stops the viewer and
     /// the collector (storing what it holds).
     pub(crate) async fn serve_until_stopped(self) {
-        stop_signal().await;
+        self.shutdown.wait().await;
         self.viewer.shutdown().await;
         self.collector.shutdown().await;
     }
@@ -127,30 +135,6 @@ impl Ui {
 /// Where the collector keeps its store.
 fn data_dir(out: &Path) -> PathBuf {
     out.join("collect")
-}
-
-/// Resolves on Ctrl-C or (Unix) SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
 
 /// One OTLP/JSON `ExportLogsServiceRequest` of `service`'s records.
