@@ -93,7 +93,7 @@ pub(crate) fn rows(request: ExportLogsServiceRequest) -> Vec<LogRow> {
     for rl in request.resource_logs {
         let (service, resource) = resource_fields(rl.resource.as_ref());
         for sl in rl.scope_logs {
-            let scope = scope_json(sl.scope.as_ref()).to_string();
+            let scope = scope_json(sl.scope.as_ref());
             for record in sl.log_records {
                 let trace_id = valid_id(&record.trace_id, 16);
                 let span_id = trace_id.as_ref().and_then(|_| valid_id(&record.span_id, 8));
@@ -113,8 +113,8 @@ pub(crate) fn rows(request: ExportLogsServiceRequest) -> Vec<LogRow> {
                     service: service.clone(),
                     severity_number: record.severity_number,
                     severity_text: record.severity_text,
-                    body: value_json(record.body.as_ref()).to_string(),
-                    attributes: attributes_json(&record.attributes).to_string(),
+                    body: value_json(record.body.as_ref()),
+                    attributes: attributes_json(&record.attributes),
                     resource: resource.clone(),
                     scope: scope.clone(),
                     flags: record.flags,
@@ -136,7 +136,7 @@ impl Store {
     /// # Errors
     /// When SQLite fails; nothing of the batch is stored then.
     pub async fn insert_logs(&self, logs: &[LogRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for l in logs {
             sqlx::query(
                 "INSERT INTO logs (trace_id, span_id, time_ns, observed_time_ns, service,

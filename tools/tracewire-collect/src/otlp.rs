@@ -1,13 +1,13 @@
 //! Decoding OTLP trace requests and turning their spans into store rows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, status};
-use serde_json::{Map, Value, json};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span, status};
+use serde::{Serialize, Serializer};
 
 use crate::store::SpanRow;
 
@@ -136,7 +136,7 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<Received>, u64, O
                 scope: ss.scope.take(),
                 schema_url: std::mem::take(&mut ss.schema_url),
             });
-            let scope = scope_json(scope_origin.scope.as_ref()).to_string();
+            let scope = scope_json(scope_origin.scope.as_ref());
             for span in ss.spans {
                 let parent_ok = span.parent_span_id.is_empty() || span.parent_span_id.len() == 8;
                 if span.trace_id.len() != 16 || span.span_id.len() != 8 || !parent_ok {
@@ -152,29 +152,6 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<Received>, u64, O
                     .as_ref()
                     .map(|s| (s.code, s.message.clone()))
                     .unwrap_or((status::StatusCode::Unset as i32, String::new()));
-                let events: Vec<Value> = span
-                    .events
-                    .iter()
-                    .map(|e| {
-                        json!({
-                            "name": e.name,
-                            "time_unix_nano": e.time_unix_nano,
-                            "attributes": attributes_json(&e.attributes),
-                        })
-                    })
-                    .collect();
-                let links: Vec<Value> = span
-                    .links
-                    .iter()
-                    .map(|l| {
-                        json!({
-                            "trace_id": hex::encode(&l.trace_id),
-                            "span_id": hex::encode(&l.span_id),
-                            "trace_state": l.trace_state,
-                            "attributes": attributes_json(&l.attributes),
-                        })
-                    })
-                    .collect();
                 let row = SpanRow {
                     trace_id: hex::encode(&span.trace_id),
                     span_id: hex::encode(&span.span_id),
@@ -189,9 +166,9 @@ pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<Received>, u64, O
                     status_message,
                     trace_state: span.trace_state.clone(),
                     flags: span.flags,
-                    attributes: attributes_json(&span.attributes).to_string(),
-                    events: Value::Array(events).to_string(),
-                    links: Value::Array(links).to_string(),
+                    attributes: attributes_json(&span.attributes),
+                    events: events_json(&span.events),
+                    links: links_json(&span.links),
                     resource: resource.clone(),
                     scope: scope.clone(),
                 };
@@ -220,16 +197,25 @@ pub(crate) fn resource_fields(resource: Option<&Resource>) -> (String, String) {
             _ => None,
         })
         .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
-    (service, attributes_json(attributes).to_string())
+    (service, attributes_json(attributes))
 }
 
-/// An instrumentation scope as JSON: `{"name", "version"}`, or `{}`
+/// An instrumentation scope as JSON text: `{"name", "version"}`, or `{}`
 /// without one.
-pub(crate) fn scope_json(scope: Option<&InstrumentationScope>) -> Value {
+pub(crate) fn scope_json(scope: Option<&InstrumentationScope>) -> String {
     match scope {
-        Some(s) => json!({ "name": s.name, "version": s.version }),
-        None => json!({}),
+        Some(s) => json_text(&ScopeJson {
+            name: &s.name,
+            version: &s.version,
+        }),
+        None => "{}".to_owned(),
     }
+}
+
+#[derive(Serialize)]
+struct ScopeJson<'a> {
+    name: &'a str,
+    version: &'a str,
 }
 
 /// Unix nanoseconds as SQLite's integer (past `i64::MAX`: the maximum).
@@ -237,34 +223,110 @@ pub(crate) fn clamp_ns(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
-/// Attributes as a JSON object, key to value (a repeated key: the last
-/// wins).
-pub(crate) fn attributes_json(attributes: &[KeyValue]) -> Value {
-    let mut map = Map::new();
-    for kv in attributes {
-        map.insert(kv.key.clone(), value_json(kv.value.as_ref()));
-    }
-    Value::Object(map)
+/// Attributes as JSON text: an object, key to value (a repeated key: the
+/// last wins; see [`AttributesJson`]).
+pub(crate) fn attributes_json(attributes: &[KeyValue]) -> String {
+    json_text(&AttributesJson(attributes))
 }
 
-/// An OTLP value as JSON: strings, booleans, integers and doubles as
-/// themselves, arrays as arrays, key-value lists as objects, bytes as hex,
-/// an empty value as `null` (a double that is not finite as `null` too).
-pub(crate) fn value_json(value: Option<&AnyValue>) -> Value {
-    let Some(value) = value.and_then(|v| v.value.as_ref()) else {
-        return Value::Null;
-    };
-    match value {
-        any_value::Value::StringValue(s) => Value::String(s.clone()),
-        any_value::Value::BoolValue(b) => Value::Bool(*b),
-        any_value::Value::IntValue(i) => Value::from(*i),
-        any_value::Value::DoubleValue(d) => Value::from(*d),
-        any_value::Value::ArrayValue(a) => {
-            Value::Array(a.values.iter().map(|v| value_json(Some(v))).collect())
-        }
-        any_value::Value::KvlistValue(kv) => attributes_json(&kv.values),
-        any_value::Value::BytesValue(b) => Value::String(hex::encode(b)),
-        // A string-table reference (profiles only): not resolvable here.
-        any_value::Value::StringValueStrindex(_) => Value::Null,
+/// An OTLP value as JSON text (see [`ValueJson`]).
+pub(crate) fn value_json(value: Option<&AnyValue>) -> String {
+    json_text(&ValueJson(value))
+}
+
+/// `value` serialized as JSON text.
+fn json_text(value: &impl Serialize) -> String {
+    // Serializing borrowed OTLP data cannot fail: every map key is a
+    // string and every number is written (a non-finite double as `null`).
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Attributes serialized as a JSON object, key to value; a repeated key:
+/// the last wins. Written straight from the OTLP data, without building
+/// a `serde_json::Value`.
+struct AttributesJson<'a>(&'a [KeyValue]);
+
+impl Serialize for AttributesJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let by_key: BTreeMap<&str, ValueJson<'_>> = self
+            .0
+            .iter()
+            .map(|kv| (kv.key.as_str(), ValueJson(kv.value.as_ref())))
+            .collect();
+        serializer.collect_map(by_key)
     }
+}
+
+/// An OTLP value serialized as JSON: strings, booleans, integers and
+/// doubles as themselves, arrays as arrays, key-value lists as objects,
+/// bytes as hex, an empty value as `null` (a double that is not finite as
+/// `null` too).
+struct ValueJson<'a>(Option<&'a AnyValue>);
+
+impl Serialize for ValueJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Some(value) = self.0.and_then(|v| v.value.as_ref()) else {
+            return serializer.serialize_none();
+        };
+        match value {
+            any_value::Value::StringValue(s) => serializer.serialize_str(s),
+            any_value::Value::BoolValue(b) => serializer.serialize_bool(*b),
+            any_value::Value::IntValue(i) => serializer.serialize_i64(*i),
+            any_value::Value::DoubleValue(d) if d.is_finite() => serializer.serialize_f64(*d),
+            any_value::Value::DoubleValue(_) => serializer.serialize_none(),
+            any_value::Value::ArrayValue(a) => {
+                serializer.collect_seq(a.values.iter().map(|v| ValueJson(Some(v))))
+            }
+            any_value::Value::KvlistValue(kv) => AttributesJson(&kv.values).serialize(serializer),
+            any_value::Value::BytesValue(b) => serializer.serialize_str(&hex::encode(b)),
+            // A string-table reference (profiles only): not resolvable here.
+            any_value::Value::StringValueStrindex(_) => serializer.serialize_none(),
+        }
+    }
+}
+
+/// A span event as stored: name, time and attributes.
+#[derive(Serialize)]
+struct EventJson<'a> {
+    name: &'a str,
+    time_unix_nano: u64,
+    attributes: AttributesJson<'a>,
+}
+
+/// A span link as stored: the linked context and the link's attributes.
+#[derive(Serialize)]
+struct LinkJson<'a> {
+    trace_id: String,
+    span_id: String,
+    trace_state: &'a str,
+    attributes: AttributesJson<'a>,
+}
+
+/// A span's events as JSON text: an array of [`EventJson`].
+fn events_json(events: &[span::Event]) -> String {
+    json_text(
+        &events
+            .iter()
+            .map(|e| EventJson {
+                name: &e.name,
+                time_unix_nano: e.time_unix_nano,
+                attributes: AttributesJson(&e.attributes),
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A span's links as JSON text: an array of [`LinkJson`].
+fn links_json(links: &[span::Link]) -> String {
+    json_text(
+        &links
+            .iter()
+            .map(|l| LinkJson {
+                trace_id: hex::encode(&l.trace_id),
+                span_id: hex::encode(&l.span_id),
+                trace_state: &l.trace_state,
+                attributes: AttributesJson(&l.attributes),
+            })
+            .collect::<Vec<_>>(),
+    )
 }

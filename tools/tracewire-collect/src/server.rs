@@ -16,10 +16,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::export::Exporters;
 use crate::ingest::{Batch, Ingest, Refused};
+use crate::logs::LogRow;
 use crate::otlp::{self, Encoding, Received};
 use crate::pipeline::Processors;
 use crate::store::Store;
 use crate::{Counters, api};
+
+/// The most spans the writer takes from the queue for one write (it
+/// takes whole batches: one batch larger than this is written alone).
+const MAX_SPANS_PER_WRITE: usize = 8192;
 
 /// What `Retry-After` says when the queue is full, in seconds.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -75,6 +80,20 @@ pub(crate) async fn write(
         let now = Instant::now();
         let mut out = match received {
             Some(Batch::Spans(mut batch)) => {
+                // What else is queued joins this write (up to
+                // MAX_SPANS_PER_WRITE): one transaction touches each page
+                // of the store's indexes once.
+                let mut logs = Vec::new();
+                while batch.len() < MAX_SPANS_PER_WRITE {
+                    match batches.try_recv() {
+                        Ok(Batch::Spans(more)) => batch.extend(more),
+                        Ok(Batch::Logs(more)) => logs.push(more),
+                        Err(_) => break,
+                    }
+                }
+                for logs in logs {
+                    store_logs(&outputs, &counters, &logs).await;
+                }
                 if outputs.exporters.is_empty() {
                     // Only the store's rows are needed: the OTLP spans
                     // would only take memory in the processors' buffers.
@@ -85,18 +104,7 @@ pub(crate) async fn write(
                 processors.push(batch, now)
             }
             Some(Batch::Logs(logs)) => {
-                // Log records are only stored: without the store (a
-                // forwarding-only pipeline) they are counted as lost.
-                let n = u64::try_from(logs.len()).unwrap_or(u64::MAX);
-                let stored = match &outputs.store {
-                    Some(store) => store.insert_logs(&logs).await.is_ok(),
-                    None => false,
-                };
-                if stored {
-                    Counters::add(&counters.logs_stored, n);
-                } else {
-                    Counters::add(&counters.logs_lost, n);
-                }
+                store_logs(&outputs, &counters, &logs).await;
                 Vec::new()
             }
             None => Vec::new(),
@@ -106,6 +114,22 @@ pub(crate) async fn write(
     }
     let out = processors.tick(Instant::now(), true);
     store_batch(&outputs, &counters, &mut processors, out).await;
+}
+
+/// Stores a batch of log records and counts them as stored or lost.
+async fn store_logs(outputs: &Outputs, counters: &Counters, logs: &[LogRow]) {
+    // Log records are only stored: without the store (a forwarding-only
+    // pipeline) they are counted as lost.
+    let n = u64::try_from(logs.len()).unwrap_or(u64::MAX);
+    let stored = match &outputs.store {
+        Some(store) => store.insert_logs(logs).await.is_ok(),
+        None => false,
+    };
+    if stored {
+        Counters::add(&counters.logs_stored, n);
+    } else {
+        Counters::add(&counters.logs_lost, n);
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -144,7 +168,7 @@ async fn store_batch(
     let Some(store) = &outputs.store else {
         return;
     };
-    match store.insert(&rows).await {
+    match store.insert(rows).await {
         Ok(()) => Counters::add(&counters.spans_stored, n),
         Err(_) => Counters::add(&counters.spans_lost, n),
     }

@@ -3,12 +3,14 @@
 //! One row per span; attributes, events, links, resource and scope are
 //! kept as JSON text. The indexes serve the searches of the API: by
 //! service, by operation (and service) over time, by duration, by error,
-//! by time, and one trace by id (the primary key). Triggers keep a row
-//! per trace (`traces`: first start, spans, bytes), the totals retention
-//! checks (`totals`) and the distinct operations (`operations`).
+//! by time, and one trace by id (the primary key). Each write also keeps
+//! a row per trace (`traces`: first start, spans, bytes), the totals
+//! retention checks (`totals`) and the distinct operations
+//! (`operations`), once per batch (see `write`).
 
 mod dependencies;
 mod retention;
+mod write;
 
 pub use dependencies::{Edge, TimeRange};
 pub use retention::{Retention, Usage};
@@ -24,11 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
-
-/// Rows per `INSERT` statement (19 values each, well under SQLite's
-/// 32,766 bound variables).
-const ROWS_PER_INSERT: usize = 100;
+use sqlx::{AssertSqlSafe, Row, Sqlite};
 
 /// The name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "traces.sqlite";
@@ -100,72 +98,37 @@ const SCHEMA: &[&str] = &[
         kind INTEGER NOT NULL,
         PRIMARY KEY (service, name, kind)
     ) WITHOUT ROWID",
-    // A span's bytes: its text plus SPAN_OVERHEAD_BYTES (128).
-    "CREATE TRIGGER IF NOT EXISTS spans_inserted AFTER INSERT ON spans BEGIN
-        INSERT INTO traces (trace_id, first_start_ns, spans, bytes)
-            VALUES (NEW.trace_id, NEW.start_ns, 1, 128 + octet_length(NEW.service)
-                + octet_length(NEW.name) + octet_length(NEW.status_message)
-                + octet_length(NEW.trace_state) + octet_length(NEW.attributes)
-                + octet_length(NEW.events) + octet_length(NEW.links)
-                + octet_length(NEW.resource) + octet_length(NEW.scope))
-            ON CONFLICT (trace_id) DO UPDATE SET
-                first_start_ns = MIN(first_start_ns, excluded.first_start_ns),
-                spans = spans + 1, bytes = bytes + excluded.bytes;
-        INSERT INTO operations (service, name, kind)
-            VALUES (NEW.service, NEW.name, NEW.kind) ON CONFLICT DO NOTHING;
-    END",
-    "CREATE TRIGGER IF NOT EXISTS spans_replaced AFTER UPDATE ON spans BEGIN
-        UPDATE traces SET first_start_ns = MIN(first_start_ns, NEW.start_ns),
-            bytes = bytes
-                - (octet_length(OLD.service) + octet_length(OLD.name)
-                + octet_length(OLD.status_message) + octet_length(OLD.trace_state)
-                + octet_length(OLD.attributes) + octet_length(OLD.events)
-                + octet_length(OLD.links) + octet_length(OLD.resource)
-                + octet_length(OLD.scope))
-                + (octet_length(NEW.service) + octet_length(NEW.name)
-                + octet_length(NEW.status_message) + octet_length(NEW.trace_state)
-                + octet_length(NEW.attributes) + octet_length(NEW.events)
-                + octet_length(NEW.links) + octet_length(NEW.resource)
-                + octet_length(NEW.scope))
-            WHERE trace_id = NEW.trace_id;
-        INSERT INTO operations (service, name, kind)
-            VALUES (NEW.service, NEW.name, NEW.kind) ON CONFLICT DO NOTHING;
-    END",
-    "CREATE TRIGGER IF NOT EXISTS spans_deleted AFTER DELETE ON spans BEGIN
-        UPDATE traces SET spans = spans - 1, bytes = bytes - (128 + octet_length(OLD.service)
-                + octet_length(OLD.name) + octet_length(OLD.status_message)
-                + octet_length(OLD.trace_state) + octet_length(OLD.attributes)
-                + octet_length(OLD.events) + octet_length(OLD.links)
-                + octet_length(OLD.resource) + octet_length(OLD.scope))
-            WHERE trace_id = OLD.trace_id;
-    END",
-    "CREATE TRIGGER IF NOT EXISTS traces_inserted AFTER INSERT ON traces BEGIN
-        UPDATE totals SET traces = traces + 1, bytes = bytes + NEW.bytes WHERE id = 0;
-    END",
-    "CREATE TRIGGER IF NOT EXISTS traces_updated AFTER UPDATE OF bytes ON traces BEGIN
-        UPDATE totals SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 0;
-    END",
-    "CREATE TRIGGER IF NOT EXISTS traces_deleted AFTER DELETE ON traces BEGIN
-        UPDATE totals SET traces = traces - 1, bytes = bytes - OLD.bytes WHERE id = 0;
-    END",
+    // Stores of earlier versions kept `traces`, `totals` and
+    // `operations` with per-row triggers; `Store::insert` now updates them
+    // once per batch.
+    "DROP TRIGGER IF EXISTS spans_inserted",
+    "DROP TRIGGER IF EXISTS spans_replaced",
+    "DROP TRIGGER IF EXISTS spans_deleted",
+    "DROP TRIGGER IF EXISTS traces_inserted",
+    "DROP TRIGGER IF EXISTS traces_updated",
+    "DROP TRIGGER IF EXISTS traces_deleted",
 ];
 
 /// Fills `traces` and `operations` for spans stored before those tables
 /// existed, and recounts `totals`; run at every open (each statement is
 /// cheap when there is nothing to do).
-const BACKFILL: &[&str] = &[
-    "INSERT OR IGNORE INTO traces (trace_id, first_start_ns, spans, bytes)
-        SELECT trace_id, MIN(start_ns), COUNT(*), SUM(128 + octet_length(service)
-            + octet_length(name) + octet_length(status_message) + octet_length(trace_state)
-            + octet_length(attributes) + octet_length(events) + octet_length(links)
-            + octet_length(resource) + octet_length(scope))
-        FROM spans WHERE NOT EXISTS (SELECT 1 FROM traces) GROUP BY trace_id",
-    "INSERT OR IGNORE INTO operations (service, name, kind)
-        SELECT DISTINCT service, name, kind FROM spans
-        WHERE NOT EXISTS (SELECT 1 FROM operations)",
-    "UPDATE totals SET traces = (SELECT COUNT(*) FROM traces),
-        bytes = (SELECT COALESCE(SUM(bytes), 0) FROM traces) WHERE id = 0",
-];
+fn backfill() -> [String; 3] {
+    [
+        format!(
+            "INSERT OR IGNORE INTO traces (trace_id, first_start_ns, spans, bytes)
+             SELECT trace_id, MIN(start_ns), COUNT(*), SUM({})
+             FROM spans WHERE NOT EXISTS (SELECT 1 FROM traces) GROUP BY trace_id",
+            write::ROW_BYTES_SQL
+        ),
+        "INSERT OR IGNORE INTO operations (service, name, kind)
+            SELECT DISTINCT service, name, kind FROM spans
+            WHERE NOT EXISTS (SELECT 1 FROM operations)"
+            .to_owned(),
+        "UPDATE totals SET traces = (SELECT COUNT(*) FROM traces),
+            bytes = (SELECT COALESCE(SUM(bytes), 0) FROM traces) WHERE id = 0"
+            .to_owned(),
+    ]
+}
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -332,8 +295,8 @@ impl Store {
             sqlx::query(*statement).execute(&pool).await?;
         }
         crate::logs::create_schema(&pool).await?;
-        for statement in BACKFILL {
-            sqlx::query(*statement).execute(&pool).await?;
+        for statement in backfill() {
+            sqlx::query(AssertSqlSafe(statement)).execute(&pool).await?;
         }
         let store = Store {
             retention,
@@ -370,52 +333,9 @@ impl Store {
     ///
     /// # Errors
     /// When SQLite fails; nothing of the batch is stored then.
-    pub async fn insert(&self, spans: &[SpanRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Many rows per statement: each statement is a round trip to the
-        // connection's worker thread.
-        for chunk in spans.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO spans (trace_id, span_id, parent_span_id, service, name,
-                    kind, start_ns, end_ns, duration_ns, status_code, status_message, is_error,
-                    trace_state, flags, attributes, events, links, resource, scope) ",
-            );
-            insert.push_values(chunk, |mut row, s| {
-                row.push_bind(&s.trace_id)
-                    .push_bind(&s.span_id)
-                    .push_bind(&s.parent_span_id)
-                    .push_bind(&s.service)
-                    .push_bind(&s.name)
-                    .push_bind(s.kind)
-                    .push_bind(s.start_ns)
-                    .push_bind(s.end_ns)
-                    .push_bind(s.end_ns.saturating_sub(s.start_ns).max(0))
-                    .push_bind(s.status_code)
-                    .push_bind(&s.status_message)
-                    .push_bind(s.status_code == 2)
-                    .push_bind(&s.trace_state)
-                    .push_bind(i64::from(s.flags))
-                    .push_bind(&s.attributes)
-                    .push_bind(&s.events)
-                    .push_bind(&s.links)
-                    .push_bind(&s.resource)
-                    .push_bind(&s.scope);
-            });
-            // An upsert rather than INSERT OR REPLACE: the update trigger
-            // then corrects the trace's byte count.
-            insert.push(
-                " ON CONFLICT (trace_id, span_id) DO UPDATE SET
-                    parent_span_id = excluded.parent_span_id, service = excluded.service,
-                    name = excluded.name, kind = excluded.kind, start_ns = excluded.start_ns,
-                    end_ns = excluded.end_ns, duration_ns = excluded.duration_ns,
-                    status_code = excluded.status_code,
-                    status_message = excluded.status_message, is_error = excluded.is_error,
-                    trace_state = excluded.trace_state, flags = excluded.flags,
-                    attributes = excluded.attributes, events = excluded.events,
-                    links = excluded.links, resource = excluded.resource, scope = excluded.scope",
-            );
-            insert.build().execute(&mut *tx).await?;
-        }
+    pub async fn insert(&self, spans: Vec<SpanRow>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        write::insert(&mut tx, spans).await?;
         tx.commit().await?;
         let _ = self.enforce_retention().await;
         Ok(())
@@ -825,8 +745,8 @@ mod tests {
                 .await
                 .unwrap();
         }
-        store.insert(&[row(1, 100)]).await.unwrap();
-        store.insert(&[row(2, 200)]).await.unwrap();
+        store.insert(vec![row(1, 100)]).await.unwrap();
+        store.insert(vec![row(2, 200)]).await.unwrap();
         assert_eq!(store.traces_evicted(), 1);
         let left: Vec<i64> = sqlx::query_scalar("SELECT time_ns FROM logs ORDER BY time_ns")
             .fetch_all(&store.pool)

@@ -121,7 +121,7 @@ async fn operations_are_the_distinct_names_and_kinds_of_a_service_sorted_by_name
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     store
-        .insert(&[
+        .insert(vec![
             with(
                 span(1, 1, 0, "frontend", "GET /login", 0, 10),
                 SERVER,
@@ -243,7 +243,7 @@ async fn attribute_store(dir: &tempfile::TempDir) -> Store {
     );
     two.resource = json!({"service.name": "frontend", "deployment.environment": "dev"}).to_string();
     store
-        .insert(&[
+        .insert(vec![
             one,
             two,
             // Trace 3: the conditions a=1 and b=2 hold on different spans.
@@ -369,7 +369,7 @@ async fn search_rows_summarise_each_trace_and_the_time_range_is_on_span_starts()
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     store
-        .insert(&[
+        .insert(vec![
             with(
                 span(1, 1, 0, "gateway", "GET /checkout", 1_000, 250),
                 SERVER,
@@ -576,7 +576,7 @@ fn edge(
 async fn dependencies_count_calls_errors_and_exact_percentiles_per_edge() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    store.insert(&dependency_traces()).await.unwrap();
+    store.insert(dependency_traces()).await.unwrap();
 
     let expected = vec![
         // Durations 10..=19 ms ten times each: rank 50 is 14, rank 99 is 19.
@@ -705,19 +705,19 @@ async fn usage_counts_traces_and_bytes_and_a_replaced_span_counts_once() {
     assert_eq!(store.usage().await.unwrap(), Usage::default());
     let mut spans = two_span_trace(1);
     spans.extend(two_span_trace(2));
-    store.insert(&spans).await.unwrap();
+    store.insert(spans.clone()).await.unwrap();
     let usage = Usage {
         traces: 2,
         bytes: bytes_of(&spans),
     };
     assert_eq!(store.usage().await.unwrap(), usage);
     // The same batch again (a retried export) replaces the spans.
-    store.insert(&spans).await.unwrap();
+    store.insert(spans.clone()).await.unwrap();
     assert_eq!(store.usage().await.unwrap(), usage);
     // A replacement with other text changes the count by the difference.
     let mut longer = spans[0].clone();
     longer.attributes = json!({"n": 1, "more": "0123456789"}).to_string();
-    store.insert(std::slice::from_ref(&longer)).await.unwrap();
+    store.insert(vec![longer.clone()]).await.unwrap();
     let grown = bytes_of(&[longer]) - bytes_of(&spans[..1]);
     assert_eq!(store.usage().await.unwrap().bytes, usage.bytes + grown);
     store.close().await;
@@ -725,6 +725,75 @@ async fn usage_counts_traces_and_bytes_and_a_replaced_span_counts_once() {
     let store = open(&dir).await;
     assert_eq!(store.usage().await.unwrap().bytes, usage.bytes + grown);
     assert_eq!(store.traces_evicted(), 0);
+}
+
+/// One batch with new traces, a span stored before (retried), a span
+/// given twice and a new span of a stored trace: every trace counts each
+/// of its spans once, and the totals are the sum of what is stored.
+#[tokio::test]
+async fn a_mixed_batch_counts_every_span_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let first = two_span_trace(300);
+    store.insert(first.clone()).await.unwrap();
+    let mut batch = two_span_trace(2);
+    batch.push(first[1].clone());
+    batch.extend(two_span_trace(3));
+    batch.push(batch[0].clone());
+    // A third span of trace 300, starting before every other trace.
+    batch.push(span(300, 3, 1, "back", "early", 500, 5));
+    // Enough new traces to fill several statements.
+    for n in 10..260 {
+        batch.extend(two_span_trace(n));
+    }
+    store.insert(batch).await.unwrap();
+
+    let found = store
+        .find_traces(&TraceQuery {
+            limit: 1000,
+            ..TraceQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 253);
+    for t in &found {
+        let expected = if t.trace_id == trace_id(300) { 3 } else { 2 };
+        assert_eq!(t.span_count, expected, "trace {}", t.trace_id);
+    }
+    let mut stored = first.clone();
+    stored.push(span(300, 3, 1, "back", "early", 500, 5));
+    stored.extend(two_span_trace(2));
+    stored.extend(two_span_trace(3));
+    for n in 10..260 {
+        stored.extend(two_span_trace(n));
+    }
+    let usage = Usage {
+        traces: 253,
+        bytes: bytes_of(&stored),
+    };
+    assert_eq!(store.usage().await.unwrap(), usage);
+    // Trace 300 now starts with its new span: it is the oldest to evict.
+    let store_with_one = {
+        store.close().await;
+        Store::open_with(
+            dir.path(),
+            Retention {
+                max_traces: 252,
+                max_bytes: u64::MAX,
+            },
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(store_with_one.traces_evicted(), 1);
+    assert!(
+        store_with_one
+            .trace(&trace_id(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store_with_one.usage().await.unwrap().traces, 252);
 }
 
 #[tokio::test]
@@ -737,19 +806,19 @@ async fn past_max_traces_the_oldest_traces_go_whole() {
     let store = Store::open_with(dir.path(), retention).await.unwrap();
     // Inserted out of order: age is the first span's start.
     for n in [2, 0, 4] {
-        store.insert(&two_span_trace(n)).await.unwrap();
+        store.insert(two_span_trace(n)).await.unwrap();
     }
     assert_eq!(store.traces_evicted(), 0);
-    store.insert(&two_span_trace(1)).await.unwrap();
+    store.insert(two_span_trace(1)).await.unwrap();
     assert_eq!(stored_ids(&store).await, traces(&[1, 2, 4]));
-    store.insert(&two_span_trace(3)).await.unwrap();
+    store.insert(two_span_trace(3)).await.unwrap();
     assert_eq!(stored_ids(&store).await, traces(&[2, 3, 4]));
     assert_eq!(store.traces_evicted(), 2);
     assert_eq!(store.usage().await.unwrap().traces, 3);
 
     // One batch far over the bound (more than one eviction chunk).
     let batch: Vec<SpanRow> = (100..700).flat_map(two_span_trace).collect();
-    store.insert(&batch).await.unwrap();
+    store.insert(batch).await.unwrap();
     assert_eq!(stored_ids(&store).await, traces(&[697, 698, 699]));
     assert_eq!(store.traces_evicted(), 2 + 600);
     let usage = store.usage().await.unwrap();
@@ -778,7 +847,7 @@ async fn past_max_bytes_the_oldest_traces_go_whole() {
     };
     let store = Store::open_with(dir.path(), retention).await.unwrap();
     for n in 10..20 {
-        store.insert(&two_span_trace(n)).await.unwrap();
+        store.insert(two_span_trace(n)).await.unwrap();
         let usage = store.usage().await.unwrap();
         assert!(usage.bytes <= retention.max_bytes, "{usage:?}");
     }
@@ -816,11 +885,11 @@ async fn operations_and_services_of_evicted_traces_are_forgotten() {
     };
     let store = Store::open_with(dir.path(), retention).await.unwrap();
     store
-        .insert(&[span(1, 1, 0, "old", "gone", 0, 1)])
+        .insert(vec![span(1, 1, 0, "old", "gone", 0, 1)])
         .await
         .unwrap();
     store
-        .insert(&[span(2, 1, 0, "new", "kept", 1000, 1)])
+        .insert(vec![span(2, 1, 0, "new", "kept", 1000, 1)])
         .await
         .unwrap();
     assert_eq!(store.services().await.unwrap(), ["new"]);

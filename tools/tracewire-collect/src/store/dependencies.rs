@@ -309,7 +309,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let spans: Vec<SpanRow> = (0..50).flat_map(call).collect();
-        store.insert(&spans).await.unwrap();
+        store.insert(spans).await.unwrap();
         let whole = dependencies_paged(&store.pool, TimeRange::default(), PAGE)
             .await
             .unwrap();

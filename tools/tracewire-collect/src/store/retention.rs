@@ -2,10 +2,10 @@
 //! bytes; past either bound the oldest traces (by first span start) are
 //! deleted whole.
 //!
-//! The sizes are kept by triggers (see `SIZE_SCHEMA` in the parent
-//! module): `traces` holds one row per trace (first span start, spans,
-//! bytes) and `totals` the sums, so checking the bounds after a write is
-//! one row read and finding the oldest traces is an index range.
+//! The sizes are kept by every write (see `write`): `traces` holds one
+//! row per trace (first span start, spans, bytes) and `totals` the sums,
+//! so checking the bounds after a write is one row read and finding the
+//! oldest traces is an index range.
 
 use sqlx::Row as _;
 use sqlx::sqlite::SqlitePool;
@@ -119,15 +119,18 @@ pub(super) async fn enforce(pool: &SqlitePool, retention: Retention) -> Result<u
 async fn delete_traces(pool: &SqlitePool, ids: &[String]) -> Result<u64, StoreError> {
     // The ids travel as one JSON array parameter, read with json_each.
     let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
-    let mut tx = pool.begin().await?;
-    // The `traces` row first: the spans' delete trigger then has nothing
-    // left to update.
-    let deleted =
-        sqlx::query("DELETE FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))")
-            .bind(&list)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let freed: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM traces WHERE trace_id IN (SELECT value FROM json_each(?)) RETURNING bytes",
+    )
+    .bind(&list)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE totals SET traces = traces - ?, bytes = bytes - ? WHERE id = 0")
+        .bind(i64::try_from(freed.len()).unwrap_or(i64::MAX))
+        .bind(freed.iter().sum::<i64>())
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))")
         .bind(&list)
         .execute(&mut *tx)
@@ -144,7 +147,7 @@ async fn delete_traces(pool: &SqlitePool, ids: &[String]) -> Result<u64, StoreEr
             .await?;
     }
     tx.commit().await?;
-    Ok(deleted)
+    Ok(u64::try_from(freed.len()).unwrap_or(u64::MAX))
 }
 
 /// Forgets operations (service, name, kind) no stored span has any more.
