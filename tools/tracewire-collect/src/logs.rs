@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use serde_json::{Value, json};
-use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row as _, Sqlite};
 
 use crate::otlp::{attributes_json, clamp_ns, resource_fields, scope_json, value_json};
 use crate::store::{Store, StoreError};
@@ -34,14 +34,63 @@ const LOGS_SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS logs_time ON logs (time_ns)",
 ];
 
+/// Bytes counted per log record for its ids, numbers and index entries,
+/// on top of its text (see [`Usage::log_bytes`](crate::Usage::log_bytes)).
+pub(crate) const LOG_OVERHEAD_BYTES: u64 = 128;
+
+/// A stored log record's bytes as retention counts them, in SQL: its text
+/// plus [`LOG_OVERHEAD_BYTES`] (128). [`log_bytes`] is the same sum in
+/// Rust.
+pub(crate) const LOG_ROW_BYTES_SQL: &str = "(128 + octet_length(service)
+    + octet_length(severity_text) + octet_length(body) + octet_length(attributes)
+    + octet_length(resource) + octet_length(scope))";
+
+/// A log row's bytes as retention counts them (see [`LOG_ROW_BYTES_SQL`]).
+fn log_bytes(row: &LogRow) -> i64 {
+    let text = [
+        &row.service,
+        &row.severity_text,
+        &row.body,
+        &row.attributes,
+        &row.resource,
+        &row.scope,
+    ]
+    .iter()
+    .map(|s| s.len() as u64)
+    .sum::<u64>();
+    i64::try_from(text.saturating_add(LOG_OVERHEAD_BYTES)).unwrap_or(i64::MAX)
+}
+
+/// Log rows per `INSERT` statement (12 values each).
+const ROWS_PER_INSERT: usize = 100;
+
 /// The most log records [`Store::trace_logs`] returns for one trace.
 pub const MAX_TRACE_LOGS: u32 = 10_000;
 
-/// Creates the `logs` table and its indexes if missing (called by
-/// [`Store::open`]).
+/// Creates the `logs` table and its indexes if missing, and the log
+/// columns of `totals` (called by [`Store::open`], after the span schema).
 pub(crate) async fn create_schema(pool: &SqlitePool) -> Result<(), StoreError> {
     for statement in LOGS_SCHEMA {
         sqlx::query(*statement).execute(pool).await?;
+    }
+    // A store of an earlier version counted no log records in `totals`:
+    // add the columns and count what is there.
+    let counted: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('totals') WHERE name = 'logs')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !counted {
+        for statement in [
+            "ALTER TABLE totals ADD COLUMN logs INTEGER NOT NULL DEFAULT 0".to_owned(),
+            "ALTER TABLE totals ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0".to_owned(),
+            format!(
+                "UPDATE totals SET logs = (SELECT COUNT(*) FROM logs),
+                    log_bytes = (SELECT COALESCE(SUM({LOG_ROW_BYTES_SQL}), 0) FROM logs)"
+            ),
+        ] {
+            sqlx::query(AssertSqlSafe(statement)).execute(pool).await?;
+        }
     }
     Ok(())
 }
@@ -131,34 +180,45 @@ fn valid_id(id: &[u8], len: usize) -> Option<String> {
 }
 
 impl Store {
-    /// Stores `logs` in one transaction.
+    /// Stores `logs` in one transaction; then, past the [`Retention`]'s
+    /// log bounds, the oldest log records are deleted (a failed eviction
+    /// is not an error of the write: it is tried again after the next
+    /// one).
+    ///
+    /// [`Retention`]: crate::Retention
     ///
     /// # Errors
     /// When SQLite fails; nothing of the batch is stored then.
     pub async fn insert_logs(&self, logs: &[LogRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for l in logs {
-            sqlx::query(
+        for chunk in logs.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO logs (trace_id, span_id, time_ns, observed_time_ns, service,
-                    severity_number, severity_text, body, attributes, resource, scope, flags)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&l.trace_id)
-            .bind(&l.span_id)
-            .bind(l.time_ns)
-            .bind(l.observed_time_ns)
-            .bind(&l.service)
-            .bind(l.severity_number)
-            .bind(&l.severity_text)
-            .bind(&l.body)
-            .bind(&l.attributes)
-            .bind(&l.resource)
-            .bind(&l.scope)
-            .bind(i64::from(l.flags))
+                    severity_number, severity_text, body, attributes, resource, scope, flags) ",
+            );
+            insert.push_values(chunk, |mut row, l| {
+                row.push_bind(l.trace_id.as_deref())
+                    .push_bind(l.span_id.as_deref())
+                    .push_bind(l.time_ns)
+                    .push_bind(l.observed_time_ns)
+                    .push_bind(l.service.as_str())
+                    .push_bind(l.severity_number)
+                    .push_bind(l.severity_text.as_str())
+                    .push_bind(l.body.as_str())
+                    .push_bind(l.attributes.as_str())
+                    .push_bind(l.resource.as_str())
+                    .push_bind(l.scope.as_str())
+                    .push_bind(i64::from(l.flags));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE totals SET logs = logs + ?, log_bytes = log_bytes + ? WHERE id = 0")
+            .bind(i64::try_from(logs.len()).unwrap_or(i64::MAX))
+            .bind(logs.iter().map(log_bytes).fold(0i64, i64::saturating_add))
             .execute(&mut *tx)
             .await?;
-        }
         tx.commit().await?;
+        let _ = self.enforce_retention().await;
         Ok(())
     }
 
@@ -221,4 +281,55 @@ pub(crate) fn log_json(l: &LogRow) -> Value {
 /// else reads as `null`).
 fn stored(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::{LOG_OVERHEAD_BYTES, create_schema};
+
+    /// A store of the version before log retention (`totals` without the
+    /// log columns, records already stored) gets the columns with the
+    /// records counted.
+    #[tokio::test]
+    async fn an_earlier_stores_log_records_are_counted_at_open() {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(SqliteConnectOptions::from_str("sqlite::memory:").unwrap())
+            .await
+            .unwrap();
+        for statement in [
+            "CREATE TABLE totals (id INTEGER PRIMARY KEY CHECK (id = 0),
+                traces INTEGER NOT NULL, bytes INTEGER NOT NULL)",
+            "INSERT INTO totals (id, traces, bytes) VALUES (0, 0, 0)",
+            "CREATE TABLE logs (trace_id TEXT, span_id TEXT, time_ns INTEGER NOT NULL,
+                observed_time_ns INTEGER NOT NULL, service TEXT NOT NULL,
+                severity_number INTEGER NOT NULL, severity_text TEXT NOT NULL,
+                body TEXT NOT NULL, attributes TEXT NOT NULL, resource TEXT NOT NULL,
+                scope TEXT NOT NULL, flags INTEGER NOT NULL)",
+            "INSERT INTO logs VALUES (NULL, NULL, 1, 1, 'svc', 9, 'INFO', '\"hi\"', '{}', '{}', '{}', 0),
+                (NULL, NULL, 2, 2, 'svc', 9, 'INFO', '\"hi\"', '{}', '{}', '{}', 0)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        create_schema(&pool).await.unwrap();
+        let (logs, bytes): (i64, i64) =
+            sqlx::query_as("SELECT logs, log_bytes FROM totals WHERE id = 0")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        // svc, INFO, "hi", {}, {}, {}: 3 + 4 + 4 + 2 + 2 + 2 bytes.
+        let one = LOG_OVERHEAD_BYTES as i64 + 17;
+        assert_eq!((logs, bytes), (2, 2 * one));
+        // Opening again changes nothing.
+        create_schema(&pool).await.unwrap();
+        let again: (i64, i64) = sqlx::query_as("SELECT logs, log_bytes FROM totals WHERE id = 0")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(again, (2, 2 * one));
+    }
 }

@@ -89,7 +89,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS totals (
         id INTEGER PRIMARY KEY CHECK (id = 0),
         traces INTEGER NOT NULL,
-        bytes INTEGER NOT NULL
+        bytes INTEGER NOT NULL,
+        logs INTEGER NOT NULL DEFAULT 0,
+        log_bytes INTEGER NOT NULL DEFAULT 0
     )",
     "INSERT OR IGNORE INTO totals (id, traces, bytes) VALUES (0, 0, 0)",
     "CREATE TABLE IF NOT EXISTS operations (
@@ -609,6 +611,7 @@ mod tests {
     use sqlx::Row as _;
 
     use super::{Retention, SpanRow, Store, TraceQuery, search_query};
+    use crate::logs::LogRow;
 
     fn row(trace: u32, start_ns: i64) -> SpanRow {
         SpanRow {
@@ -717,7 +720,8 @@ mod tests {
         );
     }
 
-    /// An evicted trace's log records go with it; others stay.
+    /// An evicted trace's log records go with it (and out of the
+    /// totals); others stay.
     #[tokio::test]
     async fn eviction_deletes_the_traces_log_records() {
         let dir = tempfile::tempdir().unwrap();
@@ -725,26 +729,30 @@ mod tests {
             dir.path(),
             Retention {
                 max_traces: 1,
-                max_bytes: u64::MAX,
+                ..Retention::default()
             },
         )
         .await
         .unwrap();
-        // A table of the logs' shape as far as eviction reads it.
-        for statement in [
-            "DROP TABLE IF EXISTS logs",
-            "CREATE TABLE logs (trace_id TEXT, time_ns INTEGER NOT NULL)",
-        ] {
-            sqlx::query(statement).execute(&store.pool).await.unwrap();
-        }
-        for (trace, time) in [(Some(1u32), 1), (Some(1), 2), (Some(2), 3), (None, 4)] {
-            sqlx::query("INSERT INTO logs (trace_id, time_ns) VALUES (?, ?)")
-                .bind(trace.map(|t| format!("{t:032x}")))
-                .bind(time)
-                .execute(&store.pool)
-                .await
-                .unwrap();
-        }
+        let logs: Vec<LogRow> = [(Some(1u32), 1), (Some(1), 2), (Some(2), 3), (None, 4)]
+            .into_iter()
+            .map(|(trace, time_ns)| LogRow {
+                trace_id: trace.map(|t| format!("{t:032x}")),
+                span_id: None,
+                time_ns,
+                observed_time_ns: time_ns,
+                service: "svc".to_owned(),
+                severity_number: 9,
+                severity_text: "INFO".to_owned(),
+                body: "\"hello\"".to_owned(),
+                attributes: "{}".to_owned(),
+                resource: "{}".to_owned(),
+                scope: "{}".to_owned(),
+                flags: 0,
+            })
+            .collect();
+        store.insert_logs(&logs).await.unwrap();
+        let one_log = store.usage().await.unwrap().log_bytes / 4;
         store.insert(vec![row(1, 100)]).await.unwrap();
         store.insert(vec![row(2, 200)]).await.unwrap();
         assert_eq!(store.traces_evicted(), 1);
@@ -753,5 +761,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, [3, 4]);
+        let usage = store.usage().await.unwrap();
+        assert_eq!((usage.logs, usage.log_bytes), (2, 2 * one_log));
     }
 }

@@ -10,8 +10,8 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tracewire::{KeyValue, SpanKind, Status};
 use tracewire_collect::{
-    Collector, CollectorFile, Config, Edge, Operation, Retention, SPAN_OVERHEAD_BYTES, SpanRow,
-    Store, TimeRange, TraceQuery, Usage, api_response,
+    Collector, CollectorFile, Config, Edge, LogRow, Operation, Retention, SPAN_OVERHEAD_BYTES,
+    SpanRow, Store, TimeRange, TraceQuery, Usage, api_response,
 };
 
 mod common;
@@ -709,6 +709,7 @@ async fn usage_counts_traces_and_bytes_and_a_replaced_span_counts_once() {
     let usage = Usage {
         traces: 2,
         bytes: bytes_of(&spans),
+        ..Usage::default()
     };
     assert_eq!(store.usage().await.unwrap(), usage);
     // The same batch again (a retried export) replaces the spans.
@@ -770,6 +771,7 @@ async fn a_mixed_batch_counts_every_span_once() {
     let usage = Usage {
         traces: 253,
         bytes: bytes_of(&stored),
+        ..Usage::default()
     };
     assert_eq!(store.usage().await.unwrap(), usage);
     // Trace 300 now starts with its new span: it is the oldest to evict.
@@ -780,6 +782,7 @@ async fn a_mixed_batch_counts_every_span_once() {
             Retention {
                 max_traces: 252,
                 max_bytes: u64::MAX,
+                ..Retention::default()
             },
         )
         .await
@@ -796,12 +799,78 @@ async fn a_mixed_batch_counts_every_span_once() {
     assert_eq!(store_with_one.usage().await.unwrap().traces, 252);
 }
 
+/// A log record of trace 7 (never stored as a trace) at `time_ns`.
+fn log_of_a_trace_never_stored(time_ns: i64) -> LogRow {
+    LogRow {
+        trace_id: Some(trace_id(7)),
+        span_id: None,
+        time_ns,
+        observed_time_ns: time_ns,
+        service: "svc".to_owned(),
+        severity_number: 9,
+        severity_text: "INFO".to_owned(),
+        body: json!(format!("record {time_ns}")).to_string(),
+        attributes: "{}".to_owned(),
+        resource: "{}".to_owned(),
+        scope: "{}".to_owned(),
+        flags: 0,
+    }
+}
+
+/// Log records whose trace is never stored (or that have none) are
+/// bounded by their own number and bytes: past either, the oldest by time
+/// go; the totals follow.
+#[tokio::test]
+async fn past_max_logs_or_max_log_bytes_the_oldest_log_records_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        Retention {
+            max_logs: 3,
+            ..Retention::default()
+        },
+    )
+    .await
+    .unwrap();
+    let logs: Vec<LogRow> = [5, 1, 4, 2, 3]
+        .into_iter()
+        .map(log_of_a_trace_never_stored)
+        .collect();
+    store.insert_logs(&logs).await.unwrap();
+    let times = |logs: Vec<LogRow>| logs.iter().map(|l| l.time_ns).collect::<Vec<_>>();
+    assert_eq!(
+        times(store.trace_logs(&trace_id(7)).await.unwrap()),
+        [3, 4, 5]
+    );
+    let usage = store.usage().await.unwrap();
+    // Every record here has the same size.
+    let one = usage.log_bytes / 3;
+    assert_eq!((usage.logs, usage.log_bytes), (3, 3 * one));
+    store.close().await;
+
+    // Reopened with room for two records' bytes.
+    let store = Store::open_with(
+        dir.path(),
+        Retention {
+            max_log_bytes: 2 * one,
+            ..Retention::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(times(store.trace_logs(&trace_id(7)).await.unwrap()), [4, 5]);
+    let usage = store.usage().await.unwrap();
+    assert_eq!((usage.logs, usage.log_bytes), (2, 2 * one));
+    assert_eq!(usage.traces, 0);
+}
+
 #[tokio::test]
 async fn past_max_traces_the_oldest_traces_go_whole() {
     let dir = tempfile::tempdir().unwrap();
     let retention = Retention {
         max_traces: 3,
         max_bytes: u64::MAX,
+        ..Retention::default()
     };
     let store = Store::open_with(dir.path(), retention).await.unwrap();
     // Inserted out of order: age is the first span's start.
@@ -827,7 +896,8 @@ async fn past_max_traces_the_oldest_traces_go_whole() {
         usage,
         Usage {
             traces: 3,
-            bytes: bytes_of(&kept)
+            bytes: bytes_of(&kept),
+            ..Usage::default()
         }
     );
     // Every span of an evicted trace is gone.
@@ -844,6 +914,7 @@ async fn past_max_bytes_the_oldest_traces_go_whole() {
     let retention = Retention {
         max_traces: 1000,
         max_bytes: 3 * one + one / 2,
+        ..Retention::default()
     };
     let store = Store::open_with(dir.path(), retention).await.unwrap();
     for n in 10..20 {
@@ -857,7 +928,8 @@ async fn past_max_bytes_the_oldest_traces_go_whole() {
         store.usage().await.unwrap(),
         Usage {
             traces: 3,
-            bytes: 3 * one
+            bytes: 3 * one,
+            ..Usage::default()
         }
     );
     store.close().await;
@@ -868,6 +940,7 @@ async fn past_max_bytes_the_oldest_traces_go_whole() {
         Retention {
             max_traces: 1000,
             max_bytes: one,
+            ..Retention::default()
         },
     )
     .await
@@ -882,6 +955,7 @@ async fn operations_and_services_of_evicted_traces_are_forgotten() {
     let retention = Retention {
         max_traces: 1,
         max_bytes: u64::MAX,
+        ..Retention::default()
     };
     let store = Store::open_with(dir.path(), retention).await.unwrap();
     store
@@ -906,7 +980,8 @@ fn the_yaml_sets_the_retention() {
         config.retention,
         Retention {
             max_traces: 5,
-            max_bytes: 4096
+            max_bytes: 4096,
+            ..Retention::default()
         }
     );
     let partial = yaml.replace("max_traces: 5, max_bytes: 4096", "max_traces: 7");
@@ -917,7 +992,8 @@ fn the_yaml_sets_the_retention() {
         Config::default().retention,
         Retention {
             max_traces: 100_000,
-            max_bytes: 1 << 30
+            max_bytes: 1 << 30,
+            ..Retention::default()
         }
     );
     for bad in ["max_traces: -1", "max_bytes: lots", "max_age: 5"] {
@@ -937,6 +1013,7 @@ async fn the_collector_evicts_and_counts_past_its_retention() {
         retention: Retention {
             max_traces: 2,
             max_bytes: u64::MAX,
+            ..Retention::default()
         },
         ..Config::default()
     })

@@ -1,16 +1,20 @@
 //! Retention: the store is bounded by a number of traces and a number of
 //! bytes; past either bound the oldest traces (by first span start) are
-//! deleted whole.
+//! deleted whole, with their log records. Log records are bounded too, by
+//! their own number and bytes (records of no trace, or of a trace never
+//! stored, would otherwise stay forever); past either, the oldest records
+//! (by time) are deleted.
 //!
 //! The sizes are kept by every write (see `write`): `traces` holds one
 //! row per trace (first span start, spans, bytes) and `totals` the sums,
 //! so checking the bounds after a write is one row read and finding the
 //! oldest traces is an index range.
 
-use sqlx::Row as _;
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row as _};
 
 use super::StoreError;
+use crate::logs::LOG_ROW_BYTES_SQL;
 
 /// Traces deleted per transaction when evicting.
 pub(super) const EVICTION_CHUNK: i64 = 256;
@@ -24,13 +28,20 @@ pub struct Retention {
     /// The most bytes kept, as counted by [`Usage::bytes`] (default
     /// 1 GiB).
     pub max_bytes: u64,
+    /// The most log records kept (default 1,000,000).
+    pub max_logs: u64,
+    /// The most bytes of log records kept, as counted by
+    /// [`Usage::log_bytes`] (default 256 MiB).
+    pub max_log_bytes: u64,
 }
 
 impl Retention {
-    /// 100,000 traces and 1 GiB.
+    /// 100,000 traces and 1 GiB; 1,000,000 log records and 256 MiB.
     pub const DEFAULT: Retention = Retention {
         max_traces: 100_000,
         max_bytes: 1 << 30,
+        max_logs: 1_000_000,
+        max_log_bytes: 256 << 20,
     };
 }
 
@@ -52,6 +63,12 @@ pub struct Usage {
     /// [`SPAN_OVERHEAD_BYTES`](super::SPAN_OVERHEAD_BYTES) per span for
     /// its ids, numbers and index entries.
     pub bytes: u64,
+    /// Log records stored.
+    pub logs: u64,
+    /// The stored text of every log record (service, severity text and
+    /// the JSON of body, attributes, resource and scope, in UTF-8 bytes)
+    /// plus 128 bytes per record for its ids, numbers and index entries.
+    pub log_bytes: u64,
 }
 
 fn to_u64(n: i64) -> u64 {
@@ -59,21 +76,24 @@ fn to_u64(n: i64) -> u64 {
 }
 
 pub(super) async fn usage(pool: &SqlitePool) -> Result<Usage, StoreError> {
-    let row = sqlx::query("SELECT traces, bytes FROM totals WHERE id = 0")
+    let row = sqlx::query("SELECT traces, bytes, logs, log_bytes FROM totals WHERE id = 0")
         .fetch_optional(pool)
         .await?;
     Ok(match row {
         Some(row) => Usage {
             traces: to_u64(row.try_get("traces")?),
             bytes: to_u64(row.try_get("bytes")?),
+            logs: to_u64(row.try_get("logs")?),
+            log_bytes: to_u64(row.try_get("log_bytes")?),
         },
         None => Usage::default(),
     })
 }
 
-/// Deletes the oldest traces (spans, their `traces` row and, when the
-/// table exists, their log records), [`EVICTION_CHUNK`] per transaction,
-/// until the store is within `retention`. Returns the traces deleted.
+/// Deletes the oldest traces (spans, their `traces` row and their log
+/// records), [`EVICTION_CHUNK`] per transaction, until the store is within
+/// `retention`'s trace bounds; then the oldest log records until it is
+/// within its log bounds. Returns the traces deleted.
 pub(super) async fn enforce(pool: &SqlitePool, retention: Retention) -> Result<u64, StoreError> {
     let mut evicted = 0;
     loop {
@@ -111,7 +131,84 @@ pub(super) async fn enforce(pool: &SqlitePool, retention: Retention) -> Result<u
     if evicted > 0 {
         prune_operations(pool).await?;
     }
+    enforce_logs(pool, retention).await?;
     Ok(evicted)
+}
+
+/// Deletes the oldest log records (by time, then as stored),
+/// [`EVICTION_CHUNK`] per transaction, until the store is within
+/// `retention`'s log bounds.
+async fn enforce_logs(pool: &SqlitePool, retention: Retention) -> Result<(), StoreError> {
+    loop {
+        let now = usage(pool).await?;
+        let excess_logs = now.logs.saturating_sub(retention.max_logs);
+        let excess_bytes = now.log_bytes.saturating_sub(retention.max_log_bytes);
+        if excess_logs == 0 && excess_bytes == 0 {
+            return Ok(());
+        }
+        let oldest = sqlx::query(AssertSqlSafe(format!(
+            "SELECT rowid, {LOG_ROW_BYTES_SQL} AS bytes FROM logs ORDER BY time_ns, rowid LIMIT ?"
+        )))
+        .bind(EVICTION_CHUNK)
+        .fetch_all(pool)
+        .await?;
+        // The oldest records that bring both counts within bounds (or the
+        // whole chunk when that is not enough).
+        let mut rowids = Vec::new();
+        let mut freed = 0u64;
+        for row in &oldest {
+            let count = u64::try_from(rowids.len()).unwrap_or(u64::MAX);
+            if count >= excess_logs && freed >= excess_bytes {
+                break;
+            }
+            rowids.push(row.try_get::<i64, _>("rowid")?);
+            freed = freed.saturating_add(to_u64(row.try_get("bytes")?));
+        }
+        if rowids.is_empty() {
+            // The totals say more than the table holds: nothing to delete.
+            return Ok(());
+        }
+        let list = serde_json::to_string(&rowids).unwrap_or_else(|_| "[]".to_owned());
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let deleted =
+            delete_logs(&mut tx, "rowid IN (SELECT value FROM json_each(?))", &list).await?;
+        subtract_logs(&mut tx, deleted).await?;
+        tx.commit().await?;
+    }
+}
+
+/// Deletes the log records matching `condition` (one `?`, bound to
+/// `value`); returns how many and their bytes.
+async fn delete_logs(
+    conn: &mut SqliteConnection,
+    condition: &str,
+    value: &str,
+) -> Result<(i64, i64), StoreError> {
+    let freed: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "DELETE FROM logs WHERE {condition} RETURNING {LOG_ROW_BYTES_SQL}"
+    )))
+    .bind(value)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((
+        i64::try_from(freed.len()).unwrap_or(i64::MAX),
+        freed.iter().sum(),
+    ))
+}
+
+/// Takes deleted log records (count, bytes) off the totals.
+async fn subtract_logs(
+    conn: &mut SqliteConnection,
+    (logs, bytes): (i64, i64),
+) -> Result<(), StoreError> {
+    if logs > 0 {
+        sqlx::query("UPDATE totals SET logs = logs - ?, log_bytes = log_bytes - ? WHERE id = 0")
+            .bind(logs)
+            .bind(bytes)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Deletes these traces whole in one transaction; returns how many had a
@@ -135,17 +232,13 @@ async fn delete_traces(pool: &SqlitePool, ids: &[String]) -> Result<u64, StoreEr
         .bind(&list)
         .execute(&mut *tx)
         .await?;
-    let has_logs: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'logs')",
+    let deleted = delete_logs(
+        &mut tx,
+        "trace_id IN (SELECT value FROM json_each(?))",
+        &list,
     )
-    .fetch_one(&mut *tx)
     .await?;
-    if has_logs {
-        sqlx::query("DELETE FROM logs WHERE trace_id IN (SELECT value FROM json_each(?))")
-            .bind(&list)
-            .execute(&mut *tx)
-            .await?;
-    }
+    subtract_logs(&mut tx, deleted).await?;
     tx.commit().await?;
     Ok(u64::try_from(freed.len()).unwrap_or(u64::MAX))
 }
