@@ -130,23 +130,58 @@ enum Command {
         /// 127.0.0.1:4317].
         #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
         grpc_listen: Option<Listen>,
-        /// The most traces the store keeps; past it, the oldest (by first
-        /// span start) are deleted whole [default: the config's
-        /// exporters.tracewire_store.max_traces, else 100000].
-        #[arg(long, value_name = "N")]
-        max_traces: Option<u64>,
-        /// The most bytes of span data the store keeps (see
-        /// tracewire-collect's README); past it, the oldest traces are
-        /// deleted whole [default: the config's
-        /// exporters.tracewire_store.max_bytes, else 1073741824 (1 GiB)].
-        #[arg(long, value_name = "BYTES")]
-        max_bytes: Option<u64>,
+        #[command(flatten)]
+        retention: RetentionArgs,
         /// Where to serve the web viewer (search, waterfall, critical
         /// path, compare, service map), or `off` [default: 127.0.0.1:16686;
         /// when that port is busy, a warning and no viewer].
         #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
         ui_listen: Option<Listen>,
     },
+}
+
+/// The store's bounds on the command line; each overrides the config's
+/// `exporters.tracewire_store` setting of the same name.
+#[derive(Debug, clap::Args)]
+struct RetentionArgs {
+    /// The most traces the store keeps; past it, the oldest (by first
+    /// span start) are deleted whole [default: the config's
+    /// exporters.tracewire_store.max_traces, else 100000].
+    #[arg(long, value_name = "N")]
+    max_traces: Option<u64>,
+    /// The most bytes of span data the store keeps (see
+    /// tracewire-collect's README); past it, the oldest traces are
+    /// deleted whole [default: the config's
+    /// exporters.tracewire_store.max_bytes, else 1073741824 (1 GiB)].
+    #[arg(long, value_name = "BYTES")]
+    max_bytes: Option<u64>,
+    /// The most log records the store keeps; past it, the oldest (by
+    /// time) are deleted [default: the config's
+    /// exporters.tracewire_store.max_logs, else 1000000].
+    #[arg(long, value_name = "N")]
+    max_logs: Option<u64>,
+    /// The most bytes of log records the store keeps; past it, the oldest
+    /// are deleted [default: the config's
+    /// exporters.tracewire_store.max_log_bytes, else 268435456 (256 MiB)].
+    #[arg(long, value_name = "BYTES")]
+    max_log_bytes: Option<u64>,
+}
+
+impl RetentionArgs {
+    /// `retention` with the bounds given on the command line.
+    fn apply(&self, retention: &mut tracewire_collect::Retention) {
+        let bounds = [
+            (self.max_traces, &mut retention.max_traces),
+            (self.max_bytes, &mut retention.max_bytes),
+            (self.max_logs, &mut retention.max_logs),
+            (self.max_log_bytes, &mut retention.max_log_bytes),
+        ];
+        for (given, bound) in bounds {
+            if let Some(n) = given {
+                *bound = n;
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -214,8 +249,7 @@ fn collect(
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     grpc_listen: Option<Listen>,
-    max_traces: Option<u64>,
-    max_bytes: Option<u64>,
+    retention: &RetentionArgs,
     ui_listen: Option<Listen>,
 ) -> Result<String, CliError> {
     let data_dir = data.unwrap_or_else(tracewire_collect::default_data_dir);
@@ -239,12 +273,7 @@ fn collect(
     if let Some(Listen(grpc)) = grpc_listen {
         config.grpc_listen = grpc;
     }
-    if let Some(n) = max_traces {
-        config.retention.max_traces = n;
-    }
-    if let Some(n) = max_bytes {
-        config.retention.max_bytes = n;
-    }
+    retention.apply(&mut config.retention);
     // Bound before the collector starts: an explicit --ui-listen that
     // cannot be bound is an error; the default port being busy only costs
     // the viewer.
@@ -385,18 +414,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             data,
             grpc_listen,
-            max_traces,
-            max_bytes,
+            retention,
             ui_listen,
-        } => collect(
-            config,
-            listen,
-            data,
-            grpc_listen,
-            max_traces,
-            max_bytes,
-            ui_listen,
-        )?,
+        } => collect(config, listen, data, grpc_listen, &retention, ui_listen)?,
     };
     let mut stdout = io::stdout().lock();
     match stdout

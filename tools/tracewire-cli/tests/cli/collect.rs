@@ -7,10 +7,15 @@ use std::process::{Command, Stdio};
 
 /// One request on a fresh connection; the status code.
 fn post(addr: &str, content_type: &str, body: &[u8]) -> u16 {
+    post_to(addr, "/v1/traces", content_type, body)
+}
+
+/// One request to `path` on a fresh connection; the status code.
+fn post_to(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "POST /v1/traces HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -33,6 +38,8 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
             "127.0.0.1:0",
             "--ui-listen",
             "off",
+            "--max-logs",
+            "2",
             "--data",
         ])
         .arg(dir.path())
@@ -68,6 +75,17 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
         post(&addr, "application/json", br#"{"resourceSpans":[]}"#),
         200
     );
+    // Three log records of no trace, one request each; --max-logs 2 keeps
+    // the latest two.
+    for time in 1..=3 {
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{time}","body":{{"stringValue":"r{time}"}}}}]}}]}}]}}"#
+        );
+        assert_eq!(
+            post_to(&addr, "/v1/logs", "application/json", body.as_bytes()),
+            200
+        );
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -78,10 +96,14 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
     assert!(output.status.success(), "{output:?}");
     assert!(
         String::from_utf8_lossy(&output.stdout).starts_with("stored 0 spans")
-            && String::from_utf8_lossy(&output.stdout).contains("0 log records"),
+            && String::from_utf8_lossy(&output.stdout).contains("3 log records"),
         "{output:?}"
     );
-    assert!(dir.path().join("traces.sqlite").exists());
+    let usage = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = tracewire_collect::Store::open(dir.path()).await.unwrap();
+        store.usage().await.unwrap()
+    });
+    assert_eq!((usage.traces, usage.logs), (0, 2));
 }
 
 #[test]
