@@ -94,6 +94,10 @@ pub struct CollectorFile {
     /// `grpc` names none); `None` when the file has no `grpc` protocol:
     /// as in the Collector, only the protocols listed are served.
     pub grpc_listen: Option<SocketAddr>,
+    /// The `zipkin` receiver's `endpoint` (`127.0.0.1:9411` when it names
+    /// none); `None` unless the traces pipeline uses a `zipkin` receiver:
+    /// as in the Collector, receivers no pipeline uses are not started.
+    pub zipkin_listen: Option<SocketAddr>,
     /// `service.pipelines.traces`.
     pub pipeline: Pipeline,
     /// `exporters.tracewire_store`'s `max_traces` and `max_bytes`, over
@@ -142,8 +146,9 @@ impl CollectorFile {
         Self::from_yaml(&text)
     }
 
-    /// Reads the Collector's YAML configuration: `receivers`,
-    /// `processors`, `exporters` and `service.pipelines.traces`.
+    /// Reads the Collector's YAML configuration: `receivers` (`otlp`, and
+    /// `zipkin` for a traces pipeline), `processors`, `exporters` and
+    /// `service.pipelines.traces`.
     ///
     /// # Errors
     /// When the text is not YAML; a component's type is unknown or not
@@ -179,10 +184,14 @@ impl CollectorFile {
         // Every defined component is checked, used or not.
         let mut listen = None;
         let mut grpc_listen = None;
+        let mut zipkin_receivers = std::collections::HashMap::new();
         for (id, settings) in receivers {
             match component_type(id) {
                 "otlp" => (listen, grpc_listen) = otlp_receiver(id, settings)?,
-                "jaeger" | "zipkin" | "kafka" | "prometheus" => {
+                "zipkin" => {
+                    zipkin_receivers.insert(id.clone(), zipkin_receiver(id, settings)?);
+                }
+                "jaeger" | "kafka" | "prometheus" => {
                     return Err(invalid(format!("receiver {id:?}: not supported yet")));
                 }
                 _ => return Err(invalid(format!("unknown receiver {id:?}"))),
@@ -258,6 +267,8 @@ impl CollectorFile {
             "service.pipelines",
         )?;
         let mut pipeline = Pipeline::default();
+        let mut zipkin_listen = None;
+        let mut zipkin_used: Option<String> = None;
         let (mut seen_traces, mut seen_logs) = (false, false);
         for (id, settings) in pipelines {
             let signal = component_type(id);
@@ -305,6 +316,21 @@ impl CollectorFile {
                     return Err(invalid(format!(
                         "pipeline {id:?}: receiver {r:?} is not defined under receivers"
                     )));
+                }
+                if let Some(endpoint) = zipkin_receivers.get(r) {
+                    if signal != "traces" {
+                        return Err(invalid(format!(
+                            "pipeline {id:?}: receiver {r:?}: zipkin receives traces only"
+                        )));
+                    }
+                    if zipkin_used.as_ref().is_some_and(|used| used != r) {
+                        return Err(invalid(format!(
+                            "pipeline {id:?}: receiver {r:?}: only one zipkin receiver is \
+                             supported yet"
+                        )));
+                    }
+                    zipkin_used = Some(r.clone());
+                    zipkin_listen = Some(*endpoint);
                 }
             }
             for p in used("processors")? {
@@ -371,6 +397,7 @@ impl CollectorFile {
         Ok(CollectorFile {
             listen,
             grpc_listen,
+            zipkin_listen,
             pipeline,
             retention,
             warnings,
@@ -459,18 +486,47 @@ fn otlp_receiver(
     Ok((listen, grpc_listen))
 }
 
-fn endpoint(id: &str, protocol: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+/// The `zipkin` receiver's `endpoint` (the default: `127.0.0.1:9411`,
+/// Zipkin's port on the loopback interface, as this collector's other
+/// default addresses); no other setting is supported yet.
+fn zipkin_receiver(id: &str, settings: &Json) -> Result<SocketAddr, ConfigError> {
+    let mut listen = SocketAddr::from(([127, 0, 0, 1], 9411));
+    for (key, value) in object(settings, id)? {
+        match key.as_str() {
+            "endpoint" => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| invalid(format!("receiver {id:?}: endpoint: not a string")))?;
+                listen = resolve(text).ok_or_else(|| {
+                    invalid(format!("receiver {id:?}: endpoint {text:?}: not host:port"))
+                })?;
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "receiver {id:?}: {key}: not supported yet (supported: endpoint)"
+                )));
+            }
+        }
+    }
+    Ok(listen)
+}
+
+/// `host:port` (an IP address, or a name resolved) as a socket address.
+fn resolve(text: &str) -> Option<SocketAddr> {
     if let Ok(addr) = text.parse() {
-        return Ok(addr);
+        return Some(addr);
     }
     text.to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            invalid(format!(
-                "receiver {id:?}: protocols.{protocol}.endpoint {text:?}: not host:port"
-            ))
-        })
+}
+
+fn endpoint(id: &str, protocol: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    resolve(text).ok_or_else(|| {
+        invalid(format!(
+            "receiver {id:?}: protocols.{protocol}.endpoint {text:?}: not host:port"
+        ))
+    })
 }
 
 fn batch_settings(

@@ -26,6 +26,11 @@
 //! its `sending_queue.queue_size` (a full queue drops that exporter's
 //! copy, counted in [`ExporterStats`]). The README lists every answer.
 //!
+//! An optional `zipkin` receiver ([`Config::zipkin_listen`], off by
+//! default) takes Zipkin v2 JSON spans on `POST /api/v2/spans` on a
+//! listener of its own and queues them as OTLP spans: the processors,
+//! the store and the exporters see them as any OTLP export.
+//!
 //! Log records (`/v1/logs`, `LogsService/Export`) go through the same
 //! queue but skip the pipeline's processors (`filter` and `tail_sampling`
 //! are trace processors): every log record received is stored, in the
@@ -45,6 +50,7 @@ mod pipeline;
 mod retry_info;
 mod server;
 mod store;
+mod zipkin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +79,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4318";
 /// The default OTLP/gRPC listen address (OTLP/gRPC's port).
 pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:4317";
 
+/// The `zipkin` receiver's listen address when the configuration names
+/// none (Zipkin's port).
+pub const DEFAULT_ZIPKIN_LISTEN: &str = "127.0.0.1:9411";
+
 /// The default largest request body: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -88,6 +98,11 @@ pub struct Config {
     /// Where to listen for OTLP/gRPC (port 0: any free port); `None`: no
     /// gRPC listener.
     pub grpc_listen: Option<SocketAddr>,
+    /// Where to listen for Zipkin v2 JSON spans on `POST /api/v2/spans`
+    /// (port 0: any free port); `None` (the default): no Zipkin listener.
+    /// A configuration file sets it when its traces pipeline uses a
+    /// `zipkin` receiver.
+    pub zipkin_listen: Option<SocketAddr>,
     /// The directory of the store (created if missing).
     pub data_dir: PathBuf,
     /// The largest request body, before and after gzip decompression;
@@ -131,6 +146,7 @@ impl Config {
             self.listen = listen;
         }
         self.grpc_listen = file.grpc_listen;
+        self.zipkin_listen = file.zipkin_listen;
         self.pipeline = file.pipeline;
         if let Some(retention) = file.retention {
             self.retention = retention;
@@ -147,6 +163,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
             grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
+            zipkin_listen: None,
             data_dir: default_data_dir(),
             body_limit: DEFAULT_BODY_LIMIT,
             queue_capacity: 64,
@@ -271,6 +288,8 @@ pub struct Collector {
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     grpc: Option<tokio::task::JoinHandle<()>>,
+    zipkin_addr: Option<SocketAddr>,
+    zipkin: Option<tokio::task::JoinHandle<()>>,
     close_queue: tokio::sync::oneshot::Sender<()>,
     writer: tokio::task::JoinHandle<()>,
     exporters: export::Tasks,
@@ -278,8 +297,8 @@ pub struct Collector {
 
 impl Collector {
     /// Opens the store (in memory when the pipeline does not store),
-    /// binds the listeners (HTTP, and gRPC unless [`Config::grpc_listen`]
-    /// is `None`), starts the exporters and starts serving (on the current
+    /// binds the listeners (HTTP; gRPC unless [`Config::grpc_listen`]
+    /// is `None`; Zipkin when [`Config::zipkin_listen`] is set), starts the exporters and starts serving (on the current
     /// tokio runtime).
     ///
     /// # Errors
@@ -302,17 +321,11 @@ impl Collector {
             source,
         })?;
         let grpc_listener = match config.grpc_listen {
-            Some(grpc_listen) => {
-                let bind_error = |source| Error::Listen {
-                    addr: grpc_listen,
-                    source,
-                };
-                let listener = tokio::net::TcpListener::bind(grpc_listen)
-                    .await
-                    .map_err(bind_error)?;
-                let addr = listener.local_addr().map_err(bind_error)?;
-                Some((listener, addr))
-            }
+            Some(grpc_listen) => Some(bind(grpc_listen).await?),
+            None => None,
+        };
+        let zipkin_listener = match config.zipkin_listen {
+            Some(zipkin_listen) => Some(bind(zipkin_listen).await?),
             None => None,
         };
         // After binding, so that a busy port leaves a `file` exporter's
@@ -349,6 +362,16 @@ impl Collector {
                 config.max_connections.max(1),
             ))
         });
+        let zipkin_addr = zipkin_listener.as_ref().map(|(_, addr)| *addr);
+        let zipkin = zipkin_listener.map(|(listener, _)| {
+            tokio::spawn(zipkin::serve(
+                listener,
+                ingest.clone(),
+                config.body_limit,
+                stopped.clone(),
+                config.max_connections.max(1),
+            ))
+        });
         let state = Arc::new(server::State {
             store: store.clone(),
             ingest,
@@ -368,6 +391,8 @@ impl Collector {
             stop,
             server,
             grpc,
+            zipkin_addr,
+            zipkin,
             close_queue,
             writer,
             exporters: export_tasks,
@@ -385,6 +410,12 @@ impl Collector {
         self.grpc_addr
     }
 
+    /// The address it listens on for Zipkin v2 JSON spans (`None`: no
+    /// Zipkin listener, see [`Config::zipkin_listen`]).
+    pub fn zipkin_addr(&self) -> Option<SocketAddr> {
+        self.zipkin_addr
+    }
+
     /// What it did so far.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -398,15 +429,15 @@ impl Collector {
         &self.store
     }
 
-    /// Stops accepting connections on both listeners, lets requests in
+    /// Stops accepting connections on every listener, lets requests in
     /// progress finish (connections still busy after [`DRAIN_TIMEOUT`] are
     /// cut), writes every queued batch to the store and closes it, and
     /// gives the exporters [`EXPORT_FLUSH_TIMEOUT`] to send what they
     /// hold. Returns the final counts.
     pub async fn shutdown(self) -> Stats {
         let _ = self.stop.send(true);
-        // Both listeners drain at once; the HTTP one cuts connections
-        // still busy after DRAIN_TIMEOUT itself.
+        // The listeners drain at once; the HTTP ones (OTLP/HTTP, Zipkin)
+        // cut connections still busy after DRAIN_TIMEOUT themselves.
         let grpc = async {
             if let Some(mut grpc) = self.grpc
                 && tokio::time::timeout(DRAIN_TIMEOUT, &mut grpc)
@@ -416,7 +447,12 @@ impl Collector {
                 grpc.abort();
             }
         };
-        let _ = tokio::join!(self.server, grpc);
+        let zipkin = async {
+            if let Some(zipkin) = self.zipkin {
+                let _ = zipkin.await;
+            }
+        };
+        let _ = tokio::join!(self.server, grpc, zipkin);
         // Then the queue takes no more batches (a request still running on
         // a cut connection is told the collector is stopping); the writer
         // stores what is queued and ends, closing the exporters' queues.
@@ -429,6 +465,16 @@ impl Collector {
             ..self.counters.snapshot()
         }
     }
+}
+
+/// Binds a listener: it and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
+    let bind_error = |source| Error::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
 }
 
 /// Runs a collector on a new multi-threaded runtime until Ctrl-C or (on

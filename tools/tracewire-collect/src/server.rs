@@ -272,9 +272,14 @@ async fn export(state: &State, req: Request<Incoming>, signal: Signal) -> Reply 
                 .map(|response| encoded(encoding, &response))
         }
     };
-    match queued {
-        Ok(reply) => reply,
-        Err(Refused::Full) => {
+    queued.unwrap_or_else(refused)
+}
+
+/// The answer to an export the queue refused: 503, with `Retry-After`
+/// when the queue is full.
+pub(crate) fn refused(why: Refused) -> Reply {
+    match why {
+        Refused::Full => {
             let mut reply = text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the ingest queue is full; retry later",
@@ -284,9 +289,7 @@ async fn export(state: &State, req: Request<Incoming>, signal: Signal) -> Reply 
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             reply
         }
-        Err(Refused::Stopping) => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping")
-        }
+        Refused::Stopping => text(StatusCode::SERVICE_UNAVAILABLE, "the collector is stopping"),
     }
 }
 
@@ -311,8 +314,8 @@ fn encoded<M: prost::Message + serde::Serialize>(encoding: Encoding, message: &M
 /// OTLP's, 413 past the body limit, 400 for a body that cannot be read or
 /// bad gzip.
 async fn read_body(state: &State, req: Request<Incoming>) -> Result<(Encoding, Bytes), Reply> {
-    let headers = req.headers();
-    let Some(encoding) = headers
+    let Some(encoding) = req
+        .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(Encoding::from_content_type)
@@ -322,6 +325,18 @@ async fn read_body(state: &State, req: Request<Incoming>) -> Result<(Encoding, B
             "Content-Type must be application/x-protobuf or application/json",
         ));
     };
+    Ok((encoding, read_limited(state.body_limit, req).await?))
+}
+
+/// The (decompressed) body of a request, whatever its content type, or
+/// the answer refusing it: 415 for a `Content-Encoding` other than gzip
+/// or identity, 413 past `body_limit` (before or after decompression),
+/// 400 for a body that cannot be read or bad gzip.
+pub(crate) async fn read_limited(
+    body_limit: usize,
+    req: Request<Incoming>,
+) -> Result<Bytes, Reply> {
+    let headers = req.headers();
     let gzip = match headers.get(CONTENT_ENCODING).map(HeaderValue::to_str) {
         None => false,
         Some(Ok(v)) if v.trim().eq_ignore_ascii_case("gzip") => true,
@@ -333,18 +348,15 @@ async fn read_body(state: &State, req: Request<Incoming>) -> Result<(Encoding, B
             ));
         }
     };
-    let too_large = format!("the body is larger than {} bytes", state.body_limit);
+    let too_large = format!("the body is larger than {body_limit} bytes");
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > u64::try_from(state.body_limit).unwrap_or(u64::MAX)) {
+    if declared.is_some_and(|n| n > u64::try_from(body_limit).unwrap_or(u64::MAX)) {
         return Err(text(StatusCode::PAYLOAD_TOO_LARGE, &too_large));
     }
-    let body = match Limited::new(req.into_body(), state.body_limit)
-        .collect()
-        .await
-    {
+    let body = match Limited::new(req.into_body(), body_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return Err(text(StatusCode::PAYLOAD_TOO_LARGE, &too_large));
@@ -357,7 +369,7 @@ async fn read_body(state: &State, req: Request<Incoming>) -> Result<(Encoding, B
         }
     };
     let body = if gzip {
-        match gunzip(&body, state.body_limit) {
+        match gunzip(&body, body_limit) {
             Ok(Some(b)) => Bytes::from(b),
             Ok(None) => {
                 return Err(text(
@@ -375,7 +387,7 @@ async fn read_body(state: &State, req: Request<Incoming>) -> Result<(Encoding, B
     } else {
         body
     };
-    Ok((encoding, body))
+    Ok(body)
 }
 
 /// The decompressed body; `None` when it is larger than `limit`.
