@@ -405,8 +405,9 @@ impl CollectorFile {
     }
 }
 
-/// `exporters.tracewire_store: {max_traces: N, max_bytes: N}` (both
-/// optional, non-negative integers; no other setting).
+/// `exporters.tracewire_store: {max_traces: N, max_bytes: N, max_logs: N,
+/// max_log_bytes: N}` (each optional, a non-negative integer; no other
+/// setting).
 fn store_retention(id: &str, settings: &Json) -> Result<Retention, ConfigError> {
     let mut retention = Retention::default();
     for (key, value) in object(settings, id)? {
@@ -418,6 +419,8 @@ fn store_retention(id: &str, settings: &Json) -> Result<Retention, ConfigError> 
         match key.as_str() {
             "max_traces" => retention.max_traces = n,
             "max_bytes" => retention.max_bytes = n,
+            "max_logs" => retention.max_logs = n,
+            "max_log_bytes" => retention.max_log_bytes = n,
             _ => return Err(invalid(format!("exporter {id:?}: unknown setting {key:?}"))),
         }
     }

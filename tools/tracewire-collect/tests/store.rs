@@ -973,7 +973,7 @@ async fn operations_and_services_of_evicted_traces_are_forgotten() {
 #[test]
 fn the_yaml_sets_the_retention() {
     let yaml = "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\n\
-                exporters: {tracewire_store: {max_traces: 5, max_bytes: 4096}}\n\
+                exporters: {tracewire_store: {max_traces: 5, max_bytes: 4096, max_logs: 9, max_log_bytes: 8192}}\n\
                 service: {pipelines: {traces: {receivers: [otlp], exporters: [tracewire_store]}}}\n";
     let config = Config::default().apply(CollectorFile::from_yaml(yaml).unwrap());
     assert_eq!(
@@ -981,23 +981,37 @@ fn the_yaml_sets_the_retention() {
         Retention {
             max_traces: 5,
             max_bytes: 4096,
-            ..Retention::default()
+            max_logs: 9,
+            max_log_bytes: 8192,
         }
     );
-    let partial = yaml.replace("max_traces: 5, max_bytes: 4096", "max_traces: 7");
+    let partial = yaml.replace(
+        "max_traces: 5, max_bytes: 4096, max_logs: 9, max_log_bytes: 8192",
+        "max_traces: 7",
+    );
     let config = Config::default().apply(CollectorFile::from_yaml(&partial).unwrap());
     assert_eq!(config.retention.max_traces, 7);
     assert_eq!(config.retention.max_bytes, Retention::DEFAULT.max_bytes);
+    assert_eq!(config.retention.max_logs, Retention::DEFAULT.max_logs);
     assert_eq!(
         Config::default().retention,
         Retention {
             max_traces: 100_000,
             max_bytes: 1 << 30,
-            ..Retention::default()
+            max_logs: 1_000_000,
+            max_log_bytes: 256 << 20,
         }
     );
-    for bad in ["max_traces: -1", "max_bytes: lots", "max_age: 5"] {
-        let yaml = yaml.replace("max_traces: 5, max_bytes: 4096", bad);
+    for bad in [
+        "max_traces: -1",
+        "max_bytes: lots",
+        "max_logs: 1.5",
+        "max_age: 5",
+    ] {
+        let yaml = yaml.replace(
+            "max_traces: 5, max_bytes: 4096, max_logs: 9, max_log_bytes: 8192",
+            bad,
+        );
         let error = CollectorFile::from_yaml(&yaml).unwrap_err().to_string();
         assert!(error.contains("tracewire_store"), "{bad}: {error}");
     }
