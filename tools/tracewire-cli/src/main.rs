@@ -298,11 +298,15 @@ fn collect(
         let addr = collector.local_addr();
         let _ = writeln!(
             io::stderr().lock(),
-            "tracewire collect: OTLP/HTTP on http://{addr}/v1/traces, API on http://{addr}/api/services, {}, store {}; Ctrl-C stops",
+            "tracewire collect: OTLP/HTTP on http://{addr}/v1/traces, API on http://{addr}/api/services, {}{}, store {}; Ctrl-C stops",
             collector.grpc_addr().map_or_else(
                 || "no OTLP/gRPC".to_owned(),
                 |grpc| format!("OTLP/gRPC on http://{grpc}")
             ),
+            collector
+                .zipkin_addr()
+                .map(|zipkin| format!(", Zipkin on http://{zipkin}/api/v2/spans"))
+                .unwrap_or_default(),
             database.display()
         );
         if let Some(listener) = ui {

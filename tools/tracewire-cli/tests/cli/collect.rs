@@ -25,24 +25,13 @@ fn post_to(addr: &str, path: &str, content_type: &str, body: &[u8]) -> u16 {
     answer.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
-#[cfg(unix)]
-#[test]
-fn collect_answers_and_exits_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// `tracewire collect` with `args`, its stderr banner line read.
+fn start(args: &[&str], data: &std::path::Path) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tracewire"))
-        .args([
-            "collect",
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--ui-listen",
-            "off",
-            "--max-logs",
-            "2",
-            "--data",
-        ])
-        .arg(dir.path())
+        .arg("collect")
+        .args(args)
+        .arg("--data")
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -51,19 +40,54 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
     BufReader::new(child.stderr.take().unwrap())
         .read_line(&mut banner)
         .unwrap();
-    let addr = banner
-        .split("http://")
+    (child, banner)
+}
+
+/// The `host:port` after `prefix` in the banner, up to `end`.
+fn address_after(banner: &str, prefix: &str, end: char) -> String {
+    banner
+        .split(prefix)
         .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"))
-        .to_owned();
-    // The OTLP/gRPC listener is up too.
-    let grpc = banner
-        .split("OTLP/gRPC on http://")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no gRPC address in {banner:?}"))
-        .to_owned();
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_else(|| panic!("no {prefix:?} in {banner:?}"))
+        .to_owned()
+}
+
+/// Sends SIGTERM and waits: the process exits 0; its stdout.
+#[cfg(unix)]
+fn stop(child: std::process::Child) -> String {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[cfg(unix)]
+#[test]
+fn collect_answers_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, banner) = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--ui-listen",
+            "off",
+            "--max-logs",
+            "2",
+        ],
+        dir.path(),
+    );
+    let addr = address_after(&banner, "http://", '/');
+    // The OTLP/gRPC listener is up too; no Zipkin listener unless
+    // configured.
+    let grpc = address_after(&banner, "OTLP/gRPC on http://", ',');
+    assert!(!banner.contains("Zipkin"), "{banner}");
     TcpStream::connect(&grpc).expect("the gRPC listener accepts");
 
     assert_eq!(
@@ -87,23 +111,48 @@ fn collect_answers_and_exits_cleanly_on_sigterm() {
         );
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{output:?}");
+    let stdout = stop(child);
     assert!(
-        String::from_utf8_lossy(&output.stdout).starts_with("stored 0 spans")
-            && String::from_utf8_lossy(&output.stdout).contains("3 log records"),
-        "{output:?}"
+        stdout.starts_with("stored 0 spans") && stdout.contains("3 log records"),
+        "{stdout}"
     );
     let usage = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = tracewire_collect::Store::open(dir.path()).await.unwrap();
         store.usage().await.unwrap()
     });
     assert_eq!((usage.traces, usage.logs), (0, 2));
+}
+
+/// A configured `zipkin` receiver is announced, and what it receives is
+/// stored.
+#[cfg(unix)]
+#[test]
+fn a_configured_zipkin_receiver_is_announced_and_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("collector.yaml");
+    std::fs::write(
+        &config,
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\n  \
+         zipkin:\n    endpoint: 127.0.0.1:0\n\
+         exporters:\n  tracewire_store: {}\n\
+         service:\n  pipelines:\n    traces:\n      receivers: [otlp, zipkin]\n      exporters: [tracewire_store]\n",
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let (child, banner) = start(
+        &["--config", &config, "--ui-listen", "off"],
+        &dir.path().join("data"),
+    );
+    let zipkin = address_after(&banner, "Zipkin on http://", '/');
+    let span = br#"[{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312",
+        "name":"get /api","kind":"SERVER","timestamp":1700000000000000,"duration":2000,
+        "localEndpoint":{"serviceName":"frontend"}}]"#;
+    assert_eq!(
+        post_to(&zipkin, "/api/v2/spans", "application/json", span),
+        202
+    );
+    let stdout = stop(child);
+    assert!(stdout.starts_with("stored 1 spans"), "{stdout}");
 }
 
 #[test]
