@@ -42,9 +42,6 @@ pub(crate) enum Refused {
 pub(crate) struct Ingest {
     pub(crate) queue: mpsc::Sender<Batch>,
     pub(crate) counters: Arc<Counters>,
-    /// Whether a forwarding exporter needs the OTLP spans as received
-    /// (else only the store's rows are queued).
-    pub(crate) keep_spans: bool,
 }
 
 impl Ingest {
@@ -54,7 +51,7 @@ impl Ingest {
         &self,
         request: ExportTraceServiceRequest,
     ) -> Result<ExportTraceServiceResponse, Refused> {
-        let (rows, rejected, reason) = otlp::rows(request, self.keep_spans);
+        let (rows, rejected, reason) = otlp::rows(request);
         let accepted = count(rows.len());
         if !rows.is_empty() {
             self.submit(Batch::Spans(rows))?;

@@ -335,7 +335,6 @@ impl Collector {
             exporters: export_tasks.counters.clone(),
             ..Counters::default()
         });
-        let keep_spans = !exporters.is_empty();
         let (queue, batches) = tokio::sync::mpsc::channel(config.queue_capacity.max(1));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (close_queue, queue_closed) = tokio::sync::oneshot::channel();
@@ -352,7 +351,6 @@ impl Collector {
         let ingest = ingest::Ingest {
             queue,
             counters: counters.clone(),
-            keep_spans,
         };
         let grpc_addr = grpc_listener.as_ref().map(|(_, addr)| *addr);
         let grpc = grpc_listener.map(|(listener, _)| {

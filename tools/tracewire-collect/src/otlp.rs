@@ -54,18 +54,16 @@ where
     }
 }
 
-/// A span as received: its store row (what the processors read), and,
-/// when a forwarding exporter needs it, the OTLP span itself with its
-/// resource and scope, so that exporters forward exactly what was
-/// received (the row's JSON text loses bytes values, repeated keys,
-/// dropped counts, schema URLs, scope attributes).
+/// A span as received: its store row (what the processors read), and
+/// the OTLP span itself with its resource and scope, so that exporters
+/// forward exactly what was received (the row's JSON text loses bytes
+/// values, repeated keys, dropped counts, schema URLs, scope attributes).
 #[derive(Debug)]
 pub(crate) struct Received {
     /// What the store writes and the processors read.
     pub(crate) row: SpanRow,
-    /// The span as received; `None` when no exporter forwards spans (the
-    /// row then took its text instead of a copy).
-    pub(crate) span: Option<Span>,
+    /// The span as received.
+    pub(crate) span: Span,
     /// Its resource and scope, shared by the spans of one `ScopeSpans`.
     pub(crate) scope: Arc<ScopeOrigin>,
 }
@@ -119,22 +117,10 @@ pub(crate) fn request(spans: Vec<(Span, Arc<ScopeOrigin>)>) -> ExportTraceServic
     ExportTraceServiceRequest { resource_spans }
 }
 
-/// The spans of a request (with their rows; with the OTLP spans too when
-/// `keep_spans`), and how many spans were rejected (a trace id that is not
-/// 16 bytes, a span id that is not 8, a parent id that is neither empty nor
-/// 8 bytes) with the first reason.
-pub(crate) fn rows(
-    request: ExportTraceServiceRequest,
-    keep_spans: bool,
-) -> (Vec<Received>, u64, Option<String>) {
-    // The row's text: a copy when the span is kept, else the span's own.
-    let text = |s: &mut String| {
-        if keep_spans {
-            s.clone()
-        } else {
-            std::mem::take(s)
-        }
-    };
+/// The spans of a request (with their rows), and how many spans were
+/// rejected (a trace id that is not 16 bytes, a span id that is not 8, a
+/// parent id that is neither empty nor 8 bytes) with the first reason.
+pub(crate) fn rows(request: ExportTraceServiceRequest) -> (Vec<Received>, u64, Option<String>) {
     let mut out = Vec::new();
     let mut rejected = 0u64;
     let mut reason = None;
@@ -151,7 +137,7 @@ pub(crate) fn rows(
                 schema_url: std::mem::take(&mut ss.schema_url),
             });
             let scope = scope_json(scope_origin.scope.as_ref());
-            for mut span in ss.spans {
+            for span in ss.spans {
                 let parent_ok = span.parent_span_id.is_empty() || span.parent_span_id.len() == 8;
                 if span.trace_id.len() != 16 || span.span_id.len() != 8 || !parent_ok {
                     rejected += 1;
@@ -163,8 +149,8 @@ pub(crate) fn rows(
                 }
                 let (status_code, status_message) = span
                     .status
-                    .as_mut()
-                    .map(|s| (s.code, text(&mut s.message)))
+                    .as_ref()
+                    .map(|s| (s.code, s.message.clone()))
                     .unwrap_or((status::StatusCode::Unset as i32, String::new()));
                 let row = SpanRow {
                     trace_id: hex::encode(&span.trace_id),
@@ -172,13 +158,13 @@ pub(crate) fn rows(
                     parent_span_id: (!span.parent_span_id.is_empty())
                         .then(|| hex::encode(&span.parent_span_id)),
                     service: service.clone(),
-                    name: text(&mut span.name),
+                    name: span.name.clone(),
                     kind: span.kind,
                     start_ns: clamp_ns(span.start_time_unix_nano),
                     end_ns: clamp_ns(span.end_time_unix_nano),
                     status_code,
                     status_message,
-                    trace_state: text(&mut span.trace_state),
+                    trace_state: span.trace_state.clone(),
                     flags: span.flags,
                     attributes: attributes_json(&span.attributes),
                     events: events_json(&span.events),
@@ -188,7 +174,7 @@ pub(crate) fn rows(
                 };
                 out.push(Received {
                     row,
-                    span: keep_spans.then_some(span),
+                    span,
                     scope: scope_origin.clone(),
                 });
             }

@@ -94,6 +94,13 @@ pub(crate) async fn write(
                 for logs in logs {
                     store_logs(&outputs, &counters, &logs).await;
                 }
+                if outputs.exporters.is_empty() {
+                    // Only the store's rows are needed: the OTLP spans
+                    // would only take memory in the processors' buffers.
+                    for received in &mut batch {
+                        drop(std::mem::take(&mut received.span));
+                    }
+                }
                 processors.push(batch, now)
             }
             Some(Batch::Logs(logs)) => {
@@ -150,9 +157,8 @@ async fn store_batch(
     let mut spans = Vec::with_capacity(if forward { batch.len() } else { 0 });
     for received in batch {
         rows.push(received.row);
-        // The receivers keep the OTLP span whenever an exporter forwards.
-        if let Some(span) = received.span {
-            spans.push((span, received.scope));
+        if forward {
+            spans.push((received.span, received.scope));
         }
     }
     // The exporters first: queueing never waits.
