@@ -12,7 +12,7 @@ use tracewire::{KeyValue, SpanData, SpanKind, Status};
 use tracewire_collect::{Collector, Config};
 
 mod common;
-use common::{export, request, request_full};
+use common::{export, get_json, request, request_full, wait_stored};
 
 const TRACE_A: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
 const TRACE_B: u128 = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c;
@@ -54,24 +54,6 @@ fn span(
         status,
         attributes,
     )
-}
-
-async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let (status, body) = request(addr, "GET", path, &[], b"").await;
-    (
-        status,
-        serde_json::from_slice(&body).expect("a JSON answer"),
-    )
-}
-
-async fn wait_stored(collector: &Collector, spans: u64) {
-    for _ in 0..400 {
-        if collector.stats().spans_stored >= spans {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("spans not stored: {:?}", collector.stats());
 }
 
 async fn assert_still_up(addr: SocketAddr) {
@@ -328,14 +310,7 @@ async fn a_full_queue_answers_503_with_retry_after_then_drains() {
     .await
     .unwrap();
     let addr = collector.local_addr();
-    // Another connection holds the write lock: the writer waits (within
-    // its busy timeout), so accepted batches pile up in the queue.
-    let url = format!("sqlite:{}", dir.path().join("traces.sqlite").display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = common::hold_write_lock(dir.path()).await;
     let body = ExportBody::one(9).encode();
     let protobuf = [("content-type", "application/x-protobuf")];
     let mut accepted = 0;

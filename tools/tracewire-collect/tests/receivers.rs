@@ -33,7 +33,7 @@ use tracewire::{
 use tracewire_collect::{Collector, Config};
 
 mod common;
-use common::request;
+use common::{get_json, request};
 
 const TRACE_A: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
 const TRACE_B: u128 = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c;
@@ -74,14 +74,6 @@ fn hex_trace(trace: u128) -> String {
 
 fn nanos(t: SystemTime) -> u64 {
     u64::try_from(t.duration_since(UNIX_EPOCH).unwrap().as_nanos()).unwrap()
-}
-
-async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let (status, body) = request(addr, "GET", path, &[], b"").await;
-    (
-        status,
-        serde_json::from_slice(&body).expect("a JSON answer"),
-    )
 }
 
 async fn wait_for(
@@ -787,14 +779,7 @@ async fn a_full_queue_answers_unavailable_with_retry_info_over_grpc() {
     })
     .await
     .unwrap();
-    // Another connection holds the write lock: the writer waits (within
-    // its busy timeout), so accepted batches pile up in the queue.
-    let url = format!("sqlite:{}", dir.path().join("traces.sqlite").display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = common::hold_write_lock(dir.path()).await;
     let mut client = LogsServiceClient::connect(grpc_url(&collector))
         .await
         .unwrap();

@@ -6,13 +6,12 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tracewire_collect::{Collector, CollectorFile, Config};
 
 mod common;
-use common::{request, request_full};
+use common::{get_json, request, request_full, wait_stored};
 
 const LIMIT: usize = 8 * 1024;
 const JSON: [(&str, &str); 1] = [("content-type", "application/json")];
@@ -42,24 +41,6 @@ fn zipkin(collector: &Collector) -> SocketAddr {
 async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
     let (status, body) = request(addr, "POST", "/api/v2/spans", headers, body).await;
     (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let (status, body) = request(addr, "GET", path, &[], b"").await;
-    (
-        status,
-        serde_json::from_slice(&body).expect("a JSON answer"),
-    )
-}
-
-async fn wait_stored(collector: &Collector, spans: u64) {
-    for _ in 0..400 {
-        if collector.stats().spans_stored >= spans {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("spans not stored: {:?}", collector.stats());
 }
 
 async fn assert_still_up(collector: &Collector) {
@@ -307,13 +288,7 @@ async fn a_full_queue_answers_503_with_retry_after() {
     })
     .await
     .unwrap();
-    // Another connection holds the write lock: accepted batches pile up.
-    let url = format!("sqlite:{}", dir.path().join("traces.sqlite").display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = common::hold_write_lock(dir.path()).await;
     let mut accepted = 0;
     let mut refused = None;
     for id in 1..=10 {

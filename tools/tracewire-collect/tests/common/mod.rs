@@ -121,3 +121,38 @@ pub(crate) async fn request_full(
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, head, answer[split + 4..].to_vec())
 }
+
+/// `GET path` and its JSON answer.
+pub(crate) async fn get_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = request(addr, "GET", path, &[], b"").await;
+    (
+        status,
+        serde_json::from_slice(&body).expect("a JSON answer"),
+    )
+}
+
+/// Waits (at most 10 s) until the collector has stored `spans` spans.
+pub(crate) async fn wait_stored(collector: &tracewire_collect::Collector, spans: u64) {
+    for _ in 0..400 {
+        if collector.stats().spans_stored >= spans {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("spans not stored: {:?}", collector.stats());
+}
+
+/// A second connection to the store in `dir` holding its write lock (until
+/// it rolls back or is dropped): the collector's writer waits within its
+/// busy timeout, so accepted batches pile up in the queue.
+pub(crate) async fn hold_write_lock(dir: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+
+    let url = format!("sqlite:{}", dir.join("traces.sqlite").display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    blocker
+}
