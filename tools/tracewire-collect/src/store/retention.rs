@@ -109,20 +109,11 @@ pub(super) async fn enforce(pool: &SqlitePool, retention: Retention) -> Result<u
         .bind(EVICTION_CHUNK)
         .fetch_all(pool)
         .await?;
-        // The oldest traces that bring both counts within bounds (or the
-        // whole chunk when that is not enough).
-        let mut ids = Vec::new();
-        let mut freed = 0u64;
-        for row in &oldest {
-            let count = u64::try_from(ids.len()).unwrap_or(u64::MAX);
-            if count >= excess_traces && freed >= excess_bytes {
-                break;
-            }
-            let id: String = row.try_get("trace_id")?;
-            let bytes: i64 = row.try_get("bytes")?;
-            ids.push(id);
-            freed = freed.saturating_add(to_u64(bytes));
-        }
+        let oldest = oldest
+            .iter()
+            .map(|row| Ok((row.try_get::<String, _>("trace_id")?, row.try_get("bytes")?)))
+            .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()?;
+        let ids = enough(oldest, excess_traces, excess_bytes);
         if ids.is_empty() {
             break;
         }
@@ -133,6 +124,23 @@ pub(super) async fn enforce(pool: &SqlitePool, retention: Retention) -> Result<u
     }
     enforce_logs(pool, retention).await?;
     Ok(evicted)
+}
+
+/// The first of `oldest` (key, bytes) that bring both counts within
+/// bounds: at least `excess` of them, of at least `excess_bytes` in all
+/// (or all of them when that is not enough).
+fn enough<K>(oldest: Vec<(K, i64)>, excess: u64, excess_bytes: u64) -> Vec<K> {
+    let mut keys = Vec::new();
+    let mut freed = 0u64;
+    for (key, bytes) in oldest {
+        let count = u64::try_from(keys.len()).unwrap_or(u64::MAX);
+        if count >= excess && freed >= excess_bytes {
+            break;
+        }
+        keys.push(key);
+        freed = freed.saturating_add(to_u64(bytes));
+    }
+    keys
 }
 
 /// Deletes the oldest log records (by time, then as stored),
@@ -152,18 +160,11 @@ async fn enforce_logs(pool: &SqlitePool, retention: Retention) -> Result<(), Sto
         .bind(EVICTION_CHUNK)
         .fetch_all(pool)
         .await?;
-        // The oldest records that bring both counts within bounds (or the
-        // whole chunk when that is not enough).
-        let mut rowids = Vec::new();
-        let mut freed = 0u64;
-        for row in &oldest {
-            let count = u64::try_from(rowids.len()).unwrap_or(u64::MAX);
-            if count >= excess_logs && freed >= excess_bytes {
-                break;
-            }
-            rowids.push(row.try_get::<i64, _>("rowid")?);
-            freed = freed.saturating_add(to_u64(row.try_get("bytes")?));
-        }
+        let oldest = oldest
+            .iter()
+            .map(|row| Ok((row.try_get::<i64, _>("rowid")?, row.try_get("bytes")?)))
+            .collect::<Result<Vec<(i64, i64)>, sqlx::Error>>()?;
+        let rowids = enough(oldest, excess_logs, excess_bytes);
         if rowids.is_empty() {
             // The totals say more than the table holds: nothing to delete.
             return Ok(());
