@@ -28,6 +28,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite};
 
+/// SQLite's page cache per connection, in KiB (64 MiB; SQLite's default is
+/// 2 MiB). The primary key (random trace ids) and the indexes of a growing
+/// store outgrow a small cache, and every miss is a read from the file:
+/// filling a store to 600,000 spans went from about 13,000 to 16,000–18,000
+/// spans/s with it (`benches/RESULTS.md`).
+const PAGE_CACHE_KIB: i64 = 64 * 1024;
+
 /// The name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "traces.sqlite";
 
@@ -282,7 +289,8 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -718,6 +726,23 @@ mod tests {
             plan.iter().any(|d| d.contains("traces_first_start")),
             "{plan:#?}"
         );
+    }
+
+    /// Every connection of the store has the larger page cache.
+    #[tokio::test]
+    async fn the_stores_connections_have_the_larger_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let kib: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(kib, -super::PAGE_CACHE_KIB);
+            held.push(conn);
+        }
     }
 
     /// An evicted trace's log records go with it (and out of the
