@@ -1170,12 +1170,17 @@ fn rejected_http(body: &[u8], json: bool) -> u64 {
 
 /// `Retry-After`: seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_at(headers, SystemTime::now())
+}
+
+/// [`retry_after`] with an HTTP date counted from `now`.
+fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => httpdate::parse_http_date(value)
             .ok()?
-            .duration_since(SystemTime::now())
+            .duration_since(now)
             .unwrap_or(Duration::ZERO),
     };
     Some(wait.min(MAX_RETRY_AFTER))
@@ -1341,9 +1346,14 @@ mod tests {
             retry_after(&header("Wed, 21 Oct 2015 07:28:00 GMT")),
             Some(Duration::ZERO)
         );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        let wait = retry_after(&header(&later)).unwrap();
-        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        // A date two minutes after `now` (whole seconds: HTTP dates have no
+        // fractions) is a wait of exactly two minutes.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_000_000);
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(120));
+        assert_eq!(
+            retry_after_at(&header(&later), now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(retry_after(&header("soon")), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
