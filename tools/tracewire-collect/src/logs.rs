@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row as _, Sqlite};
 
 use crate::otlp::{attributes_json, clamp_ns, resource_fields, scope_json, value_json};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, counted_bytes};
 
 /// The `logs` table and its indexes.
 const LOGS_SCHEMA: &[&str] = &[
@@ -47,18 +47,17 @@ pub(crate) const LOG_ROW_BYTES_SQL: &str = "(128 + octet_length(service)
 
 /// A log row's bytes as retention counts them (see [`LOG_ROW_BYTES_SQL`]).
 fn log_bytes(row: &LogRow) -> i64 {
-    let text = [
-        &row.service,
-        &row.severity_text,
-        &row.body,
-        &row.attributes,
-        &row.resource,
-        &row.scope,
-    ]
-    .iter()
-    .map(|s| s.len() as u64)
-    .sum::<u64>();
-    i64::try_from(text.saturating_add(LOG_OVERHEAD_BYTES)).unwrap_or(i64::MAX)
+    counted_bytes(
+        &[
+            &row.service,
+            &row.severity_text,
+            &row.body,
+            &row.attributes,
+            &row.resource,
+            &row.scope,
+        ],
+        LOG_OVERHEAD_BYTES,
+    )
 }
 
 /// Log rows per `INSERT` statement (12 values each).

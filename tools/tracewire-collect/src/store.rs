@@ -13,6 +13,7 @@ mod retention;
 mod write;
 
 pub use dependencies::{Edge, TimeRange};
+pub(crate) use retention::counted_bytes;
 pub use retention::{Retention, Usage};
 
 use std::path::{Path, PathBuf};

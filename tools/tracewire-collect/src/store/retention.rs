@@ -71,6 +71,13 @@ pub struct Usage {
     pub log_bytes: u64,
 }
 
+/// What retention counts for one stored row: the UTF-8 bytes of `texts`
+/// plus `overhead` (its ids, numbers and index entries).
+pub(crate) fn counted_bytes(texts: &[&str], overhead: u64) -> i64 {
+    let text = texts.iter().map(|s| s.len() as u64).sum::<u64>();
+    i64::try_from(text.saturating_add(overhead)).unwrap_or(i64::MAX)
+}
+
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }

@@ -14,6 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{AssertSqlSafe, QueryBuilder, Row as _, Sqlite, SqliteConnection};
 
+use super::retention::counted_bytes;
 use super::{SPAN_OVERHEAD_BYTES, SpanRow, StoreError};
 
 /// Rows per `INSERT` statement (19 values each, well under SQLite's
@@ -30,21 +31,20 @@ pub(super) const ROW_BYTES_SQL: &str = "(128 + octet_length(service) + octet_len
 
 /// A span row's bytes as retention counts them (see [`ROW_BYTES_SQL`]).
 pub(super) fn row_bytes(row: &SpanRow) -> i64 {
-    let text = [
-        &row.service,
-        &row.name,
-        &row.status_message,
-        &row.trace_state,
-        &row.attributes,
-        &row.events,
-        &row.links,
-        &row.resource,
-        &row.scope,
-    ]
-    .iter()
-    .map(|s| s.len() as u64)
-    .sum::<u64>();
-    i64::try_from(text.saturating_add(SPAN_OVERHEAD_BYTES)).unwrap_or(i64::MAX)
+    counted_bytes(
+        &[
+            &row.service,
+            &row.name,
+            &row.status_message,
+            &row.trace_state,
+            &row.attributes,
+            &row.events,
+            &row.links,
+            &row.resource,
+            &row.scope,
+        ],
+        SPAN_OVERHEAD_BYTES,
+    )
 }
 
 /// How a batch changed the store's totals.
