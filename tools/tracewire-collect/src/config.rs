@@ -458,7 +458,7 @@ fn otlp_receiver(
     for (protocol, p) in protocols {
         let slot = match protocol.as_str() {
             "grpc" => {
-                grpc_listen = Some(SocketAddr::from(([127, 0, 0, 1], 4317)));
+                grpc_listen = Some(crate::DEFAULT_GRPC_LISTEN);
                 &mut grpc_listen
             }
             "http" => &mut listen,
@@ -493,7 +493,7 @@ fn otlp_receiver(
 /// Zipkin's port on the loopback interface, as this collector's other
 /// default addresses); no other setting is supported yet.
 fn zipkin_receiver(id: &str, settings: &Json) -> Result<SocketAddr, ConfigError> {
-    let mut listen = SocketAddr::from(([127, 0, 0, 1], 9411));
+    let mut listen = crate::DEFAULT_ZIPKIN_LISTEN;
     for (key, value) in object(settings, id)? {
         match key.as_str() {
             "endpoint" => {

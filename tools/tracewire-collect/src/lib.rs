@@ -52,7 +52,7 @@ mod server;
 mod store;
 mod zipkin;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,15 +73,21 @@ pub use store::{
     TraceSummary, Usage,
 };
 
-/// The default listen address (OTLP/HTTP's port).
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:4318";
+/// The default listen address: 127.0.0.1:4318 (OTLP/HTTP's port).
+pub const DEFAULT_LISTEN: SocketAddr = loopback(4318);
 
-/// The default OTLP/gRPC listen address (OTLP/gRPC's port).
-pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:4317";
+/// The default OTLP/gRPC listen address: 127.0.0.1:4317 (OTLP/gRPC's
+/// port).
+pub const DEFAULT_GRPC_LISTEN: SocketAddr = loopback(4317);
 
 /// The `zipkin` receiver's listen address when the configuration names
-/// none (Zipkin's port).
-pub const DEFAULT_ZIPKIN_LISTEN: &str = "127.0.0.1:9411";
+/// none: 127.0.0.1:9411 (Zipkin's port).
+pub const DEFAULT_ZIPKIN_LISTEN: SocketAddr = loopback(9411);
+
+/// `port` on the IPv4 loopback address.
+const fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
 
 /// The default largest request body: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -161,8 +167,8 @@ impl Default for Config {
     /// connections.
     fn default() -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
-            grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 4317))),
+            listen: DEFAULT_LISTEN,
+            grpc_listen: Some(DEFAULT_GRPC_LISTEN),
             zipkin_listen: None,
             data_dir: default_data_dir(),
             body_limit: DEFAULT_BODY_LIMIT,
